@@ -1,0 +1,106 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""RveRNet model configuration.
+
+This file is uploaded next to the weights and read by the Hub's remote-code loader: it imports only
+`transformers` (and the standard library), and nothing from the rest of `rvernet_hf`.
+"""
+
+from typing import Any
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+
+FUSION_TYPES = ("logits", "features")
+
+
+class RveRNetConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`RveRNetForImageClassification`]: two vision towers and a fusion head.
+
+    The ROI tower reads the region-of-interest cut-out (everything outside the ROI mask blacked out), the context tower
+    reads the complementary cut-out (the ROI blacked out), and the fusion ("integration") head decides from both.
+    Each tower is any vision classification model that [`~transformers.AutoConfig`] knows (DeiT, DeiT distilled, ViT,
+    ConvNeXt, ResNet, MobileNetV2, Swin, timm models through `timm_wrapper`, ...), and the two may be of different
+    families. The defaults reproduce the paper's `rvernet-deit-b` shape: two DeiT-B towers, logits fusion, 640 hidden.
+
+    Args:
+        roi_config (`PreTrainedConfig` or `dict`, *optional*):
+            Configuration of the ROI tower. A dict must carry a `model_type`. Defaults to a DeiT-B configuration.
+        context_config (`PreTrainedConfig` or `dict`, *optional*):
+            Configuration of the context (extra-ROI) tower. Defaults to a DeiT-B configuration.
+        fusion (`str`, *optional*, defaults to `"logits"`):
+            How the towers meet the fusion head. `"logits"` (the paper): each tower keeps its own classification
+            head and the two logit vectors are concatenated. `"features"`: each tower's head is removed
+            (`num_labels=0` in its sub-config) and the pooled features the head would have read are concatenated.
+        fusion_hidden_size (`int`, *optional*, defaults to 640):
+            Width of the fusion head's hidden layer (Linear -> ReLU -> dropout -> Linear).
+        classifier_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout probability after the fusion head's activation.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialiser of the fusion head.
+        num_labels, id2label, label2id, problem_type:
+            As in every transformers classification config.
+
+    Example:
+
+    ```python
+    >>> from transformers import DeiTConfig, MobileNetV2Config
+    >>> from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
+
+    >>> config = RveRNetConfig(
+    ...     roi_config=MobileNetV2Config(), context_config=DeiTConfig(), id2label={0: "ketchup", 1: "chili paste"}
+    ... )
+    >>> model = RveRNetForImageClassification(config)
+    >>> config.roi_config.model_type, config.num_labels
+    ('mobilenet_v2', 2)
+    ```
+    """
+
+    model_type = "rvernet"
+    sub_configs_defaults = {
+        "roi_config": SubConfigSpec(config_class=AutoConfig, model_type="deit"),
+        "context_config": SubConfigSpec(config_class=AutoConfig, model_type="deit"),
+    }
+
+    roi_config: PreTrainedConfig | dict | None = None
+    context_config: PreTrainedConfig | dict | None = None
+    fusion: str = "logits"
+    fusion_hidden_size: int = 640
+    classifier_dropout: float | int = 0.0
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs: Any):
+        # Dict sub-configs go through their class's `from_dict`, which knows each family's serialised form
+        # (timm_wrapper's `num_classes`/`label_names`, for one); a plain `Config(**dict)` would not.
+        for key in ("roi_config", "context_config"):
+            sub_config = getattr(self, key)
+            if isinstance(sub_config, dict) and "model_type" in sub_config:
+                sub_config = dict(sub_config)
+                config_class = CONFIG_MAPPING[sub_config.pop("model_type")]
+                setattr(self, key, config_class.from_dict(sub_config))
+        super().__post_init__(**kwargs)
+        if self.fusion not in FUSION_TYPES:
+            raise ValueError(f"`fusion` must be one of {FUSION_TYPES}, got {self.fusion!r}.")
+        if not isinstance(self.fusion_hidden_size, int) or self.fusion_hidden_size < 1:
+            raise ValueError(f"`fusion_hidden_size` must be a positive integer, got {self.fusion_hidden_size!r}.")
+        if not 0.0 <= float(self.classifier_dropout) < 1.0:
+            raise ValueError(f"`classifier_dropout` must be in [0, 1), got {self.classifier_dropout!r}.")
+        if self.fusion == "features":
+            # The towers' own heads are dropped: their classifier becomes an identity and the tower returns
+            # the pooled features its head would have read.
+            for key in ("roi_config", "context_config"):
+                sub_config = getattr(self, key)
+                if sub_config.num_labels != 0:
+                    sub_config.num_labels = 0
+
+    @classmethod
+    def from_tower_configs(
+        cls, roi_config: PreTrainedConfig, context_config: PreTrainedConfig, **kwargs: Any
+    ) -> "RveRNetConfig":
+        r"""Build an [`RveRNetConfig`] from the two towers' configurations (copied, never shared)."""
+        return cls(roi_config=roi_config.to_dict(), context_config=context_config.to_dict(), **kwargs)
+
+
+__all__ = ["RveRNetConfig"]

@@ -1,0 +1,78 @@
+"""Shared fixtures: tiny, deliberately odd tower configs (hidden 32, intermediate 37, 30 px images) so that shape bugs
+fail loudly, and an offline environment."""
+
+import os
+
+import pytest
+
+
+# Tests never touch the network: every Hub path is exercised on local folders.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+IMAGE_SIZE = 30
+
+
+def tiny_tower_config(family: str, num_labels: int = 5, image_size: int = IMAGE_SIZE):
+    """A tiny config of one backbone family. `family` is one of `TOWER_FAMILIES`."""
+    from transformers import (
+        ConvNextConfig,
+        DeiTConfig,
+        MobileNetV2Config,
+        ResNetConfig,
+        SwinConfig,
+        TimmWrapperConfig,
+        ViTConfig,
+    )
+
+    vit_kwargs = {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 37,
+        "image_size": image_size,
+        "patch_size": 6 if image_size % 6 == 0 else 8,
+        "num_labels": num_labels,
+    }
+    if family == "deit":
+        return DeiTConfig(**vit_kwargs)
+    if family == "deit_distilled":
+        return DeiTConfig(**vit_kwargs, architectures=["DeiTForImageClassificationWithTeacher"])
+    if family == "vit":
+        return ViTConfig(**vit_kwargs)
+    if family == "convnext":
+        return ConvNextConfig(
+            num_channels=3, hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=2, image_size=image_size,
+            num_labels=num_labels,
+        )  # fmt: skip
+    if family == "resnet":
+        return ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=num_labels)
+    if family == "mobilenet_v2":
+        return MobileNetV2Config(depth_multiplier=0.25, image_size=image_size, num_labels=num_labels)
+    if family == "swin":
+        return SwinConfig(
+            image_size=image_size, patch_size=3, embed_dim=8, depths=[1, 1], num_heads=[2, 2], window_size=5,
+            num_labels=num_labels,
+        )  # fmt: skip
+    if family == "timm":
+        return TimmWrapperConfig(architecture="test_efficientnet", num_labels=num_labels)
+    raise ValueError(family)
+
+
+TOWER_FAMILIES = ("deit", "deit_distilled", "vit", "convnext", "resnet", "mobilenet_v2", "swin", "timm")
+
+
+@pytest.fixture
+def tiny_config():
+    """The standard tiny RveRNet: a DeiT ROI tower and a ResNet context tower, 3 labels."""
+    from rvernet_hf import RveRNetConfig
+
+    return RveRNetConfig(
+        roi_config=tiny_tower_config("deit"),
+        context_config=tiny_tower_config("resnet"),
+        id2label={0: "ketchup", 1: "chili paste", 2: "fries"},
+        label2id={"ketchup": 0, "chili paste": 1, "fries": 2},
+        fusion_hidden_size=24,
+    )
