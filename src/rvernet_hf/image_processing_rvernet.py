@@ -1,0 +1,830 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""Image processor for RveRNet: photos (+ an ROI mask, box, points, or nothing) -> ROI and context cut-outs.
+
+The processor holds settings, not weights. When a prompt (box/points) or nothing is given, it masks the ROI with
+Segment Anything (`SamModel`), loaded lazily on the first call that needs it, once per process. This file is uploaded
+next to the weights and read by the Hub's remote-code loader: it imports only torch, numpy, PIL and transformers.
+
+Pixel contract (per sample, at the output size, after letterbox/resize and per-tower normalisation `N_t`):
+
+    roi_pixel_values     = where(mask, N_roi(image), fill_value)
+    context_pixel_values = where(mask, fill_value, N_context(image))   # context_mode="complement" (the paper)
+                         = N_context(image)                            # context_mode="full"
+
+Letterbox padding lies outside the ROI, so it is `fill_value` in the ROI cut-out and the grey `pad_value` (normalised)
+in the context cut-out.
+"""
+
+import io
+import math
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
+IMAGENET_DEFAULT_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_DEFAULT_STD = [0.229, 0.224, 0.225]
+DEFAULT_SAM_CHECKPOINT = "facebook/sam-vit-base"
+RESIZE_MODES = ("letterbox", "resize")
+CONTEXT_MODES = ("complement", "full")
+AUTO_ROI_STRATEGIES = ("sam_grid", "center")
+
+# One SAM per (checkpoint, revision, device, dtype) per process, shared by every processor instance.
+_SAM_CACHE: dict[tuple, Any] = {}
+_SAM_CACHE_LOCK = threading.Lock()
+
+
+# ----------------------------------------------------------------------------------------------- loading images
+
+
+def _describe(index: int, source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return f"image {index} ({os.fspath(source)})"
+    return f"image {index}"
+
+
+def _pil_to_rgb(image: Image.Image, background: int) -> Image.Image:
+    """Any PIL mode to RGB: alpha composited on a grey `background`, 16/32-bit and float scaled to 8 bits."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+        if image.mode == "F" and array.max(initial=0) <= 1.0:
+            peak = 1.0
+        array = np.clip(array / peak * 255.0, 0, 255).round().astype(np.uint8)
+        return Image.fromarray(array, mode="L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (background, background, background, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    if image.mode != "RGB":
+        return image.convert("RGB")
+    return image
+
+
+def load_image(image: Any, index: int = 0, background: int = 125) -> np.ndarray:
+    """Read one image (path, PIL, numpy or torch) into an RGB `uint8` array of shape (H, W, 3).
+
+    EXIF orientation is applied; any PIL mode is converted (see `_pil_to_rgb`); numpy/torch inputs may be HW, HWC or
+    CHW, uint8 or float in [0, 1]. Raises `ValueError` naming the image for: a file that is not an image or is
+    truncated, an image over PIL's decompression-bomb limit, a zero-size image, an array of the wrong shape.
+    """
+    name = _describe(index, image)
+    if isinstance(image, (str, os.PathLike, bytes, io.IOBase)):
+        source = io.BytesIO(image) if isinstance(image, bytes) else image
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(source) as opened:
+                    opened.load()
+                    image = ImageOps.exif_transpose(opened)
+                    image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise ValueError(
+                f"{name} is larger than PIL's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS} pixels): {error}. "
+                "Raise `PIL.Image.MAX_IMAGE_PIXELS` if you trust this file."
+            ) from None
+        except FileNotFoundError:
+            raise ValueError(f"{name} does not exist.") from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise ValueError(f"{name} is not a readable image file (not an image, or truncated): {error}") from None
+    if isinstance(image, Image.Image):
+        width, height = image.size
+        if width == 0 or height == 0:
+            raise ValueError(f"{name} has zero size ({width}x{height}).")
+        if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+            raise ValueError(
+                f"{name} has {width * height} pixels, over PIL's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS})."
+            )
+        image = ImageOps.exif_transpose(image)
+        return np.asarray(_pil_to_rgb(image, background))
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{name} must be a path, a PIL image, a numpy array or a torch tensor, got {type(image)}.")
+    array = image
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # CHW -> HWC
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise ValueError(f"{name} must have shape (H, W), (H, W, C) or (C, H, W) with C in 1/3/4, got {image.shape}.")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name} has zero size ({array.shape[1]}x{array.shape[0]}).")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif np.issubdtype(array.dtype, np.floating):
+        if array.size and (np.nanmin(array) < 0 or np.nanmax(array) > 1.0 + 1e-6):
+            if np.nanmax(array) <= 255.0 and np.nanmin(array) >= 0:
+                array = array / 255.0
+            else:
+                raise ValueError(f"{name} is a float array outside [0, 1] (or [0, 255]); normalise it first.")
+        array = (np.nan_to_num(array) * 255.0).round().astype(np.uint8)
+    elif array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    if array.shape[-1] == 4:
+        alpha = array[..., 3:4].astype(np.float32) / 255.0
+        array = (array[..., :3] * alpha + background * (1.0 - alpha)).round().astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def load_mask(mask: Any, index: int, image_shape: tuple[int, int], allow_full: bool = False) -> np.ndarray:
+    """Read a user-given ROI mask into a bool (H, W) array matching the image.
+
+    Accepts bool, {0, 1} or {0, 255} arrays/tensors, PIL images (mode 1, L, P, RGB with equal channels) and paths.
+    Raises `ValueError` naming the image for: a size that differs from the image's, non-binary values, an empty mask,
+    or a mask covering the whole image (no context left), unless `allow_full`.
+    """
+    name = f"the ROI mask of image {index}"
+    if isinstance(mask, (str, os.PathLike, bytes)):
+        try:
+            with Image.open(io.BytesIO(mask) if isinstance(mask, bytes) else mask) as opened:
+                opened.load()
+                mask = opened.copy()
+        except (UnidentifiedImageError, OSError) as error:
+            raise ValueError(f"{name} is not a readable image file: {error}") from None
+    if isinstance(mask, Image.Image):
+        mask = np.asarray(mask.convert("L") if mask.mode not in ("1", "L", "P", "I", "I;16") else mask)
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and 1 in (mask.shape[0], mask.shape[-1]):
+        mask = mask.reshape(mask.shape[1:] if mask.shape[0] == 1 else mask.shape[:-1])
+    if mask.ndim == 3 and mask.shape[-1] in (3, 4) and (mask[..., :3] == mask[..., :1]).all():
+        mask = mask[..., 0]
+    if mask.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (H, W), got shape {mask.shape}.")
+    if tuple(mask.shape) != tuple(image_shape):
+        raise ValueError(
+            f"{name} has size {mask.shape[1]}x{mask.shape[0]} (WxH) but the image is {image_shape[1]}x{image_shape[0]}."
+        )
+    if mask.dtype != np.bool_:
+        values = np.unique(mask)
+        if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
+            shown = values[:6].tolist()
+            raise ValueError(f"{name} is not binary: expected values {{0, 1}} or {{0, 255}}, found {shown}...")
+        mask = mask > 0
+    if not mask.any():
+        raise ValueError(f"{name} is empty (all zero): there is no ROI to classify.")
+    if mask.all() and not allow_full:
+        raise ValueError(f"{name} covers the whole image (all one): nothing is left for the context tower.")
+    return mask
+
+
+# ----------------------------------------------------------------------------------------------- prompts
+
+
+def _depth(value: Any) -> int:
+    depth = 0
+    while isinstance(value, (list, tuple, np.ndarray, torch.Tensor)) and len(value) > 0:
+        value = value[0]
+        depth += 1
+    return depth
+
+
+def _as_float_list(value: Any) -> Any:
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return value.tolist()
+    return value
+
+
+def normalize_point_prompts(points: Any, labels: Any, index: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One image's points -> a list of ROIs, each (points (P, 2) float xy, labels (P,) int).
+
+    Nesting: `[x, y]` is one ROI from one point; `[[x, y], ...]` one ROI from several points;
+    `[[[x, y], ...], ...]` several ROIs. Labels follow the same nesting without the xy (default 1, foreground).
+    """
+    points = _as_float_list(points)
+    depth = _depth(points)
+    if depth == 1:
+        points = [[points]]
+    elif depth == 2:
+        points = [points]
+    elif depth != 3:
+        raise ValueError(f"input_points of image {index} must be [x, y], [[x, y], ...] or [[[x, y], ...], ...].")
+    labels = _as_float_list(labels)
+    if labels is None:
+        labels = [[1] * len(roi) for roi in points]
+    else:
+        label_depth = _depth(labels)
+        if label_depth == 0:
+            labels = [[labels]]
+        elif label_depth == 1:
+            labels = [labels] if len(points) == 1 else [[label] for label in labels]
+    if len(labels) != len(points) or any(len(a) != len(b) for a, b in zip(labels, points)):
+        raise ValueError(f"input_labels of image {index} do not match its input_points (one label per point).")
+    rois = []
+    for roi_points, roi_labels in zip(points, labels):
+        array = np.asarray(roi_points, dtype=np.float64)
+        if array.ndim != 2 or array.shape[1] != 2:
+            raise ValueError(f"each point of image {index} must be [x, y], got {roi_points}.")
+        rois.append((array, np.asarray(roi_labels, dtype=np.int64)))
+    return rois
+
+
+def normalize_box_prompts(boxes: Any, index: int) -> list[np.ndarray]:
+    """One image's boxes -> a list of (4,) float arrays [x0, y0, x1, y1]; `[x0, y0, x1, y1]` is one ROI."""
+    boxes = _as_float_list(boxes)
+    depth = _depth(boxes)
+    if depth == 1:
+        boxes = [boxes]
+    elif depth != 2:
+        raise ValueError(f"input_boxes of image {index} must be [x0, y0, x1, y1] or a list of them.")
+    result = []
+    for box in boxes:
+        array = np.asarray(box, dtype=np.float64)
+        if array.shape != (4,):
+            raise ValueError(f"a box of image {index} must be [x0, y0, x1, y1], got {box}.")
+        result.append(array)
+    return result
+
+
+def _check_inside(index: int, height: int, width: int, points=(), boxes=()) -> None:
+    for roi_points, _ in points:
+        for x, y in roi_points:
+            if not (0 <= x < width and 0 <= y < height):
+                raise ValueError(
+                    f"input point ({x:g}, {y:g}) of image {index} is outside the image (width {width}, height {height})."
+                )
+    for x0, y0, x1, y1 in boxes:
+        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+            raise ValueError(
+                f"input box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) of image {index} must satisfy 0 <= x0 < x1 <= {width} "
+                f"and 0 <= y0 < y1 <= {height} (x0, y0, x1, y1 in pixels)."
+            )
+
+
+def _per_image(value: Any, num_images: int, name: str, batched: bool) -> list:
+    if value is None:
+        return [None] * num_images
+    if not batched:
+        return [value]
+    if not isinstance(value, (list, tuple)) or len(value) != num_images:
+        raise ValueError(f"`{name}` must have one entry per image ({num_images}), or None for an image.")
+    return list(value)
+
+
+# ----------------------------------------------------------------------------------------------- processor
+
+
+class RveRNetImageProcessor(BaseImageProcessor):
+    r"""
+    Turns photos into RveRNet's two inputs, `roi_pixel_values` and `context_pixel_values`.
+
+    Per image, the ROI comes from one of: a mask (`roi_masks`), a box (`input_boxes`), one or more points
+    (`input_points` + `input_labels`), or nothing (the automatic ROI). Several ROIs of one image give one sample each;
+    `roi_image_index` maps samples back to images. Boxes and points are turned into masks by SAM, whose image
+    embedding is computed once per image however many prompts it has, with images batched through SAM.
+
+    Args:
+        sam_model_name_or_path (`str`, *optional*, defaults to `"facebook/sam-vit-base"`):
+            SAM checkpoint (Hub id or folder), loaded lazily on the first call that needs it (never when masks are
+            given), once per process.
+        sam_revision (`str`, *optional*): Revision of the SAM checkpoint.
+        sam_device (`str`, *optional*): Device for SAM; defaults to CUDA when available, else CPU.
+        sam_dtype (`str`, *optional*, defaults to `"auto"`):
+            `"auto"` (bfloat16 on a GPU that supports it, float16 on other GPUs, float32 on CPU), or a dtype name.
+        sam_batch_size (`int`, *optional*, defaults to 4): Images per SAM image-encoder forward pass.
+        size (`dict`, *optional*, defaults to `{"height": 224, "width": 224}`): Output size of both cut-outs.
+        resize_mode (`str`, *optional*, defaults to `"letterbox"`):
+            `"letterbox"` keeps the aspect ratio and pads with `pad_value` (the paper); `"resize"` stretches.
+        pad_value (`int`, *optional*, defaults to 125): Grey level (0-255) of letterbox padding, as the paper.
+        do_normalize (`bool`, *optional*, defaults to `True`): Normalise each cut-out with its tower's mean/std.
+        roi_image_mean, roi_image_std (`list[float]`, *optional*, default ImageNet): Normalisation of the ROI tower.
+        context_image_mean, context_image_std (`list[float]`, *optional*, default ImageNet): Normalisation of the
+            context tower. `RveRNetImageProcessor.from_towers_pretrained` fills all four from the towers' processors.
+        context_mode (`str`, *optional*, defaults to `"complement"`):
+            `"complement"`: the context cut-out has the ROI blacked out (the paper); `"full"`: the untouched image.
+        fill_value (`float`, *optional*, defaults to 0.0):
+            The value written (after normalisation) where a cut-out hides pixels. 0.0 is each tower's mean colour.
+        mask_threshold (`float`, *optional*, defaults to 0.0): Threshold on SAM's mask logits.
+        auto_roi (`str`, *optional*, defaults to `"sam_grid"`):
+            ROI when no prompt is given. `"sam_grid"`: SAM prompted with each point of an `auto_roi_points_per_side`
+            square grid; among candidate masks whose area is within [`auto_roi_min_area`, `auto_roi_max_area`] of
+            the image, the one with the highest `predicted IoU - auto_roi_center_weight * distance of its centroid
+            from the image centre (as a fraction of the half-diagonal)` wins (ties: the earlier grid point).
+            `"center"`: no SAM; the central box (see fallback). Fallback, when SAM yields no usable mask (none in
+            the area range, or an empty mask for a prompt): for a box prompt the box itself, for point prompts a disk
+            around the positive points, otherwise the central box covering `auto_roi_fallback_fraction` of each side;
+            a warning is logged. The ROI is never empty.
+        auto_roi_points_per_side (`int`, *optional*, defaults to 4)
+        auto_roi_min_area (`float`, *optional*, defaults to 0.02)
+        auto_roi_max_area (`float`, *optional*, defaults to 0.8)
+        auto_roi_center_weight (`float`, *optional*, defaults to 0.2)
+        auto_roi_fallback_fraction (`float`, *optional*, defaults to 0.5)
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from rvernet_hf import RveRNetImageProcessor
+    >>> processor = RveRNetImageProcessor(size={"height": 32, "width": 32})
+    >>> image = np.zeros((40, 60, 3), dtype=np.uint8)
+    >>> mask = np.zeros((40, 60), dtype=bool); mask[10:20, 10:30] = True
+    >>> batch = processor(image, roi_masks=mask)
+    >>> batch["roi_pixel_values"].shape, batch["context_pixel_values"].shape
+    (torch.Size([1, 3, 32, 32]), torch.Size([1, 3, 32, 32]))
+    ```
+    """
+
+    model_input_names = ["roi_pixel_values", "context_pixel_values"]
+
+    def __init__(
+        self,
+        sam_model_name_or_path: str = DEFAULT_SAM_CHECKPOINT,
+        sam_revision: str | None = None,
+        sam_device: str | None = None,
+        sam_dtype: str = "auto",
+        sam_batch_size: int = 4,
+        size: dict[str, int] | None = None,
+        resize_mode: str = "letterbox",
+        pad_value: int = 125,
+        do_normalize: bool = True,
+        roi_image_mean: Sequence[float] | None = None,
+        roi_image_std: Sequence[float] | None = None,
+        context_image_mean: Sequence[float] | None = None,
+        context_image_std: Sequence[float] | None = None,
+        context_mode: str = "complement",
+        fill_value: float = 0.0,
+        mask_threshold: float = 0.0,
+        auto_roi: str = "sam_grid",
+        auto_roi_points_per_side: int = 4,
+        auto_roi_min_area: float = 0.02,
+        auto_roi_max_area: float = 0.8,
+        auto_roi_center_weight: float = 0.2,
+        auto_roi_fallback_fraction: float = 0.5,
+        sam_model: Any = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.sam_model_name_or_path = sam_model_name_or_path
+        self.sam_revision = sam_revision
+        self.sam_device = sam_device
+        self.sam_dtype = sam_dtype
+        self.sam_batch_size = int(sam_batch_size)
+        self.size = dict(size) if size is not None else {"height": 224, "width": 224}
+        self.resize_mode = resize_mode
+        self.pad_value = int(pad_value)
+        self.do_normalize = do_normalize
+        self.roi_image_mean = list(roi_image_mean) if roi_image_mean is not None else list(IMAGENET_DEFAULT_MEAN)
+        self.roi_image_std = list(roi_image_std) if roi_image_std is not None else list(IMAGENET_DEFAULT_STD)
+        self.context_image_mean = (
+            list(context_image_mean) if context_image_mean is not None else list(IMAGENET_DEFAULT_MEAN)
+        )
+        self.context_image_std = list(context_image_std) if context_image_std is not None else list(IMAGENET_DEFAULT_STD)
+        self.context_mode = context_mode
+        self.fill_value = float(fill_value)
+        self.mask_threshold = float(mask_threshold)
+        self.auto_roi = auto_roi
+        self.auto_roi_points_per_side = int(auto_roi_points_per_side)
+        self.auto_roi_min_area = float(auto_roi_min_area)
+        self.auto_roi_max_area = float(auto_roi_max_area)
+        self.auto_roi_center_weight = float(auto_roi_center_weight)
+        self.auto_roi_fallback_fraction = float(auto_roi_fallback_fraction)
+        self._sam = None  # (SamModel, SamImageProcessor), never serialised
+        if sam_model is not None:
+            self.set_sam_model(sam_model)
+        self._validate_settings()
+
+    def _validate_settings(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"`resize_mode` must be one of {RESIZE_MODES}, got {self.resize_mode!r}.")
+        if self.context_mode not in CONTEXT_MODES:
+            raise ValueError(f"`context_mode` must be one of {CONTEXT_MODES}, got {self.context_mode!r}.")
+        if self.auto_roi not in AUTO_ROI_STRATEGIES:
+            raise ValueError(f"`auto_roi` must be one of {AUTO_ROI_STRATEGIES}, got {self.auto_roi!r}.")
+        if set(self.size) != {"height", "width"} or min(self.size.values()) < 1:
+            raise ValueError(f"`size` must be {{'height': H, 'width': W}} with positive H, W, got {self.size}.")
+        for name in ("roi_image_mean", "roi_image_std", "context_image_mean", "context_image_std"):
+            if len(getattr(self, name)) != 3:
+                raise ValueError(f"`{name}` must have 3 values (RGB), got {getattr(self, name)}.")
+        if not 0.0 <= self.auto_roi_min_area < self.auto_roi_max_area <= 1.0:
+            raise ValueError("`auto_roi_min_area` and `auto_roi_max_area` must satisfy 0 <= min < max <= 1.")
+        if self.sam_batch_size < 1:
+            raise ValueError(f"`sam_batch_size` must be >= 1, got {self.sam_batch_size}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        return {key: value for key, value in output.items() if not key.startswith("_")}
+
+    # ------------------------------------------------------------------------------------------- towers
+
+    @classmethod
+    def from_towers_pretrained(
+        cls, roi_model_name_or_path: str, context_model_name_or_path: str, **kwargs
+    ) -> "RveRNetImageProcessor":
+        """A processor whose per-tower normalisation (and, unless given, output size) come from each tower's own
+        image processor (Hub id or folder), as `RveRNetForImageClassification.from_towers_pretrained` pairs them."""
+        from transformers import AutoImageProcessor
+
+        settings = {}
+        for prefix, path in (("roi", roi_model_name_or_path), ("context", context_model_name_or_path)):
+            try:
+                tower_processor = AutoImageProcessor.from_pretrained(path)
+            except (OSError, ValueError) as error:
+                logger.warning(f"No image processor for the {prefix} tower ({path}): ImageNet defaults ({error}).")
+                continue
+            if getattr(tower_processor, "image_mean", None) is not None:
+                settings[f"{prefix}_image_mean"] = list(tower_processor.image_mean)
+                settings[f"{prefix}_image_std"] = list(tower_processor.image_std)
+            crop = getattr(tower_processor, "crop_size", None) or getattr(tower_processor, "size", None)
+            crop = dict(crop) if crop is not None else {}
+            if prefix == "roi" and "height" in crop and "width" in crop:
+                settings["size"] = {"height": int(crop["height"]), "width": int(crop["width"])}
+            elif prefix == "roi" and crop.get("shortest_edge"):
+                settings["size"] = {"height": int(crop["shortest_edge"]), "width": int(crop["shortest_edge"])}
+        settings.update(kwargs)
+        return cls(**settings)
+
+    # ------------------------------------------------------------------------------------------- SAM
+
+    def set_sam_model(self, sam_model: Any, sam_image_processor: Any = None) -> None:
+        """Use an already-built `SamModel` (for example a tiny random one in tests) instead of loading one."""
+        if sam_image_processor is None:
+            sam_image_processor = self._sam_image_processor_for(sam_model)
+        self._sam = (sam_model, sam_image_processor)
+
+    @staticmethod
+    def _sam_image_processor_for(sam_model: Any) -> Any:
+        from transformers import SamImageProcessor
+
+        side = int(sam_model.config.vision_config.image_size)
+        return SamImageProcessor(size={"longest_edge": side}, pad_size={"height": side, "width": side})
+
+    def _resolve_sam_device_and_dtype(self) -> tuple[torch.device, torch.dtype]:
+        device = torch.device(self.sam_device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.sam_dtype == "auto":
+            if device.type == "cuda":
+                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            else:
+                dtype = torch.float32
+        else:
+            dtype = getattr(torch, str(self.sam_dtype).replace("torch.", ""))
+        return device, dtype
+
+    def get_sam(self) -> tuple[Any, Any]:
+        """The (SamModel, SamImageProcessor) pair, loaded on first use and shared across the process."""
+        if self._sam is not None:
+            return self._sam
+        device, dtype = self._resolve_sam_device_and_dtype()
+        key = (self.sam_model_name_or_path, self.sam_revision, str(device), str(dtype))
+        with _SAM_CACHE_LOCK:
+            if key not in _SAM_CACHE:
+                from transformers import SamModel
+
+                logger.info(f"Loading SAM from {self.sam_model_name_or_path} on {device} ({dtype}).")
+                model = SamModel.from_pretrained(
+                    self.sam_model_name_or_path, revision=self.sam_revision or "main", dtype=dtype
+                )
+                model = model.to(device).eval().requires_grad_(False)
+                _SAM_CACHE[key] = (model, self._sam_image_processor_for(model))
+            self._sam = _SAM_CACHE[key]
+        return self._sam
+
+    @torch.no_grad()
+    def _sam_masks(self, images: list[np.ndarray], requests: list[dict]) -> list[list[np.ndarray]]:
+        """Run SAM for the images that need it. `requests[i]` holds `points`, `boxes` or `auto` for image i.
+
+        The image encoder runs once per image (in batches of `sam_batch_size`); all prompts of an image share its
+        embedding in one mask-decoder call. Returns, per request, a list of bool masks at the original size.
+        """
+        sam, sam_processor = self.get_sam()
+        device = next(sam.parameters()).device
+        dtype = next(sam.parameters()).dtype
+        results: list[list[np.ndarray]] = []
+        for start in range(0, len(images), self.sam_batch_size):
+            chunk = images[start : start + self.sam_batch_size]
+            encoded = sam_processor(images=[Image.fromarray(image) for image in chunk], return_tensors="pt")
+            embeddings = sam.get_image_embeddings(encoded["pixel_values"].to(device=device, dtype=dtype))
+            for offset, image in enumerate(chunk):
+                request = requests[start + offset]
+                original = tuple(int(v) for v in encoded["original_sizes"][offset])
+                reshaped = tuple(int(v) for v in encoded["reshaped_input_sizes"][offset])
+                decode = {"sam": sam, "sam_processor": sam_processor, "embedding": embeddings[offset : offset + 1]}
+                decode.update({"original": original, "reshaped": reshaped, "device": device, "dtype": dtype})
+                if request.get("auto"):
+                    results.append([self._auto_mask(**decode)])
+                else:
+                    results.append(self._prompted_masks(request, **decode))
+        return results
+
+    def _scale(self, coords: np.ndarray, original, reshaped) -> np.ndarray:
+        scaled = np.array(coords, dtype=np.float64)
+        scaled[..., 0::2] *= reshaped[1] / original[1]
+        scaled[..., 1::2] *= reshaped[0] / original[0]
+        return scaled
+
+    def _decode(self, sam, embedding, device, dtype, points=None, labels=None, boxes=None):
+        inputs = {"image_embeddings": embedding, "multimask_output": True}
+        if points is not None:
+            inputs["input_points"] = torch.as_tensor(points, dtype=dtype, device=device)[None]
+            inputs["input_labels"] = torch.as_tensor(labels, dtype=torch.long, device=device)[None]
+        if boxes is not None:
+            inputs["input_boxes"] = torch.as_tensor(boxes, dtype=dtype, device=device)[None]
+        outputs = sam(**inputs)
+        return outputs.pred_masks[0].float(), outputs.iou_scores[0].float()  # (k, 3, h, w), (k, 3)
+
+    def _to_original(self, sam_processor, low_res: torch.Tensor, original, reshaped) -> np.ndarray:
+        masks = sam_processor.post_process_masks(
+            [low_res[:, None].cpu()], [original], [reshaped], mask_threshold=self.mask_threshold
+        )[0]
+        return masks[:, 0].numpy()
+
+    def _prompted_masks(self, request, sam, sam_processor, embedding, original, reshaped, device, dtype):
+        points, boxes = request.get("points"), request.get("boxes")
+        count = len(points) if points else len(boxes)
+        point_array = label_array = box_array = None
+        if points:
+            width = max(len(p) for p, _ in points)
+            point_array = np.zeros((count, width, 2))
+            label_array = np.full((count, width), -10, dtype=np.int64)  # -10: SAM's padding label
+            for k, (roi_points, roi_labels) in enumerate(points):
+                point_array[k, : len(roi_points)] = self._scale(roi_points, original, reshaped)
+                label_array[k, : len(roi_labels)] = roi_labels
+        if boxes:
+            box_array = self._scale(np.stack(boxes), original, reshaped)
+        low_res, scores = self._decode(sam, embedding, device, dtype, point_array, label_array, box_array)
+        # Candidates by predicted IoU, best first; the first non-empty one after post-processing wins.
+        order = scores.argsort(dim=-1, descending=True)
+        best = low_res.gather(1, order[:, :, None, None].expand_as(low_res))  # (k, 3, h, w) sorted
+        masks = self._to_original(sam_processor, best.flatten(0, 1), original, reshaped).reshape(
+            count, 3, *original
+        )
+        chosen = []
+        for k in range(count):
+            non_empty = [m for m in masks[k] if m.any()]
+            if non_empty:
+                chosen.append(non_empty[0])
+                continue
+            if boxes:
+                fallback, how = self._box_mask(boxes[k], original), "the box itself"
+            else:
+                fallback, how = self._points_mask(points[k], original), "a disk around the positive points"
+            logger.warning(f"SAM returned an empty mask for prompt {k}; falling back to {how}.")
+            chosen.append(fallback)
+        return chosen
+
+    def _auto_mask(self, sam, sam_processor, embedding, original, reshaped, device, dtype) -> np.ndarray:
+        n = self.auto_roi_points_per_side
+        height, width = original
+        grid = [((i + 0.5) * width / n, (j + 0.5) * height / n) for j in range(n) for i in range(n)]
+        points = self._scale(np.asarray(grid)[:, None, :], original, reshaped)
+        labels = np.ones((len(grid), 1), dtype=np.int64)
+        low_res, scores = self._decode(sam, embedding, device, dtype, points, labels)
+        # Judge candidates on the low-resolution logits cropped to the un-padded image area.
+        side = sam_processor.pad_size["height"]
+        crop_h = max(1, round(low_res.shape[-2] * reshaped[0] / side))
+        crop_w = max(1, round(low_res.shape[-1] * reshaped[1] / side))
+        candidates = low_res[..., :crop_h, :crop_w].flatten(0, 1) > self.mask_threshold  # (k*3, h, w)
+        flat_scores = scores.flatten()
+        area = candidates.float().mean(dim=(-2, -1))
+        ys = torch.linspace(0, 1, crop_h)[:, None].expand(crop_h, crop_w)
+        xs = torch.linspace(0, 1, crop_w)[None, :].expand(crop_h, crop_w)
+        total = candidates.float().sum(dim=(-2, -1)).clamp(min=1)
+        cy = (candidates * ys).sum(dim=(-2, -1)) / total
+        cx = (candidates * xs).sum(dim=(-2, -1)) / total
+        distance = torch.sqrt((cx - 0.5) ** 2 + (cy - 0.5) ** 2) / math.sqrt(0.5)
+        usable = (area >= self.auto_roi_min_area) & (area <= self.auto_roi_max_area)
+        ranking = torch.where(usable, flat_scores - self.auto_roi_center_weight * distance, torch.tensor(-math.inf))
+        if bool(usable.any()):
+            best = int(ranking.argmax())  # argmax returns the first maximum: ties go to the earlier grid point
+            mask = self._to_original(sam_processor, low_res.flatten(0, 1)[best : best + 1], original, reshaped)[0]
+            if mask.any() and not mask.all():
+                return mask
+        logger.warning(
+            "SAM found no usable ROI (no candidate mask within the area range "
+            f"[{self.auto_roi_min_area}, {self.auto_roi_max_area}]); falling back to the central box."
+        )
+        return self._center_mask(original)
+
+    def _center_mask(self, shape: tuple[int, int]) -> np.ndarray:
+        height, width = shape
+        fraction = self.auto_roi_fallback_fraction
+        box_h, box_w = max(1, round(height * fraction)), max(1, round(width * fraction))
+        top, left = (height - box_h) // 2, (width - box_w) // 2
+        mask = np.zeros(shape, dtype=bool)
+        mask[top : top + box_h, left : left + box_w] = True
+        if mask.all():  # a 1x1 image cannot have a context; keep the ROI anyway
+            logger.warning("The image is too small to leave any context around the central ROI.")
+        return mask
+
+    @staticmethod
+    def _box_mask(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        x0, y0, x1, y1 = box
+        mask = np.zeros(shape, dtype=bool)
+        mask[int(math.floor(y0)) : max(int(math.ceil(y1)), int(y0) + 1), int(x0) : max(int(math.ceil(x1)), int(x0) + 1)] = True
+        return mask
+
+    @staticmethod
+    def _points_mask(prompt: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+        points, labels = prompt
+        radius = max(1.0, 0.05 * min(shape))
+        yy, xx = np.mgrid[: shape[0], : shape[1]]
+        mask = np.zeros(shape, dtype=bool)
+        positive = points[labels == 1] if (labels == 1).any() else points
+        for x, y in positive:
+            mask |= (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
+        return mask
+
+    # ------------------------------------------------------------------------------------------- cut-outs
+
+    def _geometry(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(new_h, new_w, top, left) of the resized image inside the output canvas."""
+        out_h, out_w = self.size["height"], self.size["width"]
+        if self.resize_mode == "resize":
+            return out_h, out_w, 0, 0
+        scale = min(out_h / height, out_w / width)
+        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+        return new_h, new_w, (out_h - new_h) // 2, (out_w - new_w) // 2
+
+    def _resize_to_canvas(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image (3, h, w) float 0-255 and mask (h, w) bool -> the same geometry at the output size."""
+        new_h, new_w, top, left = self._geometry(*image.shape[-2:])
+        out_h, out_w = self.size["height"], self.size["width"]
+        resized = F.interpolate(image[None], size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)[0]
+        coverage = F.interpolate(mask[None, None].float(), size=(new_h, new_w), mode="bilinear", antialias=True,
+                                 align_corners=False)[0, 0]  # fmt: skip
+        resized_mask = coverage >= 0.5
+        if not resized_mask.any():  # a tiny ROI must not vanish when the image shrinks
+            resized_mask = coverage >= coverage.max()
+        canvas = torch.full((3, out_h, out_w), float(self.pad_value), dtype=image.dtype)
+        canvas[:, top : top + new_h, left : left + new_w] = resized.clamp(0, 255)
+        canvas_mask = torch.zeros((out_h, out_w), dtype=torch.bool)
+        canvas_mask[top : top + new_h, left : left + new_w] = resized_mask
+        return canvas, canvas_mask
+
+    def _normalize(self, image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+        image = image / 255.0
+        if not self.do_normalize:
+            return image
+        mean_t = torch.tensor(mean, dtype=image.dtype).view(3, 1, 1)
+        std_t = torch.tensor(std, dtype=image.dtype).view(3, 1, 1)
+        return (image - mean_t) / std_t
+
+    def make_cutouts(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One RGB uint8 (H, W, 3) image and its bool (H, W) mask -> (roi, context, mask at the output size)."""
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+        canvas, canvas_mask = self._resize_to_canvas(tensor, torch.from_numpy(np.ascontiguousarray(mask)))
+        fill = torch.tensor(self.fill_value, dtype=canvas.dtype)
+        roi = torch.where(canvas_mask, self._normalize(canvas, self.roi_image_mean, self.roi_image_std), fill)
+        context = self._normalize(canvas, self.context_image_mean, self.context_image_std)
+        if self.context_mode == "complement":
+            context = torch.where(canvas_mask, fill, context)
+        return roi, context, canvas_mask
+
+    def preprocess_pairs(self, roi_images: Any, context_images: Any, return_tensors: str | None = "pt") -> BatchFeature:
+        """Already-cut pairs (the official code's `roi/` + `extra-roi/` layout) -> the two model inputs.
+
+        Each image is letterboxed/resized and normalised for its tower; nothing is masked again.
+        """
+        if not isinstance(roi_images, (list, tuple)):
+            roi_images, context_images = [roi_images], [context_images]
+        if len(roi_images) != len(context_images):
+            raise ValueError(f"{len(roi_images)} ROI images but {len(context_images)} context images: they pair 1:1.")
+        rois, contexts = [], []
+        for index, (roi_image, context_image) in enumerate(zip(roi_images, context_images)):
+            for source, mean, std, out in (
+                (roi_image, self.roi_image_mean, self.roi_image_std, rois),
+                (context_image, self.context_image_mean, self.context_image_std, contexts),
+            ):
+                array = load_image(source, index, background=self.pad_value)
+                tensor = torch.from_numpy(array).permute(2, 0, 1).float()
+                full = torch.ones(array.shape[:2], dtype=torch.bool)
+                canvas, _ = self._resize_to_canvas(tensor, full)
+                out.append(self._normalize(canvas, mean, std))
+        data = {"roi_pixel_values": torch.stack(rois), "context_pixel_values": torch.stack(contexts)}
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    # ------------------------------------------------------------------------------------------- main entry
+
+    def preprocess(
+        self,
+        images: Any,
+        roi_masks: Any = None,
+        input_points: Any = None,
+        input_labels: Any = None,
+        input_boxes: Any = None,
+        return_tensors: str | None = "pt",
+        return_roi_masks: bool = False,
+        sam_model: Any = None,
+        **kwargs,
+    ) -> BatchFeature:
+        r"""
+        Args:
+            images (`PIL.Image`, `np.ndarray`, `torch.Tensor`, path, or a list of them):
+                The photos. Any PIL mode; EXIF orientation is applied.
+            roi_masks (*optional*): Per image: a mask (bool, {0,1} or {0,255} array/tensor, PIL image or path), a list
+                of masks (several ROIs), or None.
+            input_points (*optional*): Per image: `[x, y]`, `[[x, y], ...]` (one ROI from several clicks) or
+                `[[[x, y], ...], ...]` (several ROIs), or None. Pixel coordinates of the original image.
+            input_labels (*optional*): Per image, the points' labels (1 foreground, 0 background), same nesting.
+            input_boxes (*optional*): Per image: `[x0, y0, x1, y1]` or a list of boxes (several ROIs), or None.
+                Given together with points, the i-th box and the i-th point group make one ROI.
+            return_tensors (`str`, *optional*, defaults to `"pt"`): As in every transformers processor.
+            return_roi_masks (`bool`, *optional*, defaults to `False`):
+                Also return `roi_masks`: a list with the bool mask (original image size) used for each sample.
+            sam_model (`SamModel`, *optional*): Use this SAM instead of loading `sam_model_name_or_path`.
+
+        Returns:
+            [`BatchFeature`] with `roi_pixel_values` and `context_pixel_values` (N, 3, H, W), `roi_image_index` (N,)
+            (which input image each sample comes from) and, on request, `roi_masks`.
+        """
+        if kwargs:
+            raise TypeError(f"Unexpected arguments for RveRNetImageProcessor: {sorted(kwargs)}.")
+        if sam_model is not None:
+            self.set_sam_model(sam_model)
+        batched = isinstance(images, (list, tuple))
+        image_list = list(images) if batched else [images]
+        if not image_list:
+            raise ValueError("`images` is empty.")
+        count = len(image_list)
+        masks_in = _per_image(roi_masks, count, "roi_masks", batched)
+        points_in = _per_image(input_points, count, "input_points", batched)
+        labels_in = _per_image(input_labels, count, "input_labels", batched)
+        boxes_in = _per_image(input_boxes, count, "input_boxes", batched)
+
+        # 1. Read and check everything before any heavy work.
+        arrays, requests = [], []
+        for index, image in enumerate(image_list):
+            array = load_image(image, index, background=self.pad_value)
+            height, width = array.shape[:2]
+            request: dict[str, Any] = {}
+            if masks_in[index] is not None:
+                if points_in[index] is not None or boxes_in[index] is not None:
+                    raise ValueError(f"image {index} has both a mask and a box/point prompt: give one of them.")
+                given = masks_in[index]
+                many = isinstance(given, (list, tuple))  # a list of masks: several ROIs of this image
+                request["masks"] = [load_mask(m, index, (height, width)) for m in (given if many else [given])]
+            else:
+                if points_in[index] is not None:
+                    request["points"] = normalize_point_prompts(points_in[index], labels_in[index], index)
+                elif labels_in[index] is not None:
+                    raise ValueError(f"image {index} has input_labels but no input_points.")
+                if boxes_in[index] is not None:
+                    request["boxes"] = normalize_box_prompts(boxes_in[index], index)
+                _check_inside(index, height, width, request.get("points", ()), request.get("boxes", ()))
+                if "points" in request and "boxes" in request and len(request["points"]) != len(request["boxes"]):
+                    raise ValueError(
+                        f"image {index} has {len(request['boxes'])} boxes and {len(request['points'])} point groups: "
+                        "given together, each box pairs with one point group."
+                    )
+                if not request:
+                    request["auto"] = True
+            arrays.append(array)
+            requests.append(request)
+
+        # 2. Masks: given, or from SAM (one image-encoder pass per image), or the center box without SAM.
+        masks_per_image: list[list[np.ndarray] | None] = [r.get("masks") for r in requests]
+        for index, request in enumerate(requests):
+            if request.get("auto") and self.auto_roi == "center":
+                masks_per_image[index] = [self._center_mask(arrays[index].shape[:2])]
+        need_sam = [i for i, m in enumerate(masks_per_image) if m is None]
+        if need_sam:
+            sam_results = self._sam_masks([arrays[i] for i in need_sam], [requests[i] for i in need_sam])
+            for index, masks in zip(need_sam, sam_results):
+                masks_per_image[index] = masks
+
+        # 3. Cut-outs.
+        rois, contexts, image_index, used_masks = [], [], [], []
+        for index, (array, masks) in enumerate(zip(arrays, masks_per_image)):
+            for mask in masks:
+                roi, context, _ = self.make_cutouts(array, mask)
+                rois.append(roi)
+                contexts.append(context)
+                image_index.append(index)
+                used_masks.append(mask)
+        data = {
+            "roi_pixel_values": torch.stack(rois),
+            "context_pixel_values": torch.stack(contexts),
+            "roi_image_index": torch.tensor(image_index, dtype=torch.long),
+        }
+        if return_tensors is None:
+            data = {k: v.numpy() for k, v in data.items()}
+            batch = BatchFeature(data=data)
+        else:
+            batch = BatchFeature(data=data, tensor_type=return_tensors)
+        if return_roi_masks:
+            batch["roi_masks"] = used_masks
+        return batch
+
+    def __call__(self, images: Any, *args, **kwargs) -> BatchFeature:
+        return self.preprocess(images, *args, **kwargs)
+
+
+__all__ = ["RveRNetImageProcessor", "load_image", "load_mask"]
