@@ -512,7 +512,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
             chunk = images[start : start + self.sam_batch_size]
             encoded = sam_processor(images=[Image.fromarray(image) for image in chunk], return_tensors="pt")
             embeddings = sam.get_image_embeddings(encoded["pixel_values"].to(device=device, dtype=dtype))
-            for offset, image in enumerate(chunk):
+            for offset in range(len(chunk)):
                 request = requests[start + offset]
                 original = tuple(int(v) for v in encoded["original_sizes"][offset])
                 reshaped = tuple(int(v) for v in encoded["reshaped_input_sizes"][offset])
@@ -679,8 +679,9 @@ class RveRNetImageProcessor(BaseImageProcessor):
 
     def make_cutouts(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One RGB uint8 (H, W, 3) image and its bool (H, W) mask -> (roi, context, mask at the output size)."""
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
-        canvas, canvas_mask = self._resize_to_canvas(tensor, torch.from_numpy(np.ascontiguousarray(mask)))
+        image = np.ascontiguousarray(image) if image.flags.writeable else np.array(image)
+        tensor = torch.from_numpy(image).permute(2, 0, 1).float()
+        canvas, canvas_mask = self._resize_to_canvas(tensor, torch.from_numpy(np.array(mask, dtype=bool)))
         fill = torch.tensor(self.fill_value, dtype=canvas.dtype)
         roi = torch.where(canvas_mask, self._normalize(canvas, self.roi_image_mean, self.roi_image_std), fill)
         context = self._normalize(canvas, self.context_image_mean, self.context_image_std)

@@ -1,0 +1,373 @@
+"""RveRNetImageProcessor: the pixel contract, input formats, SAM prompts (tiny random SamModel), errors."""
+
+import io
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import (
+    AutoImageProcessor,
+    SamConfig,
+    SamMaskDecoderConfig,
+    SamModel,
+    SamPromptEncoderConfig,
+    SamVisionConfig,
+    ViTImageProcessor,
+)
+from transformers.utils import logging as hf_logging
+
+from rvernet_hf import RveRNetImageProcessor
+from rvernet_hf.image_processing_rvernet import load_image
+
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+def tiny_sam(seed: int = 0) -> SamModel:
+    """The real SamModel code path with random weights: 64 px input, 8x8 embedding."""
+    torch.manual_seed(seed)
+    vision = SamVisionConfig(
+        hidden_size=32, output_channels=16, num_hidden_layers=2, num_attention_heads=2, image_size=64, patch_size=8,
+        window_size=4, global_attn_indexes=[1], mlp_dim=37, num_pos_feats=8,
+    )  # fmt: skip
+    prompt = SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4)
+    decoder = SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32,
+                                   iou_head_hidden_dim=16)  # fmt: skip
+    config = SamConfig(
+        vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(), mask_decoder_config=decoder.to_dict()
+    )
+    return SamModel(config).eval()
+
+
+@pytest.fixture
+def sam():
+    return tiny_sam()
+
+
+def count_calls(module: torch.nn.Module) -> list[int]:
+    """Batch sizes of every forward call of `module`."""
+    calls: list[int] = []
+
+    def hook(_module, args, kwargs, _output):
+        first = next(v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor))
+        calls.append(first.shape[0])
+
+    module.register_forward_hook(hook, with_kwargs=True)
+    return calls
+
+
+def rectangle_mask(shape, top, left, height, width):
+    mask = np.zeros(shape, dtype=bool)
+    mask[top : top + height, left : left + width] = True
+    return mask
+
+
+# ---------------------------------------------------------------- pixel contract
+
+
+def test_exact_pixel_contract_complement_mode():
+    processor = RveRNetImageProcessor(
+        size={"height": 30, "width": 30}, resize_mode="resize", fill_value=-7.0,
+        roi_image_mean=[0.1, 0.2, 0.3], roi_image_std=[0.5, 0.25, 0.125],
+        context_image_mean=[0.5, 0.5, 0.5], context_image_std=[0.5, 0.5, 0.5],
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    mask = rectangle_mask((30, 30), 5, 7, 10, 12)
+    batch = processor(image, roi_masks=mask)
+    pixels = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    roi_norm = (pixels - torch.tensor([0.1, 0.2, 0.3]).view(3, 1, 1)) / torch.tensor([0.5, 0.25, 0.125]).view(3, 1, 1)
+    context_norm = (pixels - 0.5) / 0.5
+    m = torch.from_numpy(mask)
+    expected_roi = torch.where(m, roi_norm, torch.tensor(-7.0))
+    expected_context = torch.where(m, torch.tensor(-7.0), context_norm)
+    torch.testing.assert_close(batch["roi_pixel_values"][0], expected_roi, atol=1e-5, rtol=0)
+    torch.testing.assert_close(batch["context_pixel_values"][0], expected_context, atol=1e-5, rtol=0)
+
+
+def test_full_context_mode_sees_the_untouched_image():
+    processor = RveRNetImageProcessor(size={"height": 30, "width": 30}, resize_mode="resize", context_mode="full")
+    image = np.random.default_rng(1).integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    mask = rectangle_mask((30, 30), 0, 0, 10, 10)
+    full = processor(image, roi_masks=mask)["context_pixel_values"][0]
+    unmasked = processor(image, roi_masks=~mask)  # another ROI: the context must not change
+    torch.testing.assert_close(full, unmasked["context_pixel_values"][0])
+
+
+def test_letterbox_keeps_aspect_ratio_and_pads_grey():
+    processor = RveRNetImageProcessor(size={"height": 32, "width": 32}, do_normalize=False, fill_value=0.0)
+    image = np.full((20, 40, 3), 200, dtype=np.uint8)  # wide: resized to 16x32, 8 rows of padding above and below
+    mask = rectangle_mask((20, 40), 0, 0, 20, 20)  # left half
+    batch = processor(image, roi_masks=mask)
+    context, roi = batch["context_pixel_values"][0], batch["roi_pixel_values"][0]
+    torch.testing.assert_close(context[:, :8], torch.full((3, 8, 32), 125 / 255))  # pad_value, grey
+    torch.testing.assert_close(context[:, 24:], torch.full((3, 8, 32), 125 / 255))
+    torch.testing.assert_close(context[:, 8:24, 16:], torch.full((3, 16, 16), 200 / 255))
+    assert (context[:, 8:24, :16] == 0).all()  # the ROI is hidden from the context tower
+    assert (roi[:, :8] == 0).all()  # padding lies outside the ROI
+    torch.testing.assert_close(roi[:, 8:24, :16], torch.full((3, 16, 16), 200 / 255))
+
+
+def test_tiny_roi_survives_downscaling():
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
+    image = np.zeros((400, 400, 3), dtype=np.uint8)
+    mask = rectangle_mask((400, 400), 200, 200, 3, 3)  # 9 pixels of 160,000
+    batch = processor(image, roi_masks=mask, return_tensors="pt")
+    assert (batch["roi_pixel_values"][0] != processor.fill_value).any()
+
+
+def test_pil_numpy_torch_inputs_agree():
+    processor = RveRNetImageProcessor(size={"height": 24, "width": 24})
+    image = skimage_data.chelsea()
+    mask = rectangle_mask(image.shape[:2], 50, 100, 120, 150)
+    outputs = [
+        processor(source, roi_masks=mask)["roi_pixel_values"]
+        for source in (image, Image.fromarray(image), torch.from_numpy(image).permute(2, 0, 1), image / 255.0)
+    ]
+    for other in outputs[1:]:
+        torch.testing.assert_close(other, outputs[0])
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "1", "F"])
+def test_any_pil_mode(mode):
+    rgb = Image.fromarray(skimage_data.astronaut()).resize((64, 48))
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257)
+        assert image.mode in ("I;16", "I")
+    elif mode == "F":
+        image = Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.float32) / 255.0, mode="F")
+    else:
+        image = rgb.convert(mode)
+    array = load_image(image)
+    assert array.shape == (48, 64, 3) and array.dtype == np.uint8
+    if mode in ("L", "I;16", "F", "1", "LA"):
+        assert (array[..., 0] == array[..., 1]).all()  # grey stays grey
+    if mode in ("I;16", "F"):  # 16-bit and float images are scaled to 8 bits, not clipped
+        np.testing.assert_allclose(array[..., 0], np.asarray(rgb.convert("L")), atol=1)
+
+
+def test_transparent_pixels_become_grey():
+    rgba = np.zeros((10, 10, 4), dtype=np.uint8)
+    rgba[..., 0] = 255
+    rgba[:5, :, 3] = 255  # top half opaque red, bottom transparent
+    array = load_image(Image.fromarray(rgba, mode="RGBA"), background=125)
+    assert tuple(array[0, 0]) == (255, 0, 0)
+    assert tuple(array[9, 9]) == (125, 125, 125)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("RGB", (40, 20), (10, 20, 30))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif)
+    assert load_image(path).shape == (40, 20, 3)
+    with Image.open(path) as opened:
+        assert load_image(opened).shape == (40, 20, 3)
+
+
+def test_real_photos_with_masks_and_returned_masks():
+    processor = RveRNetImageProcessor(size={"height": 32, "width": 32})
+    images = [skimage_data.coffee(), skimage_data.chelsea(), skimage_data.astronaut()]
+    masks = [rectangle_mask(im.shape[:2], 30, 40, 100, 120) for im in images]
+    batch = processor(images, roi_masks=[masks[0], [masks[1], ~masks[1]], masks[2]], return_roi_masks=True)
+    assert batch["roi_pixel_values"].shape == (4, 3, 32, 32)
+    assert batch["roi_image_index"].tolist() == [0, 1, 1, 2]
+    np.testing.assert_array_equal(batch["roi_masks"][2], ~masks[1])
+    assert torch.isfinite(batch["roi_pixel_values"]).all()
+
+
+def test_masks_in_every_format_agree():
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    mask = rectangle_mask((20, 30), 2, 3, 8, 9)
+    formats = [mask, mask.astype(np.uint8), mask.astype(np.uint8) * 255, torch.from_numpy(mask),
+               Image.fromarray(mask.astype(np.uint8) * 255), Image.fromarray(mask)]  # fmt: skip
+    outputs = [processor(image, roi_masks=m)["roi_pixel_values"] for m in formats]
+    for other in outputs[1:]:
+        torch.testing.assert_close(other, outputs[0])
+
+
+# ---------------------------------------------------------------- save / load
+
+
+def test_save_load_round_trip_without_weights(tmp_path, sam):
+    processor = RveRNetImageProcessor(size={"height": 48, "width": 40}, context_mode="full", sam_model=sam,
+                                      sam_model_name_or_path="some/sam", auto_roi_points_per_side=3)  # fmt: skip
+    processor.save_pretrained(tmp_path)
+    saved = (tmp_path / "preprocessor_config.json").read_text()
+    assert "_sam" not in saved and "sam_model\"" not in saved
+    reloaded = AutoImageProcessor.from_pretrained(tmp_path)
+    assert isinstance(reloaded, RveRNetImageProcessor)
+    assert reloaded.to_dict() == processor.to_dict()
+    assert reloaded.size == {"height": 48, "width": 40} and reloaded._sam is None
+
+
+def test_from_towers_pretrained_reads_tower_normalisation(tmp_path):
+    ViTImageProcessor(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], size={"height": 40, "width": 40}
+                      ).save_pretrained(tmp_path / "roi")  # fmt: skip
+    ViTImageProcessor(image_mean=[0.1, 0.2, 0.3], image_std=[0.3, 0.2, 0.1]).save_pretrained(tmp_path / "context")
+    processor = RveRNetImageProcessor.from_towers_pretrained(str(tmp_path / "roi"), str(tmp_path / "context"))
+    assert processor.roi_image_mean == [0.5, 0.5, 0.5] and processor.context_image_std == [0.3, 0.2, 0.1]
+    assert processor.size == {"height": 40, "width": 40}
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="resize_mode"):
+        RveRNetImageProcessor(resize_mode="crop")
+    with pytest.raises(ValueError, match="context_mode"):
+        RveRNetImageProcessor(context_mode="none")
+    with pytest.raises(ValueError, match="roi_image_mean"):
+        RveRNetImageProcessor(roi_image_mean=[0.5])
+
+
+# ---------------------------------------------------------------- SAM
+
+
+def test_masks_never_load_sam():
+    processor = RveRNetImageProcessor(sam_model_name_or_path="/nonexistent/sam", size={"height": 16, "width": 16})
+    image = skimage_data.coffee()
+    processor(image, roi_masks=rectangle_mask(image.shape[:2], 0, 0, 50, 50))
+    assert processor._sam is None
+    with pytest.raises(OSError):  # an unprompted image does need SAM: proves the load is lazy, not skipped
+        processor(image)
+
+
+def test_embedding_once_per_image_and_batched(sam):
+    processor = RveRNetImageProcessor(size={"height": 32, "width": 32}, sam_batch_size=2, sam_model=sam)
+    encoder_calls = count_calls(sam.vision_encoder)
+    decoder_calls = count_calls(sam.mask_decoder)
+    images = [skimage_data.coffee(), skimage_data.chelsea(), skimage_data.astronaut()]
+    batch = processor(
+        images,
+        input_points=[[[[100, 100]], [[300, 200], [320, 220]], [[500, 50]]], None, None],  # 3 ROIs
+        input_boxes=[None, [[10, 10, 200, 200], [50, 60, 250, 290]], None],  # 2 ROIs
+        return_roi_masks=True,
+    )  # the third image: automatic ROI (one grid-point decoder call)
+    assert encoder_calls == [2, 1]  # 3 images through the encoder in batches of 2: one embedding each
+    assert len(decoder_calls) == 3  # one decoder call per image, whatever its number of prompts
+    assert batch["roi_image_index"].tolist() == [0, 0, 0, 1, 1, 2]
+    for mask, index in zip(batch["roi_masks"], batch["roi_image_index"].tolist()):
+        assert mask.shape == images[index].shape[:2] and mask.dtype == bool and mask.any()
+
+
+def test_k_prompts_cost_one_encoder_pass(sam):
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam)
+    encoder_calls = count_calls(sam.vision_encoder)
+    image = skimage_data.chelsea()
+    points = [[[40 * k + 10, 30 * k + 10]] for k in range(4)]
+    batch = processor(image, input_points=points)
+    assert batch["roi_pixel_values"].shape[0] == 4 and encoder_calls == [1]
+
+
+def test_best_candidate_is_chosen_by_predicted_iou(sam, monkeypatch):
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam)
+    low_res = torch.full((1, 3, 16, 16), -5.0)
+    low_res[0, 0, :4, :4] = 5.0  # candidate 0: top-left corner
+    low_res[0, 1, 8:, 8:] = 5.0  # candidate 1: bottom-right quarter
+    low_res[0, 2, :, :8] = 5.0  # candidate 2: left half
+    scores = torch.tensor([[0.2, 0.9, 0.5]])
+    monkeypatch.setattr(processor, "_decode", lambda *args, **kwargs: (low_res, scores))
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    mask = processor(image, input_points=[10, 10], return_roi_masks=True)["roi_masks"][0]
+    assert mask.shape == (64, 64)  # post-processed to the original size
+    assert mask[50, 50] and not mask[5, 5] and 0.2 < mask.mean() < 0.3  # the bottom-right quarter won
+
+
+def test_empty_sam_mask_falls_back_to_the_box(sam, monkeypatch):
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam)
+    monkeypatch.setattr(processor, "_decode", lambda *a, **k: (torch.full((1, 3, 16, 16), -5.0), torch.ones(1, 3)))
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    mask = processor(image, input_boxes=[8, 16, 24, 48], return_roi_masks=True)["roi_masks"][0]
+    np.testing.assert_array_equal(mask, rectangle_mask((64, 64), 16, 8, 32, 16))
+
+
+def test_automatic_roi_is_deterministic_and_in_area_range(sam):
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam, auto_roi_min_area=0.01,
+                                      auto_roi_max_area=0.99)  # fmt: skip
+    image = skimage_data.coffee()
+    first = processor(image, return_roi_masks=True)["roi_masks"][0]
+    second = processor(image, return_roi_masks=True)["roi_masks"][0]
+    np.testing.assert_array_equal(first, second)
+    assert first.any() and not first.all()
+
+
+def test_automatic_roi_fallback_warns_and_is_never_empty(sam, caplog):
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam, auto_roi_min_area=0.999,
+                                      auto_roi_max_area=1.0, auto_roi_fallback_fraction=0.5)  # fmt: skip
+    image = np.zeros((40, 80, 3), dtype=np.uint8)
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING):
+            batch = processor(image, return_roi_masks=True)
+    finally:
+        hf_logging.disable_propagation()
+    np.testing.assert_array_equal(batch["roi_masks"][0], rectangle_mask((40, 80), 10, 20, 20, 40))
+    assert "falling back to the central box" in caplog.text
+    assert (batch["roi_pixel_values"] != processor.fill_value).any()
+
+
+def test_center_strategy_needs_no_sam():
+    processor = RveRNetImageProcessor(sam_model_name_or_path="/nonexistent", auto_roi="center",
+                                      size={"height": 16, "width": 16})  # fmt: skip
+    batch = processor(np.zeros((20, 20, 3), dtype=np.uint8), return_roi_masks=True)
+    assert batch["roi_masks"][0].sum() == 100
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _png_bytes(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda p, im: p([im, im], input_points=[None, [700, 10]]), r"input point \(700, 10\) of image 1 is outside"),
+        (lambda p, im: p(im, input_boxes=[10, 10, 5, 50]), "input box .* of image 0 must satisfy"),
+        (lambda p, im: p(im, input_boxes=[0, 0, 601, 100]), "input box .* of image 0 must satisfy"),
+        (lambda p, im: p(im, roi_masks=np.ones((10, 10), bool)), "ROI mask of image 0 has size 10x10"),
+        (lambda p, im: p(im, roi_masks=np.zeros(im.shape[:2], bool)), "ROI mask of image 0 is empty"),
+        (lambda p, im: p(im, roi_masks=np.ones(im.shape[:2], bool)), "ROI mask of image 0 covers the whole image"),
+        (lambda p, im: p(im, roi_masks=np.arange(im.shape[0] * im.shape[1]).reshape(im.shape[:2]) % 7),
+         "ROI mask of image 0 is not binary"),
+        (lambda p, im: p([im, np.zeros((0, 10, 3), np.uint8)]), "image 1 has zero size"),
+        (lambda p, im: p(im, roi_masks=np.ones(im.shape[:2], bool), input_points=[1, 1]), "both a mask and a box"),
+        (lambda p, im: p([im, im], roi_masks=[None]), "one entry per image"),
+    ],
+)  # fmt: skip
+def test_bad_input_names_the_image(call, message, sam):
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam)
+    encoder_calls = count_calls(sam.vision_encoder)
+    with pytest.raises(ValueError, match=message):
+        call(processor, skimage_data.coffee())
+    assert encoder_calls == []  # raised before any heavy work
+
+
+def test_bad_files_name_the_path(tmp_path, monkeypatch):
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, auto_roi="center")
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("this is not a JPEG")
+    with pytest.raises(ValueError, match=r"image 0 \(.*notes.jpg\) is not a readable image"):
+        processor(str(not_image))
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(_png_bytes(skimage_data.coffee())[:5000])
+    with pytest.raises(ValueError, match=r"image 1 \(.*truncated.png\) is not a readable image"):
+        processor([_write_png(tmp_path / "ok.png"), str(truncated)])
+    with pytest.raises(ValueError, match=r"does not exist"):
+        processor(str(tmp_path / "missing.png"))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ValueError, match="decompression-bomb limit"):
+        processor(_write_png(tmp_path / "big.png"))
+    with pytest.raises(ValueError, match="decompression-bomb limit"):
+        processor(Image.new("RGB", (100, 100)))
+
+
+def _write_png(path):
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(path)
+    return str(path)
