@@ -48,6 +48,12 @@ _SAM_CACHE_LOCK = threading.Lock()
 # ----------------------------------------------------------------------------------------------- loading images
 
 
+def _chw_float(array: np.ndarray) -> torch.Tensor:
+    """An (H, W, 3) uint8 array as a (3, H, W) float tensor (copying read-only arrays, which torch cannot wrap)."""
+    array = np.ascontiguousarray(array) if array.flags.writeable else np.array(array)
+    return torch.from_numpy(array).permute(2, 0, 1).float()
+
+
 def _describe(index: int, source: Any) -> str:
     if isinstance(source, (str, os.PathLike)):
         return f"image {index} ({os.fspath(source)})"
@@ -81,6 +87,8 @@ def load_image(image: Any, index: int = 0, background: int = 125) -> np.ndarray:
     CHW, uint8 or float in [0, 1]. Raises `ValueError` naming the image for: a file that is not an image or is
     truncated, an image over PIL's decompression-bomb limit, a zero-size image, an array of the wrong shape.
     """
+    if isinstance(image, dict) and ("bytes" in image or "path" in image):  # a `datasets.Image(decode=False)` cell
+        image = image.get("bytes") or image.get("path")
     name = _describe(index, image)
     if isinstance(image, (str, os.PathLike, bytes, io.IOBase)):
         source = io.BytesIO(image) if isinstance(image, bytes) else image
@@ -152,6 +160,8 @@ def load_mask(mask: Any, index: int, image_shape: tuple[int, int], allow_full: b
     or a mask covering the whole image (no context left), unless `allow_full`.
     """
     name = f"the ROI mask of image {index}"
+    if isinstance(mask, dict) and ("bytes" in mask or "path" in mask):  # a `datasets.Image(decode=False)` cell
+        mask = mask.get("bytes") or mask.get("path")
     if isinstance(mask, (str, os.PathLike, bytes)):
         try:
             with Image.open(io.BytesIO(mask) if isinstance(mask, bytes) else mask) as opened:
@@ -679,8 +689,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
 
     def make_cutouts(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One RGB uint8 (H, W, 3) image and its bool (H, W) mask -> (roi, context, mask at the output size)."""
-        image = np.ascontiguousarray(image) if image.flags.writeable else np.array(image)
-        tensor = torch.from_numpy(image).permute(2, 0, 1).float()
+        tensor = _chw_float(image)
         canvas, canvas_mask = self._resize_to_canvas(tensor, torch.from_numpy(np.array(mask, dtype=bool)))
         fill = torch.tensor(self.fill_value, dtype=canvas.dtype)
         roi = torch.where(canvas_mask, self._normalize(canvas, self.roi_image_mean, self.roi_image_std), fill)
@@ -705,7 +714,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
                 (context_image, self.context_image_mean, self.context_image_std, contexts),
             ):
                 array = load_image(source, index, background=self.pad_value)
-                tensor = torch.from_numpy(array).permute(2, 0, 1).float()
+                tensor = _chw_float(array)
                 full = torch.ones(array.shape[:2], dtype=torch.bool)
                 canvas, _ = self._resize_to_canvas(tensor, full)
                 out.append(self._normalize(canvas, mean, std))
@@ -714,42 +723,19 @@ class RveRNetImageProcessor(BaseImageProcessor):
 
     # ------------------------------------------------------------------------------------------- main entry
 
-    def preprocess(
+    def compute_roi_masks(
         self,
         images: Any,
         roi_masks: Any = None,
         input_points: Any = None,
         input_labels: Any = None,
         input_boxes: Any = None,
-        return_tensors: str | None = "pt",
-        return_roi_masks: bool = False,
-        sam_model: Any = None,
-        **kwargs,
-    ) -> BatchFeature:
-        r"""
-        Args:
-            images (`PIL.Image`, `np.ndarray`, `torch.Tensor`, path, or a list of them):
-                The photos. Any PIL mode; EXIF orientation is applied.
-            roi_masks (*optional*): Per image: a mask (bool, {0,1} or {0,255} array/tensor, PIL image or path), a list
-                of masks (several ROIs), or None.
-            input_points (*optional*): Per image: `[x, y]`, `[[x, y], ...]` (one ROI from several clicks) or
-                `[[[x, y], ...], ...]` (several ROIs), or None. Pixel coordinates of the original image.
-            input_labels (*optional*): Per image, the points' labels (1 foreground, 0 background), same nesting.
-            input_boxes (*optional*): Per image: `[x0, y0, x1, y1]` or a list of boxes (several ROIs), or None.
-                Given together with points, the i-th box and the i-th point group make one ROI.
-            return_tensors (`str`, *optional*, defaults to `"pt"`): As in every transformers processor.
-            return_roi_masks (`bool`, *optional*, defaults to `False`):
-                Also return `roi_masks`: a list with the bool mask (original image size) used for each sample.
-            sam_model (`SamModel`, *optional*): Use this SAM instead of loading `sam_model_name_or_path`.
+    ) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+        """Read the images and find each one's ROI masks (given, from SAM prompts, or automatic); no cut-outs.
 
-        Returns:
-            [`BatchFeature`] with `roi_pixel_values` and `context_pixel_values` (N, 3, H, W), `roi_image_index` (N,)
-            (which input image each sample comes from) and, on request, `roi_masks`.
+        Everything is checked before SAM runs. Returns the RGB uint8 arrays and, per image, its list of bool masks
+        at the original size. Arguments as in `preprocess`.
         """
-        if kwargs:
-            raise TypeError(f"Unexpected arguments for RveRNetImageProcessor: {sorted(kwargs)}.")
-        if sam_model is not None:
-            self.set_sam_model(sam_model)
         batched = isinstance(images, (list, tuple))
         image_list = list(images) if batched else [images]
         if not image_list:
@@ -800,6 +786,49 @@ class RveRNetImageProcessor(BaseImageProcessor):
             sam_results = self._sam_masks([arrays[i] for i in need_sam], [requests[i] for i in need_sam])
             for index, masks in zip(need_sam, sam_results):
                 masks_per_image[index] = masks
+
+        return arrays, masks_per_image
+
+
+    def preprocess(
+        self,
+        images: Any,
+        roi_masks: Any = None,
+        input_points: Any = None,
+        input_labels: Any = None,
+        input_boxes: Any = None,
+        return_tensors: str | None = "pt",
+        return_roi_masks: bool = False,
+        sam_model: Any = None,
+        **kwargs,
+    ) -> BatchFeature:
+        r"""
+        Args:
+            images (`PIL.Image`, `np.ndarray`, `torch.Tensor`, path, or a list of them):
+                The photos. Any PIL mode; EXIF orientation is applied.
+            roi_masks (*optional*): Per image: a mask (bool, {0,1} or {0,255} array/tensor, PIL image or path), a list
+                of masks (several ROIs), or None.
+            input_points (*optional*): Per image: `[x, y]`, `[[x, y], ...]` (one ROI from several clicks) or
+                `[[[x, y], ...], ...]` (several ROIs), or None. Pixel coordinates of the original image.
+            input_labels (*optional*): Per image, the points' labels (1 foreground, 0 background), same nesting.
+            input_boxes (*optional*): Per image: `[x0, y0, x1, y1]` or a list of boxes (several ROIs), or None.
+                Given together with points, the i-th box and the i-th point group make one ROI.
+            return_tensors (`str`, *optional*, defaults to `"pt"`): As in every transformers processor.
+            return_roi_masks (`bool`, *optional*, defaults to `False`):
+                Also return `roi_masks`: a list with the bool mask (original image size) used for each sample.
+            sam_model (`SamModel`, *optional*): Use this SAM instead of loading `sam_model_name_or_path`.
+
+        Returns:
+            [`BatchFeature`] with `roi_pixel_values` and `context_pixel_values` (N, 3, H, W), `roi_image_index` (N,)
+            (which input image each sample comes from) and, on request, `roi_masks`.
+        """
+        if kwargs:
+            raise TypeError(f"Unexpected arguments for RveRNetImageProcessor: {sorted(kwargs)}.")
+        if sam_model is not None:
+            self.set_sam_model(sam_model)
+        arrays, masks_per_image = self.compute_roi_masks(
+            images, roi_masks=roi_masks, input_points=input_points, input_labels=input_labels, input_boxes=input_boxes
+        )
 
         # 3. Cut-outs.
         rois, contexts, image_index, used_masks = [], [], [], []

@@ -1,0 +1,482 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""Training data: dataset builders, SAM mask pre-computation, and paired augmentations.
+
+Needs the `train` extra (`datasets`). Not uploaded with the weights.
+
+Every builder returns a `datasets.Dataset` with an `image` column (or `roi_image` + `context_image` for the paired
+layout), a `label` `ClassLabel` column, and, when masks are known, a `roi_mask` column (PNG bytes, decoded as
+PIL images). Optional prompt columns: `roi_box` ([x0, y0, x1, y1]) and `roi_points` ([[x, y], ...]).
+"""
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def _datasets():
+    try:
+        import datasets
+    except ImportError as error:  # pragma: no cover - exercised only without the extra
+        raise ImportError("This needs the `train` extra: pip install 'rvernet-hf[train]'") from error
+    return datasets
+
+
+def encode_mask(mask: np.ndarray) -> dict[str, Any]:
+    """A bool mask as a 1-bit PNG (compact, lossless), in the form of a `datasets.Image` cell."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(mask, dtype=bool)).save(buffer, format="PNG", optimize=True)
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+# ----------------------------------------------------------------------------------------------- builders
+
+
+def load_image_folder_dataset(
+    data_dir: str | os.PathLike, masks_dir: str | os.PathLike | None = None, require_masks: bool = False
+):
+    """An image folder (`data_dir/<class>/<image>`, as `datasets`' imagefolder) as a `datasets.Dataset`.
+
+    Args:
+        data_dir: one subfolder per class. An optional `metadata.jsonl` at its top holds one JSON object per image,
+            `{"file_name": "<class>/<image>", "roi_box": [x0, y0, x1, y1]}` or `"roi_points": [[x, y], ...]`.
+        masks_dir: an optional parallel tree `masks_dir/<class>/<image stem>.png` of binary ROI masks.
+        require_masks: raise if an image has no mask (otherwise its `roi_mask` is None and SAM will make one).
+    """
+    datasets = _datasets()
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise ValueError(f"data_dir {root} is not a folder.")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise ValueError(f"data_dir {root} has no class subfolders (expected {root}/<class>/<image>).")
+    metadata: dict[str, dict] = {}
+    metadata_file = root / "metadata.jsonl"
+    if metadata_file.exists():
+        for line_number, line in enumerate(metadata_file.read_text().splitlines(), start=1):
+            if line.strip():
+                try:
+                    entry = json.loads(line)
+                    metadata[entry["file_name"]] = entry
+                except (json.JSONDecodeError, KeyError) as error:
+                    message = f"{metadata_file} line {line_number} is not a JSON object with file_name: {error}"
+                    raise ValueError(message) from None
+    rows: dict[str, list] = {"image": [], "label": [], "roi_mask": [], "roi_box": [], "roi_points": []}
+    for label, name in enumerate(classes):
+        for path in _list_images(root / name):
+            relative = f"{name}/{path.name}"
+            mask = None
+            if masks_dir is not None:
+                mask_path = Path(masks_dir) / name / f"{path.stem}.png"
+                if mask_path.exists():
+                    mask = {"bytes": None, "path": str(mask_path)}
+                elif require_masks:
+                    raise ValueError(f"no mask for image {path}: expected {mask_path}.")
+            entry = metadata.get(relative, {})
+            rows["image"].append(str(path))
+            rows["label"].append(label)
+            rows["roi_mask"].append(mask)
+            rows["roi_box"].append(entry.get("roi_box"))
+            rows["roi_points"].append(entry.get("roi_points"))
+    if not rows["image"]:
+        raise ValueError(f"data_dir {root} holds no images with extensions {IMAGE_EXTENSIONS}.")
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=classes),
+            "roi_mask": datasets.Image(),
+            "roi_box": datasets.Sequence(datasets.Value("float32")),
+            "roi_points": datasets.Sequence(datasets.Sequence(datasets.Value("float32"))),
+        }
+    )
+    return datasets.Dataset.from_dict(rows, features=features)
+
+
+def segmentation_to_roi_dataset(
+    dataset,
+    id2label: dict[int, str],
+    image_column: str = "image",
+    label_map_column: str = "label",
+    min_area: float = 0.01,
+    ignore_ids: Sequence[int] = (0, 255),
+    num_proc: int | None = None,
+):
+    """A semantic-segmentation dataset (image + label map, FoodSeg103 style) -> one sample per (image, class present).
+
+    This is how the paper built ~18k samples from ~5k FoodSeg103 images. A class counts as present when its pixels
+    cover at least `min_area` of the image. Classes in `ignore_ids` (background, void) are skipped. The new label
+    space keeps `id2label`'s order without the ignored ids. Columns: image, label, roi_mask, source_index.
+    """
+    datasets = _datasets()
+    kept = [i for i in sorted(id2label) if i not in set(ignore_ids)]
+    new_id = {old: new for new, old in enumerate(kept)}
+    for column in (image_column, label_map_column):
+        if column not in dataset.column_names:
+            raise ValueError(f"the segmentation dataset has no column {column!r} (columns: {dataset.column_names}).")
+
+    def explode(batch, indices):
+        out = {"image": [], "label": [], "roi_mask": [], "source_index": []}
+        for image, label_map, index in zip(batch[image_column], batch[label_map_column], indices):
+            label_map = np.asarray(label_map)
+            if label_map.ndim == 3:
+                label_map = label_map[..., 0]
+            image_size = image.size[::-1] if isinstance(image, Image.Image) else np.asarray(image).shape[:2]
+            if tuple(label_map.shape) != tuple(image_size):
+                raise ValueError(
+                    f"the label map of sample {index} is {label_map.shape} but its image is {tuple(image_size)}."
+                )
+            ids, counts = np.unique(label_map, return_counts=True)
+            for class_id, count in zip(ids.tolist(), counts.tolist()):
+                if class_id not in new_id or count < min_area * label_map.size:
+                    continue
+                out["image"].append(image)
+                out["label"].append(new_id[class_id])
+                out["roi_mask"].append(encode_mask(label_map == class_id))
+                out["source_index"].append(index)
+        return out
+
+    features = datasets.Features(
+        {
+            "image": dataset.features[image_column]
+            if isinstance(dataset.features[image_column], datasets.Image)
+            else datasets.Image(),
+            "label": datasets.ClassLabel(names=[id2label[i] for i in kept]),
+            "roi_mask": datasets.Image(),
+            "source_index": datasets.Value("int64"),
+        }
+    )
+    return dataset.map(
+        explode, batched=True, with_indices=True, remove_columns=dataset.column_names, features=features,
+        num_proc=num_proc, desc="One sample per (image, class)",
+    )  # fmt: skip
+
+
+def load_paired_folder_dataset(root: str | os.PathLike, split: str = "train", on_missing: str = "raise"):
+    """The official code's layout, as it is: `root/split/roi/<class>/<name>` + `root/split/extra-roi/<class>/<name>`,
+    paired by file name. Columns: roi_image, context_image, label. `on_missing="skip"` drops unpaired files (and
+    logs how many and which); `"raise"` names the first one."""
+    datasets = _datasets()
+    base = Path(root) / split
+    roi_root, context_root = base / "roi", base / "extra-roi"
+    for folder in (roi_root, context_root):
+        if not folder.is_dir():
+            raise ValueError(f"{folder} is missing: the paired layout needs {base}/roi and {base}/extra-roi.")
+    classes = sorted(p.name for p in roi_root.iterdir() if p.is_dir())
+    rows: dict[str, list] = {"roi_image": [], "context_image": [], "label": []}
+    unpaired = []
+    for label, name in enumerate(classes):
+        for path in _list_images(roi_root / name):
+            partner = context_root / name / path.name
+            if not partner.exists():
+                if on_missing == "raise":
+                    raise ValueError(f"{path} has no context partner: expected {partner}.")
+                unpaired.append(str(path))
+                continue
+            rows["roi_image"].append(str(path))
+            rows["context_image"].append(str(partner))
+            rows["label"].append(label)
+    if unpaired:
+        from transformers.utils import logging
+
+        logging.get_logger(__name__).warning(f"Skipped {len(unpaired)} unpaired ROI images: {unpaired[:10]}")
+    features = datasets.Features(
+        {"roi_image": datasets.Image(), "context_image": datasets.Image(), "label": datasets.ClassLabel(names=classes)}
+    )
+    return datasets.Dataset.from_dict(rows, features=features)
+
+
+# ----------------------------------------------------------------------------------------------- SAM masks
+
+
+def _settings_fingerprint(processor: RveRNetImageProcessor, *parts: Any) -> str:
+    sam_settings = {k: v for k, v in processor.to_dict().items() if k.startswith(("sam_", "auto_roi", "mask_"))}
+    return hashlib.sha256(json.dumps([sam_settings, *parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class MaskingReport:
+    """What `precompute_roi_masks` did: samples it skipped (index, name, reason) and shards it reused."""
+
+    skipped: list[dict] = field(default_factory=list)
+    shards_computed: int = 0
+    shards_reused: int = 0
+
+
+def precompute_roi_masks(
+    dataset,
+    processor: RveRNetImageProcessor,
+    image_column: str = "image",
+    mask_column: str = "roi_mask",
+    box_column: str | None = "roi_box",
+    points_column: str | None = "roi_points",
+    batch_size: int = 8,
+    shard_size: int = 256,
+    cache_dir: str | os.PathLike | None = None,
+    on_error: str = "raise",
+    sam_model: Any = None,
+):
+    """Run SAM over a `datasets.Dataset` once and store each sample's ROI mask (1-bit PNG) in `mask_column`.
+
+    Samples that already have a mask keep it. Boxes/points in `box_column`/`points_column` prompt SAM; a sample with
+    neither gets the processor's automatic ROI. Work is done in shards of `shard_size` samples, each a batched
+    `map` written to its own cache file named by the dataset's fingerprint and the SAM settings: an interrupted run
+    resumes at the first unfinished shard, and a second run (and every training epoch after it) performs no SAM
+    forward pass at all.
+
+    Args:
+        on_error: `"raise"` stops at the first bad sample, naming it; `"skip"` drops bad samples and reports them
+            (count and names) in the returned `MaskingReport`. Finished shards are kept either way.
+
+    Returns:
+        `(dataset with mask_column filled, MaskingReport)`.
+    """
+    datasets = _datasets()
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"`on_error` must be 'raise' or 'skip', got {on_error!r}.")
+    if image_column not in dataset.column_names:
+        raise ValueError(f"the dataset has no image column {image_column!r} (columns: {dataset.column_names}).")
+    if sam_model is not None:
+        processor.set_sam_model(sam_model)
+    if cache_dir is None:
+        if dataset.cache_files:
+            cache_dir = Path(dataset.cache_files[0]["filename"]).parent / "rvernet_roi_masks"
+        else:
+            cache_dir = Path(datasets.config.HF_DATASETS_CACHE) / "rvernet_roi_masks"
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = _settings_fingerprint(processor, dataset._fingerprint, image_column, box_column, points_column)
+    report = MaskingReport()
+    # Images (and existing masks) are read by the processor, not decoded by `datasets`: a broken file then becomes
+    # a named error of one sample instead of an exception deep inside `map`.
+    image_feature = dataset.features[image_column]
+    dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
+    if mask_column in dataset.column_names:
+        dataset = dataset.cast_column(mask_column, datasets.Image(decode=False))
+    names = [(p or {}).get("path") for p in dataset[image_column]]
+
+    def add_masks(batch, indices):
+        masks, errors = [], []
+        existing = batch.get(mask_column) or [None] * len(indices)
+        boxes = batch.get(box_column) if box_column else None
+        points = batch.get(points_column) if points_column else None
+        results: dict[int, Any] = {}
+        # Check every sample alone first (cheap: one decode), so that a bad file is named now rather than found
+        # hours into training, and one bad sample does not take its batch down. Given masks are checked too.
+        good = []
+        for i, given_mask in enumerate(existing):
+            try:
+                array = load_image(batch[image_column][i], indices[i])
+                if given_mask is not None:
+                    load_mask(given_mask, indices[i], array.shape[:2], allow_full=True)
+                else:
+                    good.append(i)
+            except ValueError as error:
+                results[i] = error
+        if good:
+            try:
+                _, computed = processor.compute_roi_masks(
+                    [batch[image_column][i] for i in good],
+                    input_boxes=[boxes[i] if boxes and boxes[i] else None for i in good],
+                    input_points=[points[i] if points and points[i] else None for i in good],
+                )
+                for i, image_masks in zip(good, computed):
+                    results[i] = image_masks[0]
+            except ValueError:
+                if on_error == "raise":
+                    raise
+                for i in good:  # find the culprit one sample at a time
+                    try:
+                        results[i] = processor.compute_roi_masks(
+                            [batch[image_column][i]],
+                            input_boxes=[boxes[i] if boxes and boxes[i] else None],
+                            input_points=[points[i] if points and points[i] else None],
+                        )[1][0][0]
+                    except ValueError as sample_error:
+                        results[i] = sample_error
+        for i, mask in enumerate(existing):
+            value = results.get(i, mask)
+            if isinstance(value, Exception):
+                if on_error == "raise":
+                    raise ValueError(f"sample {indices[i]} ({names[indices[i]] or 'in memory'}): {value}")
+                masks.append(None)
+                errors.append(str(value))
+            else:
+                masks.append(encode_mask(value) if isinstance(value, np.ndarray) else value)
+                errors.append(None)
+        return {mask_column: masks, "_roi_mask_error": errors}
+
+    features = dataset.features.copy()
+    features[mask_column] = datasets.Image()
+    features["_roi_mask_error"] = datasets.Value("string")
+    shards = []
+    for shard_index, start in enumerate(range(0, len(dataset), shard_size)):
+        stop = min(start + shard_size, len(dataset))
+        cache_file = cache_dir / f"masks-{fingerprint}-{shard_index:05d}-of-{len(dataset)}.arrow"
+        if cache_file.exists():
+            report.shards_reused += 1
+        else:
+            report.shards_computed += 1
+        shard = dataset.select(range(start, stop))
+        if mask_column not in shard.column_names:
+            shard = shard.add_column(mask_column, [None] * len(shard), feature=datasets.Image())
+        shard = shard.map(
+            lambda batch, idx, offset=start: add_masks(batch, [offset + i for i in idx]),
+            batched=True, batch_size=batch_size, with_indices=True, features=features,
+            cache_file_name=str(cache_file), load_from_cache_file=True,
+            new_fingerprint=f"{fingerprint}-{shard_index}", desc=f"SAM masks, shard {shard_index + 1}",
+        )  # fmt: skip
+        shards.append(shard)
+    result = datasets.concatenate_datasets(shards) if shards else dataset
+    errors = result["_roi_mask_error"]
+    bad = [i for i, e in enumerate(errors) if e is not None]
+    report.skipped = [{"index": i, "name": names[i], "error": errors[i]} for i in bad]
+    if bad:
+        from transformers.utils import logging
+
+        logging.get_logger(__name__).warning(
+            f"Skipped {len(bad)} samples without a usable ROI: {[r['name'] or r['index'] for r in report.skipped[:10]]}"
+        )
+        result = result.select([i for i in range(len(result)) if errors[i] is None])
+    result = result.remove_columns("_roi_mask_error").cast_column(mask_column, datasets.Image())
+    return result.cast_column(image_column, image_feature), report
+
+
+# ----------------------------------------------------------------------------------------------- transforms
+
+
+class RveRNetTransform:
+    """`dataset.with_transform(...)` callable: rows -> `roi_pixel_values`, `context_pixel_values`, `labels`.
+
+    With `train=True`, augmentations are drawn once per sample and applied to the image and its mask together,
+    before the cut-outs are made, so the ROI and context cut-outs always share the same flip, crop and scale (the
+    official code flipped the two streams independently: a bug). Random draws use torch's generator, so
+    `transformers.set_seed` makes them reproducible.
+
+    Args:
+        processor: the `RveRNetImageProcessor` that makes the cut-outs.
+        train: apply augmentations.
+        flip_prob: probability of a horizontal flip.
+        crop_scale: range of the random crop's area, as a fraction of the image (the crop always keeps part of the
+            ROI); `(1.0, 1.0)` disables cropping.
+        crop_ratio: range of the random crop's aspect ratio.
+        teacher_processor: when given (a callable image -> pixel tensor), also return `teacher_pixel_values`, the
+            untouched full image prepared for a distillation teacher.
+    """
+
+    def __init__(
+        self,
+        processor: RveRNetImageProcessor,
+        train: bool = False,
+        flip_prob: float = 0.5,
+        crop_scale: tuple[float, float] = (0.6, 1.0),
+        crop_ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        image_column: str = "image",
+        mask_column: str = "roi_mask",
+        label_column: str = "label",
+        teacher_processor: Any = None,
+    ):
+        self.processor = processor
+        self.train = train
+        self.flip_prob = flip_prob
+        self.crop_scale = crop_scale
+        self.crop_ratio = crop_ratio
+        self.image_column = image_column
+        self.mask_column = mask_column
+        self.label_column = label_column
+        self.teacher_processor = teacher_processor
+
+    def _crop_box(self, mask: np.ndarray) -> tuple[int, int, int, int]:
+        height, width = mask.shape
+        if self.crop_scale == (1.0, 1.0):
+            return 0, 0, height, width
+        for _ in range(10):
+            area = height * width * float(torch.empty(1).uniform_(*self.crop_scale))
+            log_ratio = torch.empty(1).uniform_(np.log(self.crop_ratio[0]), np.log(self.crop_ratio[1]))
+            ratio = float(torch.exp(log_ratio))
+            crop_w, crop_h = round((area * ratio) ** 0.5), round((area / ratio) ** 0.5)
+            if 0 < crop_w <= width and 0 < crop_h <= height:
+                top = int(torch.randint(0, height - crop_h + 1, (1,)))
+                left = int(torch.randint(0, width - crop_w + 1, (1,)))
+                window = mask[top : top + crop_h, left : left + crop_w]
+                if window.any() and not window.all():
+                    return top, left, crop_h, crop_w
+        return 0, 0, height, width
+
+    def augment(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One random crop and flip, the same for the image and its mask."""
+        top, left, crop_h, crop_w = self._crop_box(mask)
+        image, mask = image[top : top + crop_h, left : left + crop_w], mask[top : top + crop_h, left : left + crop_w]
+        if float(torch.rand(1)) < self.flip_prob:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, torch.Tensor]:
+        rois, contexts, teachers = [], [], []
+        for index, (image, mask) in enumerate(zip(batch[self.image_column], batch[self.mask_column])):
+            if mask is None:
+                raise ValueError(
+                    f"sample {index} of the batch has no `{self.mask_column}`: run `precompute_roi_masks` first."
+                )
+            array = load_image(image, index, background=self.processor.pad_value)
+            mask = load_mask(mask, index, array.shape[:2], allow_full=True)
+            if self.train:
+                array, mask = self.augment(array, mask)
+            roi, context, _ = self.processor.make_cutouts(array, mask)
+            rois.append(roi)
+            contexts.append(context)
+            if self.teacher_processor is not None:
+                teachers.append(self.teacher_processor(array))
+        output = {"roi_pixel_values": torch.stack(rois), "context_pixel_values": torch.stack(contexts)}
+        if self.label_column in batch:
+            output["labels"] = torch.as_tensor(batch[self.label_column], dtype=torch.long)
+        if teachers:
+            output["teacher_pixel_values"] = torch.stack(teachers)
+        return output
+
+
+class PairedTransform(RveRNetTransform):
+    """The same for the paired layout (`roi_image` + `context_image`, already cut): one flip for both."""
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, torch.Tensor]:
+        rois, contexts = [], []
+        for index, (roi_image, context_image) in enumerate(zip(batch["roi_image"], batch["context_image"])):
+            roi_array = load_image(roi_image, index)
+            context_array = load_image(context_image, index)
+            if self.train and float(torch.rand(1)) < self.flip_prob:
+                roi_array, context_array = roi_array[:, ::-1].copy(), context_array[:, ::-1].copy()
+            pair = self.processor.preprocess_pairs([roi_array], [context_array])
+            rois.append(pair["roi_pixel_values"][0])
+            contexts.append(pair["context_pixel_values"][0])
+        output = {"roi_pixel_values": torch.stack(rois), "context_pixel_values": torch.stack(contexts)}
+        if self.label_column in batch:
+            output["labels"] = torch.as_tensor(batch[self.label_column], dtype=torch.long)
+        return output
+
+
+__all__ = [
+    "MaskingReport",
+    "PairedTransform",
+    "RveRNetTransform",
+    "encode_mask",
+    "load_image_folder_dataset",
+    "load_paired_folder_dataset",
+    "precompute_roi_masks",
+    "segmentation_to_roi_dataset",
+]

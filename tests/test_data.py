@@ -1,0 +1,164 @@
+"""Training data: builders on tiny local datasets, SAM mask pre-computation (calls counted), paired augmentations."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rvernet_hf import RveRNetImageProcessor
+from rvernet_hf.data import (
+    PairedTransform,
+    RveRNetTransform,
+    load_image_folder_dataset,
+    load_paired_folder_dataset,
+    precompute_roi_masks,
+    segmentation_to_roi_dataset,
+)
+from test_image_processing_rvernet import count_calls, rectangle_mask, tiny_sam
+
+
+datasets = pytest.importorskip("datasets")
+
+
+def _image(seed, size=(40, 48)):
+    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """2 classes x 3 images; masks for all but one image; a box prompt for one image in metadata.jsonl."""
+    root, masks = tmp_path / "images", tmp_path / "masks"
+    for c, name in enumerate(["chili paste", "ketchup"]):
+        (root / name).mkdir(parents=True)
+        (masks / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(_image(10 * c + i)).save(root / name / f"img{i}.png")
+            if (c, i) != (1, 2):
+                Image.fromarray(rectangle_mask((40, 48), 5 + i, 6, 10, 12)).save(masks / name / f"img{i}.png")
+    (root / "metadata.jsonl").write_text(json.dumps({"file_name": "ketchup/img2.png", "roi_box": [4, 4, 30, 30]}))
+    return root, masks
+
+
+def test_image_folder_builder(image_folder):
+    root, masks = image_folder
+    dataset = load_image_folder_dataset(root, masks_dir=masks)
+    assert len(dataset) == 6
+    assert dataset.features["label"].names == ["chili paste", "ketchup"]
+    assert [row is None for row in dataset["roi_mask"]].count(True) == 1
+    assert dataset[5]["roi_box"] == [4, 4, 30, 30]
+    np.testing.assert_array_equal(np.asarray(dataset[1]["roi_mask"]) > 0, rectangle_mask((40, 48), 6, 6, 10, 12))
+    with pytest.raises(ValueError, match="no mask for image .*img2.png"):
+        load_image_folder_dataset(root, masks_dir=masks, require_masks=True)
+
+
+def test_segmentation_builder_one_sample_per_class_present():
+    label_maps = [np.zeros((20, 20), np.uint8), np.zeros((20, 20), np.uint8)]
+    label_maps[0][:10, :10] = 3  # 25 %
+    label_maps[0][15:, 15:] = 5  # 6.25 %
+    label_maps[0][0, 19] = 7  # a single pixel: below min_area
+    label_maps[1][5:15, 5:15] = 5
+    source = datasets.Dataset.from_dict(
+        {"image": [Image.fromarray(_image(i, (20, 20))) for i in range(2)], "label": [Image.fromarray(m) for m in label_maps]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.Image()}),
+    )
+    id2label = {0: "background", 3: "rice", 5: "ketchup", 7: "chili paste"}
+    rois = segmentation_to_roi_dataset(source, id2label, min_area=0.01)
+    assert rois.features["label"].names == ["rice", "ketchup", "chili paste"]
+    assert len(rois) == 3 and rois["source_index"] == [0, 0, 1]
+    assert [rois.features["label"].int2str(i) for i in rois["label"]] == ["rice", "ketchup", "ketchup"]
+    np.testing.assert_array_equal(np.asarray(rois[1]["roi_mask"]) > 0, label_maps[0] == 5)
+
+
+def test_paired_layout_builder(tmp_path):
+    for side in ("roi", "extra-roi"):
+        for name in ("ketchup", "chili"):
+            (tmp_path / "train" / side / name).mkdir(parents=True)
+            Image.fromarray(_image(1)).save(tmp_path / "train" / side / name / "a.jpg")
+    Image.fromarray(_image(2)).save(tmp_path / "train" / "roi" / "chili" / "lonely.jpg")
+    with pytest.raises(ValueError, match="lonely.jpg has no context partner"):
+        load_paired_folder_dataset(tmp_path, "train")
+    dataset = load_paired_folder_dataset(tmp_path, "train", on_missing="skip")
+    assert len(dataset) == 2 and dataset.features["label"].names == ["chili", "ketchup"]
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
+    batch = PairedTransform(processor, train=True).__call__(dataset[:2])
+    assert batch["roi_pixel_values"].shape == (2, 3, 16, 16) and batch["labels"].tolist() == [0, 1]
+
+
+def test_precompute_masks_once_then_zero_sam_calls(image_folder, tmp_path):
+    root, _ = image_folder
+    dataset = load_image_folder_dataset(root)  # no masks: SAM makes all six (one from a box, five automatic)
+    sam = tiny_sam()
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam, auto_roi_min_area=0.0,
+                                      auto_roi_max_area=1.0)  # fmt: skip
+    encoder_calls = count_calls(sam.vision_encoder)
+    masked, report = precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", batch_size=4, shard_size=4)
+    assert sum(encoder_calls) == 6 and report.shards_computed == 2 and not report.skipped
+    assert all(m is not None for m in masked["roi_mask"])
+    encoder_calls.clear()
+    again, report = precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", batch_size=4, shard_size=4)
+    assert encoder_calls == [] and report.shards_reused == 2
+    assert [np.asarray(m).tolist() for m in again["roi_mask"]] == [np.asarray(m).tolist() for m in masked["roi_mask"]]
+    # Training epochs read the stored masks: still no SAM.
+    transform = RveRNetTransform(processor, train=True)
+    for _ in range(2):
+        transform(again[:6])
+    assert encoder_calls == []
+
+
+def test_precompute_masks_resumes_after_interruption(image_folder, tmp_path, monkeypatch):
+    root, masks = image_folder
+    dataset = load_image_folder_dataset(root)
+    sam = tiny_sam()
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam)
+    original = processor.compute_roi_masks
+    done = []
+
+    def interrupted(*args, **kwargs):
+        if done:
+            raise KeyboardInterrupt  # the run is killed while working on the second shard
+        done.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(processor, "compute_roi_masks", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", batch_size=3, shard_size=3)
+    monkeypatch.setattr(processor, "compute_roi_masks", original)
+    encoder_calls = count_calls(sam.vision_encoder)
+    _, report = precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", batch_size=3, shard_size=3)
+    assert report.shards_reused == 1 and report.shards_computed == 1
+    assert sum(encoder_calls) == 3  # only the unfinished shard ran SAM again
+
+
+def test_precompute_masks_skip_or_raise_on_bad_samples(image_folder, tmp_path):
+    root, masks = image_folder
+    broken = root / "ketchup" / "img1.png"
+    broken.write_bytes(broken.read_bytes()[:60])  # truncated file
+    dataset = load_image_folder_dataset(root, masks_dir=masks)
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=tiny_sam())
+    with pytest.raises(ValueError, match="img1.png"):
+        precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "raise", on_error="raise")
+    kept, report = precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "skip", on_error="skip")
+    assert len(kept) == 5 and len(report.skipped) == 1
+    assert report.skipped[0]["name"].endswith("ketchup/img1.png") and "not a readable image" in report.skipped[0]["error"]
+
+
+def test_augmentations_are_shared_by_both_cut_outs():
+    processor = RveRNetImageProcessor(size={"height": 24, "width": 24}, do_normalize=False, fill_value=-1.0,
+                                      resize_mode="resize")  # fmt: skip
+    image = _image(3, (60, 80))
+    mask = rectangle_mask((60, 80), 10, 5, 30, 20)  # off-centre, so a flip moves it
+    batch = {"image": [image] * 8, "roi_mask": [mask] * 8, "label": [0] * 8}
+    torch.manual_seed(0)
+    out = RveRNetTransform(processor, train=True, flip_prob=0.5, crop_scale=(0.4, 0.9))(batch)
+    roi_hidden = (out["roi_pixel_values"] == -1).all(dim=1)
+    context_hidden = (out["context_pixel_values"] == -1).all(dim=1)
+    assert (roi_hidden ^ context_hidden).all()  # every pixel is in exactly one cut-out: same crop, same flip
+    assert len({tuple(h.flatten().tolist()) for h in roi_hidden}) > 1  # the draws differ between samples
+    flipped = RveRNetTransform(processor, train=True, flip_prob=1.0, crop_scale=(1.0, 1.0))(batch)
+    reference = processor(image[:, ::-1].copy(), roi_masks=mask[:, ::-1].copy())
+    torch.testing.assert_close(flipped["roi_pixel_values"][0], reference["roi_pixel_values"][0])
+    torch.testing.assert_close(flipped["context_pixel_values"][0], reference["context_pixel_values"][0])
+    plain = RveRNetTransform(processor, train=False)(batch)
+    torch.testing.assert_close(plain["roi_pixel_values"][0], processor(image, roi_masks=mask)["roi_pixel_values"][0])
