@@ -162,3 +162,28 @@ def test_augmentations_are_shared_by_both_cut_outs():
     torch.testing.assert_close(flipped["context_pixel_values"][0], reference["context_pixel_values"][0])
     plain = RveRNetTransform(processor, train=False)(batch)
     torch.testing.assert_close(plain["roi_pixel_values"][0], processor(image, roi_masks=mask)["roi_pixel_values"][0])
+
+
+def test_visualization_png(tmp_path):
+    from rvernet_hf.visualization import save_roi_visualization
+
+    processor = RveRNetImageProcessor(size={"height": 32, "width": 32})
+    image = _image(4, (60, 90))
+    path = save_roi_visualization(image, rectangle_mask((60, 90), 10, 10, 30, 40), processor, tmp_path / "viz.png")
+    with Image.open(path) as picture:
+        array = np.asarray(picture.convert("RGB"))
+    assert picture.height == 224 + 16 and picture.width > 3 * 224
+    assert ((array == (255, 0, 0)).all(-1)).sum() > 50  # the red ROI outline is drawn
+
+
+def test_masks_cli(image_folder, tmp_path):
+    from rvernet_hf.cli import main
+
+    root, masks = image_folder
+    (root / "metadata.jsonl").unlink()  # no box prompt: the one image without a mask gets the central box
+    processor_dir = tmp_path / "processor"
+    RveRNetImageProcessor(auto_roi="center").save_pretrained(processor_dir)  # no SAM needed for this folder
+    assert main(["masks", "--data_dir", str(root), "--masks_dir", str(masks), "--output_dir", str(tmp_path / "out"),
+                 "--processor", str(processor_dir), "--cache_dir", str(tmp_path / "cache")]) == 0  # fmt: skip
+    saved = datasets.load_from_disk(str(tmp_path / "out"))
+    assert len(saved) == 6 and all(m is not None for m in saved["roi_mask"])

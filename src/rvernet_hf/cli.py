@@ -32,6 +32,31 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _masks(args: argparse.Namespace) -> int:
+    """SAM masks for an image folder, stored with the dataset (`save_to_disk`), resumable, computed once."""
+    from .data import load_image_folder_dataset, precompute_roi_masks
+    from .image_processing_rvernet import RveRNetImageProcessor
+
+    dataset = load_image_folder_dataset(args.data_dir, masks_dir=args.masks_dir)
+    processor = (
+        RveRNetImageProcessor.from_pretrained(args.processor)
+        if args.processor
+        else RveRNetImageProcessor(sam_model_name_or_path=args.sam_model, sam_batch_size=args.sam_batch_size)
+    )
+    masked, report = precompute_roi_masks(
+        dataset, processor, batch_size=args.batch_size, shard_size=args.shard_size,
+        cache_dir=args.cache_dir, on_error=args.on_error,
+    )  # fmt: skip
+    masked.save_to_disk(args.output_dir)
+    print(f"{len(masked)} samples with ROI masks saved to {args.output_dir}")
+    print(f"shards computed: {report.shards_computed}, reused from cache: {report.shards_reused}")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} samples:")
+        for entry in report.skipped:
+            print(f"  - {entry['name'] or entry['index']}: {entry['error']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rvernet-hf", description="RveRNet: ROI + context classification with SAM masks and CNN distillation."
@@ -39,6 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     env = subparsers.add_parser("env", help="print the versions of rvernet-hf and its dependencies")
     env.set_defaults(func=_env)
+
+    masks = subparsers.add_parser(
+        "masks", help="compute SAM ROI masks for an image folder once, store them with the dataset (resumable)"
+    )
+    masks.add_argument("--data_dir", required=True, help="image folder: <data_dir>/<class>/<image>")
+    masks.add_argument("--output_dir", required=True, help="where the dataset with masks is saved (save_to_disk)")
+    masks.add_argument("--masks_dir", help="optional masks you already have: <masks_dir>/<class>/<stem>.png")
+    masks.add_argument("--processor", help="an RveRNet processor folder or Hub id (its SAM settings are used)")
+    masks.add_argument("--sam_model", default="facebook/sam-vit-base", help="SAM checkpoint (Hub id or folder)")
+    masks.add_argument("--sam_batch_size", type=int, default=4, help="images per SAM image-encoder pass")
+    masks.add_argument("--batch_size", type=int, default=8, help="samples per `datasets.map` batch")
+    masks.add_argument("--shard_size", type=int, default=256, help="samples per resumable cache shard")
+    masks.add_argument("--cache_dir", help="where the shard cache lives (default: next to the dataset cache)")
+    masks.add_argument("--on_error", choices=["raise", "skip"], default="raise",
+                       help="stop at the first bad sample, or skip bad samples and report them")  # fmt: skip
+    masks.set_defaults(func=_masks)
     return parser
 
 

@@ -1,0 +1,69 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""Look at what the model sees: the photo with its ROI outlined, the ROI cut-out and the context cut-out."""
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from .image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask
+
+
+def _outline(mask: np.ndarray, width: int) -> np.ndarray:
+    """Pixels of the mask within `width` of its border."""
+    edge = np.zeros_like(mask)
+    inner = mask.copy()
+    for _ in range(max(1, width)):
+        shrunk = inner.copy()
+        shrunk[1:] &= inner[:-1]
+        shrunk[:-1] &= inner[1:]
+        shrunk[:, 1:] &= inner[:, :-1]
+        shrunk[:, :-1] &= inner[:, 1:]
+        edge |= inner & ~shrunk
+        inner = shrunk
+    return edge
+
+
+def denormalize(pixel_values: torch.Tensor, mean, std, do_normalize: bool = True) -> np.ndarray:
+    """A (3, H, W) model input back to an RGB uint8 picture (hidden pixels show as their fill value does)."""
+    values = pixel_values.detach().float().cpu()
+    if do_normalize:
+        values = values * torch.tensor(std).view(3, 1, 1) + torch.tensor(mean).view(3, 1, 1)
+    return (values.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def roi_visualization(image: Any, mask: Any, processor: RveRNetImageProcessor, panel_height: int = 224) -> Image.Image:
+    """One picture: [photo with the ROI outlined in red | ROI cut-out | context cut-out], as the towers see them."""
+    array = load_image(image, background=processor.pad_value)
+    mask = load_mask(mask, 0, array.shape[:2], allow_full=True)
+    roi, context, _ = processor.make_cutouts(array, mask)
+    outlined = array.copy()
+    outlined[_outline(mask, max(1, min(array.shape[:2]) // 150))] = (255, 0, 0)
+    panels = [
+        Image.fromarray(outlined),
+        Image.fromarray(denormalize(roi, processor.roi_image_mean, processor.roi_image_std, processor.do_normalize)),
+        Image.fromarray(
+            denormalize(context, processor.context_image_mean, processor.context_image_std, processor.do_normalize)
+        ),
+    ]
+    panels = [p.resize((max(1, round(p.width * panel_height / p.height)), panel_height)) for p in panels]
+    titles = ["image + ROI", "ROI tower input", "context tower input"]
+    canvas = Image.new("RGB", (sum(p.width for p in panels) + 8 * (len(panels) - 1), panel_height + 16), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for panel, title in zip(panels, titles):
+        canvas.paste(panel, (x, 16))
+        draw.text((x + 2, 2), title, fill=(0, 0, 0))
+        x += panel.width + 8
+    return canvas
+
+
+def save_roi_visualization(image: Any, mask: Any, processor: RveRNetImageProcessor, path: str | os.PathLike) -> str:
+    """Write `roi_visualization(...)` as a PNG (atomically: a half-written file never replaces a good one)."""
+    path = os.fspath(path)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    roi_visualization(image, mask, processor).save(temporary, format="PNG")
+    os.replace(temporary, path)
+    return path
