@@ -789,7 +789,6 @@ class RveRNetImageProcessor(BaseImageProcessor):
 
         return arrays, masks_per_image
 
-
     def preprocess(
         self,
         images: Any,
