@@ -427,6 +427,12 @@ class RveRNetTransform:
             image, mask = image[:, ::-1], mask[:, ::-1]
         return np.ascontiguousarray(image), np.ascontiguousarray(mask)
 
+    def _model_inputs(self, batch: dict[str, list], rois: list, contexts: list) -> dict[str, torch.Tensor]:
+        output = {"roi_pixel_values": torch.stack(rois), "context_pixel_values": torch.stack(contexts)}
+        if self.label_column in batch:
+            output["labels"] = torch.as_tensor(batch[self.label_column], dtype=torch.long)
+        return output
+
     def __call__(self, batch: dict[str, list]) -> dict[str, torch.Tensor]:
         rois, contexts, teachers = [], [], []
         for index, (image, mask) in enumerate(zip(batch[self.image_column], batch[self.mask_column])):
@@ -443,9 +449,7 @@ class RveRNetTransform:
             contexts.append(context)
             if self.teacher_processor is not None:
                 teachers.append(self.teacher_processor(array))
-        output = {"roi_pixel_values": torch.stack(rois), "context_pixel_values": torch.stack(contexts)}
-        if self.label_column in batch:
-            output["labels"] = torch.as_tensor(batch[self.label_column], dtype=torch.long)
+        output = self._model_inputs(batch, rois, contexts)
         if teachers:
             output["teacher_pixel_values"] = torch.stack(teachers)
         return output
@@ -464,10 +468,7 @@ class PairedTransform(RveRNetTransform):
             pair = self.processor.preprocess_pairs([roi_array], [context_array])
             rois.append(pair["roi_pixel_values"][0])
             contexts.append(pair["context_pixel_values"][0])
-        output = {"roi_pixel_values": torch.stack(rois), "context_pixel_values": torch.stack(contexts)}
-        if self.label_column in batch:
-            output["labels"] = torch.as_tensor(batch[self.label_column], dtype=torch.long)
-        return output
+        return self._model_inputs(batch, rois, contexts)
 
 
 __all__ = [
