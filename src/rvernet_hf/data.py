@@ -361,6 +361,42 @@ def precompute_roi_masks(
 # ----------------------------------------------------------------------------------------------- transforms
 
 
+class FullImagePreprocessor:
+    """uint8 HWC image -> float CHW tensor at one model's input size and normalisation (no cut-out).
+
+    What a single classifier (or a distillation teacher) trained on whole photos expects: a plain resize to `size`
+    (bilinear, antialiased), scaled to [0, 1], normalised with that model's `mean`/`std`.
+
+    Args:
+        size (`int` or `(height, width)`): the model's input size.
+        mean, std (`Sequence[float]`): the model's normalisation.
+    """
+
+    def __init__(self, size: int | Sequence[int], mean: Sequence[float], std: Sequence[float]):
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        if min(height, width) <= 0:
+            raise ValueError(f"`size` must be positive, got {size!r}.")
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError(f"`mean` and `std` need 3 values each (std > 0), got mean={mean!r}, std={std!r}.")
+        self.size = (int(height), int(width))
+        self.mean = torch.tensor([float(v) for v in mean]).view(3, 1, 1)
+        self.std = torch.tensor([float(v) for v in std]).view(3, 1, 1)
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+        pixels = F.interpolate(pixels[None], size=self.size, mode="bilinear", antialias=True, align_corners=False)[0]
+        return (pixels.clamp_(0.0, 1.0) - self.mean) / self.std
+
+    def __repr__(self) -> str:
+        return f"FullImagePreprocessor(size={self.size}, mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()})"
+
+
+SINGLE_VIEWS = ("full_image", "roi", "context")
+TEACHER_INPUTS = ("full_image", "augmented_full_image")
+
+
 class RveRNetTransform:
     """`dataset.with_transform(...)` callable: rows -> `roi_pixel_values`, `context_pixel_values`, `labels`.
 
@@ -376,13 +412,22 @@ class RveRNetTransform:
         crop_scale: range of the random crop's area, as a fraction of the image (the crop always keeps part of the
             ROI); `(1.0, 1.0)` disables cropping.
         crop_ratio: range of the random crop's aspect ratio.
-        teacher_processor: when given (a callable image -> pixel tensor), also return `teacher_pixel_values`, the
-            untouched full image prepared for a distillation teacher.
+        teacher_processor: when given (a callable uint8 HWC image -> pixel tensor, e.g. a `FullImagePreprocessor`
+            with the teacher's size and normalisation), also return `teacher_pixel_values`.
+        teacher_input: what the teacher sees: `"full_image"` (the untouched photo, no cut-out and no random
+            augmentation, so its logits can be cached) or `"augmented_full_image"` (the photo with the same crop and
+            flip as the student's cut-outs, as in DeiT).
+        single_view: for a single classifier (teacher fine-tuning, baselines) instead of RveRNet: return only
+            `pixel_values` of one view, `"full_image"` (made by `single_processor`), `"roi"` or `"context"` (the
+            processor's cut-outs). Masks are not needed for `"full_image"`.
+        single_processor: the `FullImagePreprocessor` of the single classifier (for `single_view="full_image"`).
+
+    A `teacher_logits` column (cached teacher outputs) is passed through as a float tensor.
     """
 
     def __init__(
         self,
-        processor: RveRNetImageProcessor,
+        processor: RveRNetImageProcessor | None,
         train: bool = False,
         flip_prob: float = 0.5,
         crop_scale: tuple[float, float] = (0.6, 1.0),
@@ -391,16 +436,30 @@ class RveRNetTransform:
         mask_column: str = "roi_mask",
         label_column: str = "label",
         teacher_processor: Any = None,
+        teacher_input: str = "full_image",
+        single_view: str | None = None,
+        single_processor: Any = None,
     ):
+        if teacher_input not in TEACHER_INPUTS:
+            raise ValueError(f"`teacher_input` must be one of {TEACHER_INPUTS}, got {teacher_input!r}.")
+        if single_view is not None and single_view not in SINGLE_VIEWS:
+            raise ValueError(f"`single_view` must be one of {SINGLE_VIEWS} or None, got {single_view!r}.")
+        if single_view == "full_image" and single_processor is None:
+            raise ValueError("`single_view='full_image'` needs a `single_processor` (e.g. a FullImagePreprocessor).")
+        if single_view != "full_image" and processor is None:
+            raise ValueError("cut-outs need an RveRNetImageProcessor: `processor` is None.")
         self.processor = processor
         self.train = train
         self.flip_prob = flip_prob
-        self.crop_scale = crop_scale
-        self.crop_ratio = crop_ratio
+        self.crop_scale = tuple(crop_scale)
+        self.crop_ratio = tuple(crop_ratio)
         self.image_column = image_column
         self.mask_column = mask_column
         self.label_column = label_column
         self.teacher_processor = teacher_processor
+        self.teacher_input = teacher_input
+        self.single_view = single_view
+        self.single_processor = single_processor
 
     def _crop_box(self, mask: np.ndarray) -> tuple[int, int, int, int]:
         height, width = mask.shape
@@ -427,32 +486,49 @@ class RveRNetTransform:
             image, mask = image[:, ::-1], mask[:, ::-1]
         return np.ascontiguousarray(image), np.ascontiguousarray(mask)
 
-    def _model_inputs(self, batch: dict[str, list], rois: list, contexts: list) -> dict[str, torch.Tensor]:
-        output = {"roi_pixel_values": torch.stack(rois), "context_pixel_values": torch.stack(contexts)}
+    def _model_inputs(self, batch: dict[str, list], views: dict[str, list]) -> dict[str, torch.Tensor]:
+        output = {name: torch.stack(tensors) for name, tensors in views.items() if tensors}
         if self.label_column in batch:
             output["labels"] = torch.as_tensor(batch[self.label_column], dtype=torch.long)
+        if "teacher_logits" in batch:
+            output["teacher_logits"] = torch.as_tensor(np.asarray(batch["teacher_logits"]), dtype=torch.float32)
         return output
 
     def __call__(self, batch: dict[str, list]) -> dict[str, torch.Tensor]:
-        rois, contexts, teachers = [], [], []
-        for index, (image, mask) in enumerate(zip(batch[self.image_column], batch[self.mask_column])):
-            if mask is None:
+        views: dict[str, list] = {"roi_pixel_values": [], "context_pixel_values": [], "pixel_values": [],
+                                  "teacher_pixel_values": []}  # fmt: skip
+        needs_mask = self.single_view != "full_image"
+        masks = batch.get(self.mask_column) or [None] * len(batch[self.image_column])
+        for index, (image, mask) in enumerate(zip(batch[self.image_column], masks)):
+            if mask is None and needs_mask:
                 raise ValueError(
                     f"sample {index} of the batch has no `{self.mask_column}`: run `precompute_roi_masks` first."
                 )
-            array = load_image(image, index, background=self.processor.pad_value)
-            mask = load_mask(mask, index, array.shape[:2], allow_full=True)
+            pad_value = self.processor.pad_value if self.processor is not None else 125
+            array = load_image(image, index, background=pad_value)
+            untouched = array
+            if mask is None:  # full-image view without a mask: random crops keep part of the central half
+                height, width = array.shape[:2]
+                mask = np.zeros((height, width), dtype=bool)
+                mask[height // 4 : height - height // 4, width // 4 : width - width // 4] = True
+            else:
+                mask = load_mask(mask, index, array.shape[:2], allow_full=True)
             if self.train:
                 array, mask = self.augment(array, mask)
-            roi, context, _ = self.processor.make_cutouts(array, mask)
-            rois.append(roi)
-            contexts.append(context)
+            if self.single_view == "full_image":
+                views["pixel_values"].append(self.single_processor(array))
+            else:
+                roi, context, _ = self.processor.make_cutouts(array, mask)
+                if self.single_view is None:
+                    views["roi_pixel_values"].append(roi)
+                    views["context_pixel_values"].append(context)
+                else:
+                    views["pixel_values"].append(roi if self.single_view == "roi" else context)
             if self.teacher_processor is not None:
-                teachers.append(self.teacher_processor(array))
-        output = self._model_inputs(batch, rois, contexts)
-        if teachers:
-            output["teacher_pixel_values"] = torch.stack(teachers)
-        return output
+                views["teacher_pixel_values"].append(
+                    self.teacher_processor(untouched if self.teacher_input == "full_image" else array)
+                )
+        return self._model_inputs(batch, views)
 
 
 class PairedTransform(RveRNetTransform):
@@ -468,10 +544,11 @@ class PairedTransform(RveRNetTransform):
             pair = self.processor.preprocess_pairs([roi_array], [context_array])
             rois.append(pair["roi_pixel_values"][0])
             contexts.append(pair["context_pixel_values"][0])
-        return self._model_inputs(batch, rois, contexts)
+        return self._model_inputs(batch, {"roi_pixel_values": rois, "context_pixel_values": contexts})
 
 
 __all__ = [
+    "FullImagePreprocessor",
     "MaskingReport",
     "PairedTransform",
     "RveRNetTransform",

@@ -342,6 +342,9 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
                 Return each tower's hidden states.
             return_dict (`bool`, *optional*):
                 Return a [`RveRNetImageClassifierOutput`] instead of a tuple.
+            kwargs:
+                Loss keyword arguments, as in transformers' classifiers: `Trainer` passes `num_items_in_batch` so
+                that the single-label loss is normalised over the whole accumulated (and distributed) batch.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_hidden_states = (
@@ -363,7 +366,7 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
 
         loss = None
         if labels is not None:
-            loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
+            loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config, **kwargs)
 
         output = RveRNetImageClassifierOutput(
             loss=loss,

@@ -62,3 +62,115 @@ def load_efficientnet_lite0_imagenet() -> torch.nn.Module:
     model.load_state_dict(convert_efficientnet_pytorch_lite_state_dict(state_dict), strict=True)
     model.pretrained_cfg = {**model.pretrained_cfg, "mean": LITE0_MEAN, "std": LITE0_STD, "input_size": (3, 224, 224)}
     return model.eval()
+
+
+# Name of the built-in offline teacher, accepted wherever a classifier or teacher name is.
+BUILTIN_LITE0 = "efficientnet-lite0-imagenet"
+IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
+
+
+def lite0_for_image_classification(id2label: dict[int, str] | None = None):
+    """The ImageNet EfficientNet-Lite0 as a transformers `TimmWrapperForImageClassification` (saves, reloads with
+    `AutoModelForImageClassification` and trains with `Trainer` like any HF classifier).
+
+    Args:
+        id2label: a new label set: the ImageNet head is replaced by a freshly initialised one of that size (the step
+            that prepares a teacher for fine-tuning on the target dataset). `None` keeps the 1000 ImageNet classes.
+    """
+    from timm.data import ImageNetInfo
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    imagenet = ImageNetInfo()
+    imagenet_labels = {i: imagenet.index_to_description(i) for i in range(1000)}
+    pretrained_cfg = {"mean": LITE0_MEAN, "std": LITE0_STD, "input_size": (3, 224, 224), "interpolation": "bicubic",
+                      "crop_pct": 1.0, "num_classes": 1000}  # fmt: skip
+    config = TimmWrapperConfig(
+        architecture="tf_efficientnet_lite0", pretrained_cfg=pretrained_cfg, num_labels=1000, id2label=imagenet_labels
+    )
+    model = TimmWrapperForImageClassification(config)
+    model.timm_model.load_state_dict(load_efficientnet_lite0_imagenet().state_dict(), strict=True)
+    if id2label is not None:
+        id2label = {int(k): v for k, v in id2label.items()}
+        model.timm_model.reset_classifier(len(id2label))
+        model.config.num_labels = len(id2label)
+        model.config.id2label = id2label
+        model.config.label2id = {v: k for k, v in id2label.items()}
+        model.config.pretrained_cfg["num_classes"] = len(id2label)
+    return model.eval()
+
+
+def preprocessing_for(model: torch.nn.Module, name_or_path: str | None = None) -> dict:
+    """The input size, mean and std a classifier expects: `{"size": (h, w), "mean": (...), "std": (...)}`.
+
+    Read from timm's `pretrained_cfg` (a timm model or transformers' TimmWrapper), else from the checkpoint's image
+    processor, else from its config's `image_size` with ImageNet statistics (with a warning).
+    """
+    pretrained_cfg = getattr(getattr(model, "config", None), "pretrained_cfg", None) or getattr(
+        getattr(model, "timm_model", model), "pretrained_cfg", None
+    )
+    if pretrained_cfg and "mean" in pretrained_cfg:
+        size = tuple(pretrained_cfg.get("input_size", (3, 224, 224)))[-2:]
+        return {"size": size, "mean": tuple(pretrained_cfg["mean"]), "std": tuple(pretrained_cfg["std"])}
+    if name_or_path is not None:
+        from transformers import AutoImageProcessor
+
+        try:
+            processor = AutoImageProcessor.from_pretrained(name_or_path)
+        except (OSError, ValueError):
+            processor = None
+        if processor is not None and getattr(processor, "image_mean", None) is not None:
+            size = processor.size or {}
+            if "height" in size:
+                size = (size["height"], size["width"])
+            else:
+                edge = size.get("shortest_edge", 224)
+                size = (edge, edge)
+            crop = getattr(processor, "crop_size", None)
+            if getattr(processor, "do_center_crop", False) and crop:
+                size = (crop["height"], crop["width"])
+            return {"size": tuple(size), "mean": tuple(processor.image_mean), "std": tuple(processor.image_std)}
+    from transformers.utils import logging
+
+    image_size = getattr(getattr(model, "config", None), "image_size", 224)
+    logging.get_logger(__name__).warning(
+        f"No preprocessing facts found for {name_or_path or type(model).__name__}: using {image_size} px and ImageNet "
+        "mean/std. Save an image processor with the checkpoint to set them."
+    )
+    return {"size": (image_size, image_size), "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD}
+
+
+def load_classifier(name_or_path: str, id2label: dict[int, str] | None = None, from_scratch: bool = False, **kwargs):
+    """A single image classifier by name: the built-in `efficientnet-lite0-imagenet`, a `timm/...` or `hf-hub:`
+    timm model, or any `AutoModelForImageClassification` checkpoint (Hub id or folder).
+
+    Args:
+        id2label: the target label set; a different head size is re-initialised (`ignore_mismatched_sizes`).
+        from_scratch: build from the checkpoint's config only (random weights).
+    Returns:
+        `(model, preprocessing)` with `preprocessing` as in `preprocessing_for`.
+    """
+    from transformers import AutoConfig, AutoModelForImageClassification
+
+    if name_or_path == BUILTIN_LITE0:
+        model = lite0_for_image_classification(id2label)
+        if from_scratch:
+            model = type(model)(model.config)
+        return model, preprocessing_for(model)
+    if name_or_path.startswith("hf-hub:"):
+        name_or_path = name_or_path[len("hf-hub:") :]
+    label_kwargs = {}
+    if id2label is not None:
+        id2label = {int(k): v for k, v in id2label.items()}
+        label_kwargs = {"num_labels": len(id2label), "id2label": id2label,
+                        "label2id": {v: k for k, v in id2label.items()}}  # fmt: skip
+    if from_scratch:
+        from .modeling_rvernet import tower_class_for_config
+
+        config = AutoConfig.from_pretrained(name_or_path, **label_kwargs, **kwargs)
+        model = tower_class_for_config(config)._from_config(config)
+    else:
+        model = AutoModelForImageClassification.from_pretrained(
+            name_or_path, **label_kwargs, ignore_mismatched_sizes=id2label is not None, **kwargs
+        )
+    return model, preprocessing_for(model, name_or_path)

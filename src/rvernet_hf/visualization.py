@@ -67,3 +67,41 @@ def save_roi_visualization(image: Any, mask: Any, processor: RveRNetImageProcess
     roi_visualization(image, mask, processor).save(temporary, format="PNG")
     os.replace(temporary, path)
     return path
+
+
+def save_training_curves(log_history: list[dict], path: str | os.PathLike) -> str | None:
+    """Training curves from `trainer.state.log_history`: the losses (total, task, distillation) per step on the left,
+    the evaluation metrics per step on the right. Written atomically; returns None when nothing was logged."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train_keys = ("loss", "task_loss", "distillation_loss")
+    eval_keys = ("eval_loss", "eval_accuracy", "eval_macro_f1", "eval_ambiguous_f1")
+    series: dict[str, list[tuple[int, float]]] = {}
+    for entry in log_history:
+        for key in (*train_keys, *eval_keys):
+            if key in entry and "step" in entry:
+                series.setdefault(key, []).append((entry["step"], float(entry[key])))
+    if not series:
+        return None
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for axis, keys, title in ((left, train_keys, "training loss"), (right, eval_keys, "evaluation")):
+        for key in keys:
+            if key in series:
+                steps, values = zip(*series[key])
+                axis.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=key)
+        axis.set_xlabel("step")
+        axis.set_title(title)
+        if axis.lines:
+            axis.legend(fontsize=8)
+    figure.tight_layout()
+    path = str(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp")
+    figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)
+    os.replace(temporary, path)
+    return path
+

@@ -1,0 +1,347 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""Knowledge distillation from a CNN teacher while fine-tuning RveRNet: training arguments, the frozen teacher, the
+loss (DeiT's soft and hard distillation), cached teacher logits and the `Trainer` subclass.
+
+Needs the `train` extra. Not uploaded with the weights.
+
+The teacher sees its own input (`teacher_pixel_values`, by default the untouched full photo at the teacher's size and
+normalisation), the student sees the two cut-outs: the teacher's input is passed next to the student's, as in
+`facebookresearch/deit`'s `DistillationLoss`.
+"""
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Trainer, TrainingArguments
+from transformers.utils import logging
+
+from .data import TEACHER_INPUTS, FullImagePreprocessor
+from .teachers import load_classifier
+
+
+logger = logging.get_logger(__name__)
+
+DISTILLATION_TYPES = ("none", "soft", "hard")
+
+
+@dataclass
+class DistillationTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus the distillation settings.
+
+    `remove_unused_columns` defaults to `False` here: the transform reads the `image` and `roi_mask` columns, which
+    `Trainer` would otherwise drop because the model's `forward` does not name them.
+    """
+
+    distillation_type: str = field(
+        default="none",
+        metadata={"help": "none: plain cross-entropy. soft: (1-a)*CE + a*T^2*KL(teacher/T || student/T). "
+                          "hard: (1-a)*CE + a*CE(student, argmax teacher).", "choices": list(DISTILLATION_TYPES)},
+    )  # fmt: skip
+    distillation_alpha: float = field(
+        default=0.5, metadata={"help": "Weight a of the distillation term, in [0, 1] (DeiT: 0.5)."}
+    )
+    distillation_temperature: float = field(
+        default=1.0, metadata={"help": "Temperature T of the soft loss (> 0; DeiT: 1.0). Unused by `hard`."}
+    )
+    teacher_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "The CNN teacher: `efficientnet-lite0-imagenet` (built in, offline), a timm model "
+                          "(`timm/<name>`), or any AutoModelForImageClassification checkpoint (Hub id or folder). "
+                          "It must predict the student's label set: fine-tune it first with `--model_type single`."},
+    )  # fmt: skip
+    teacher_input: str = field(
+        default="full_image",
+        metadata={"help": "What the teacher sees: full_image (the untouched photo, no cut-out and no random "
+                          "augmentation) or augmented_full_image (the photo with the student's crop and flip).",
+                  "choices": list(TEACHER_INPUTS)},
+    )  # fmt: skip
+    cache_teacher_logits: bool = field(
+        default=False,
+        metadata={"help": "Run the teacher once per sample before training and store its logits with the dataset "
+                          "(needs teacher_input=full_image)."},
+    )  # fmt: skip
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={"help": "Keep the dataset's image/mask columns for the transform (Trainer drops them if True)."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.distillation_type not in DISTILLATION_TYPES:
+            raise ValueError(
+                f"`distillation_type` must be one of {DISTILLATION_TYPES}, got {self.distillation_type!r}."
+            )
+        if not 0.0 <= self.distillation_alpha <= 1.0 or math.isnan(self.distillation_alpha):
+            raise ValueError(f"`distillation_alpha` must be in [0, 1], got {self.distillation_alpha}.")
+        if not self.distillation_temperature > 0:
+            raise ValueError(f"`distillation_temperature` must be > 0, got {self.distillation_temperature}.")
+        if self.teacher_input not in TEACHER_INPUTS:
+            raise ValueError(f"`teacher_input` must be one of {TEACHER_INPUTS}, got {self.teacher_input!r}.")
+        if self.distillation_type != "none" and not self.teacher_model_name_or_path:
+            raise ValueError(
+                f"`distillation_type={self.distillation_type!r}` needs `teacher_model_name_or_path` (the teacher)."
+            )
+        if self.cache_teacher_logits and self.teacher_input != "full_image":
+            raise ValueError(
+                "`cache_teacher_logits` needs `teacher_input='full_image'`: an augmented teacher input changes "
+                "every epoch, so its logits cannot be computed once."
+            )
+
+
+# --------------------------------------------------------------------------------------------------- the teacher
+
+
+class FrozenTeacher(nn.Module):
+    """A classifier used as a distillation teacher: no gradients, always in eval mode (`train()` is a no-op, so
+    Trainer's `model.train()` calls and dropout/batch-norm updates never reach it), returns logits as a tensor
+    whatever the wrapped model returns (a transformers output or a timm tensor).
+
+    Attributes:
+        id2label: the teacher's label names.
+        preprocessing: `{"size", "mean", "std"}` of the teacher's own input.
+    """
+
+    def __init__(self, model: nn.Module, preprocessing: dict, id2label: dict[int, str] | None = None):
+        super().__init__()
+        self.model = model.eval()
+        self.model.requires_grad_(False)
+        self.preprocessing = preprocessing
+        config_labels = getattr(getattr(model, "config", None), "id2label", None)
+        self.id2label = {int(k): v for k, v in (id2label or config_labels or {}).items()}
+
+    def train(self, mode: bool = True):
+        return super().train(False)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    def input_processor(self) -> FullImagePreprocessor:
+        """The teacher's resize + normalisation, for `RveRNetTransform(teacher_processor=...)`."""
+        return FullImagePreprocessor(**self.preprocessing)
+
+    @torch.no_grad()
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        outputs = self.model(pixel_values)
+        return outputs if isinstance(outputs, torch.Tensor) else outputs.logits
+
+
+def load_teacher(name_or_path: str, **kwargs) -> FrozenTeacher:
+    """A `FrozenTeacher` from a name: see `teachers.load_classifier` for the names accepted."""
+    model, preprocessing = load_classifier(name_or_path, **kwargs)
+    return FrozenTeacher(model, preprocessing)
+
+
+def _is_generic(names: dict[int, str]) -> bool:
+    return all(str(name) == f"LABEL_{index}" for index, name in names.items())
+
+
+def check_teacher_labels(teacher_id2label: dict[int, str], student_id2label: dict[int, str], teacher_name: str = ""):
+    """Refuse a teacher that does not predict the student's label set (count, and names where both have names)."""
+    teacher_id2label = {int(k): v for k, v in teacher_id2label.items()}
+    student_id2label = {int(k): v for k, v in student_id2label.items()}
+    hint = (
+        " Fine-tune the teacher on the target dataset first: `rvernet-hf train --model_type single "
+        f"--model_name_or_path {teacher_name or '<teacher>'} ...` (full images), then pass that folder as "
+        "`--teacher_model_name_or_path`."
+    )
+    if len(teacher_id2label) != len(student_id2label):
+        raise ValueError(
+            f"the teacher {teacher_name!r} predicts {len(teacher_id2label)} labels but the student has "
+            f"{len(student_id2label)}: a teacher must predict the student's label set.{hint}"
+        )
+    if _is_generic(teacher_id2label) or _is_generic(student_id2label):
+        logger.warning(f"Teacher {teacher_name!r} or student has generic label names: only the count was checked.")
+        return
+    differing = [(i, teacher_id2label[i], student_id2label.get(i)) for i in sorted(teacher_id2label)
+                 if teacher_id2label[i] != student_id2label.get(i)]  # fmt: skip
+    if differing:
+        shown = ", ".join(f"{i}: teacher {t!r} vs student {s!r}" for i, t, s in differing[:5])
+        raise ValueError(
+            f"the teacher {teacher_name!r} and the student name {len(differing)} labels differently ({shown}).{hint}"
+        )
+
+
+# --------------------------------------------------------------------------------------------------- the loss
+
+
+def distillation_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, distillation_type: str, temperature: float = 1.0
+) -> torch.Tensor:
+    """The per-sample distillation term, shape `(batch,)`.
+
+    - `soft`: `T^2 * KL(softmax(teacher / T) || softmax(student / T))`, summed over classes: the mean of this over
+      the batch is PyTorch's `reduction="batchmean"` (timm's and HF's choice), the true KL per sample. (DeiT's
+      `losses.py` divides the sum by `numel`, i.e. also by the number of classes: a 1/num_classes smaller term.)
+    - `hard`: cross-entropy of the student against the teacher's argmax.
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(
+            f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ: "
+            "the teacher must predict the student's label set."
+        )
+    if distillation_type == "soft":
+        log_student = F.log_softmax(student_logits / temperature, dim=-1)
+        log_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
+        return F.kl_div(log_student, log_teacher, reduction="none", log_target=True).sum(-1) * temperature**2
+    if distillation_type == "hard":
+        return F.cross_entropy(student_logits, teacher_logits.argmax(-1), reduction="none")
+    raise ValueError(f"unknown distillation type {distillation_type!r} (expected 'soft' or 'hard').")
+
+
+# --------------------------------------------------------------------------------------------------- cached logits
+
+
+def compute_teacher_logits(
+    dataset,
+    teacher: FrozenTeacher,
+    image_column: str = "image",
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    column: str = "teacher_logits",
+):
+    """Run the teacher once over every sample's untouched full image; return the dataset with a `column` of logits.
+
+    The result is a `datasets` `map`, fingerprinted by the teacher's weights and preprocessing: on a dataset saved
+    on disk a second call reads the cache instead of running the teacher again.
+    """
+    import hashlib
+
+    from .image_processing_rvernet import load_image
+
+    if image_column not in dataset.column_names:
+        raise ValueError(f"the dataset has no image column {image_column!r} (columns: {dataset.column_names}).")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    teacher = teacher.to(device)
+    processor = teacher.input_processor()
+    digest = hashlib.sha256(repr(processor).encode())
+    for tensor in teacher.state_dict().values():
+        digest.update(tensor.detach().float().cpu().numpy().tobytes()[:4096])
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype in (torch.float16, torch.bfloat16))
+
+    def add_logits(batch, indices):
+        pixels = torch.stack([processor(load_image(image, index)) for image, index in zip(batch[image_column], indices)])
+        with torch.inference_mode(), autocast:
+            logits = teacher(pixels.to(device))
+        return {column: logits.float().cpu().numpy()}
+
+    return dataset.map(
+        add_logits, batched=True, batch_size=batch_size, with_indices=True, desc="Teacher logits (once)",
+        new_fingerprint=hashlib.sha256(f"{dataset._fingerprint}{digest.hexdigest()}".encode()).hexdigest()[:16],
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------- the trainer
+
+
+class RveRNetDistillationTrainer(Trainer):
+    """`Trainer` whose loss adds a frozen CNN teacher's knowledge: `(1 - a) * CE(labels) + a * distillation`.
+
+    Args:
+        teacher_model (`FrozenTeacher` or `nn.Module`, *optional*): the teacher; loaded from
+            `args.teacher_model_name_or_path` when not given. Not needed when every batch carries `teacher_logits`
+            (`args.cache_teacher_logits`). Refused before training if its label count or names differ from the
+            student's. It is prepared through the accelerator for evaluation (device, mixed precision; never
+            DDP-wrapped) and runs under `torch.no_grad()` in the student's dtype.
+        All other arguments are `Trainer`'s.
+
+    Batches carry `teacher_pixel_values` (the teacher's own input, made by `RveRNetTransform(teacher_processor=...)`)
+    or `teacher_logits`. The two loss terms are logged as `task_loss` and `distillation_loss` (`eval_` prefixed in
+    evaluation). With `distillation_type="none"` this is the plain `Trainer` loss.
+    """
+
+    def __init__(self, model=None, args: DistillationTrainingArguments = None, teacher_model=None, **kwargs):
+        if args is not None and not isinstance(args, DistillationTrainingArguments):
+            raise TypeError(f"`args` must be DistillationTrainingArguments, got {type(args).__name__}.")
+        super().__init__(model=model, args=args, **kwargs)
+        self._component_losses = {"train": defaultdict(list), "eval": defaultdict(list)}
+        self.teacher = None
+        if self.args.distillation_type == "none":
+            return
+        if teacher_model is None and not self.args.cache_teacher_logits:
+            teacher_model = load_teacher(self.args.teacher_model_name_or_path)
+        if teacher_model is not None:
+            if not isinstance(teacher_model, FrozenTeacher):
+                teacher_model = FrozenTeacher(teacher_model, preprocessing={})
+            check_teacher_labels(
+                teacher_model.id2label, self.model.config.id2label, self.args.teacher_model_name_or_path or ""
+            )
+            student_dtype = next(self.model.parameters()).dtype
+            teacher_model.to(dtype=student_dtype)
+            self.teacher = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        teacher_pixel_values = inputs.pop("teacher_pixel_values", None)
+        teacher_logits = inputs.pop("teacher_logits", None)
+        if self.args.distillation_type == "none":
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels", None)
+        if labels is None:
+            raise ValueError("distillation needs `labels` in every batch (the task term of the loss).")
+        outputs = model(**inputs)  # the student, through `model`: it may be DDP-wrapped
+        student_logits = outputs.logits.float()
+        if teacher_logits is None:
+            if teacher_pixel_values is None or self.teacher is None:
+                raise ValueError(
+                    "the batch has neither `teacher_logits` nor `teacher_pixel_values` (or no teacher is loaded): "
+                    "build the transform with `teacher_processor=teacher.input_processor()` or cache the logits."
+                )
+            with torch.no_grad():
+                teacher_logits = self.teacher(teacher_pixel_values)
+        teacher_logits = teacher_logits.detach().float()
+
+        valid = labels != -100
+        task = F.cross_entropy(student_logits, labels.masked_fill(~valid, 0), reduction="none") * valid
+        distill = distillation_loss(
+            student_logits, teacher_logits, self.args.distillation_type, self.args.distillation_temperature
+        ) * valid
+        # Normalise the way Trainer expects: over the whole accumulated batch when it counted the items (then it
+        # does not divide by the accumulation steps itself), else a per-batch mean.
+        if num_items_in_batch is not None and self.model_accepts_loss_kwargs:
+            denominator = torch.as_tensor(num_items_in_batch, device=task.device, dtype=task.dtype)
+            scale = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
+        else:
+            denominator, scale = valid.sum().clamp_min(1).to(task.dtype), 1
+        alpha = self.args.distillation_alpha
+        task_loss, distill_loss = task.sum() / denominator, distill.sum() / denominator
+        loss = ((1 - alpha) * task_loss + alpha * distill_loss) * scale
+
+        count = valid.sum().clamp_min(1)
+        mode = "train" if model.training else "eval"
+        self._component_losses[mode]["task_loss"].append((task.sum() / count).detach())
+        self._component_losses[mode]["distillation_loss"].append((distill.sum() / count).detach())
+        if return_outputs:
+            outputs["loss"] = loss
+            return loss, outputs
+        return loss
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        # Training logs carry `loss`; evaluation logs `<prefix>_loss` (eval_, test_, ...); the run summary `train_loss`.
+        eval_keys = [k for k in logs if k.endswith("_loss") and k != "train_loss"]
+        mode, prefix = ("train", "") if "loss" in logs else ("eval", eval_keys[0][: -len("loss")]) if eval_keys else (None, "")
+        if mode is not None and self._component_losses[mode]:
+            for name, values in self._component_losses[mode].items():
+                mean = torch.stack(values).mean()
+                mean = self.accelerator.reduce(mean.to(self.accelerator.device), reduction="mean")
+                logs[f"{prefix}{name}"] = round(float(mean), 6)
+            self._component_losses[mode].clear()
+        super().log(logs, *args, **kwargs)
+
+
+__all__ = [
+    "DISTILLATION_TYPES",
+    "DistillationTrainingArguments",
+    "FrozenTeacher",
+    "RveRNetDistillationTrainer",
+    "check_teacher_labels",
+    "compute_teacher_logits",
+    "distillation_loss",
+    "load_teacher",
+]

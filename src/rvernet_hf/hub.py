@@ -1,0 +1,199 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""Model cards and the Hub: render the card, check and reload a saved folder, upload it over the Hub's HTTP API
+(`huggingface_hub.HfApi`, no git), or write the exact folder that would be uploaded (dry run)."""
+
+import json
+import os
+import shutil
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+TEMPLATE_PATH = Path(__file__).with_name("templates") / "model_card.md"
+# What a model folder uploads: weights (safetensors only), configs, the remote-code files, the card and its pictures,
+# the metrics files. Checkpoints, logs and pickled `training_args.bin` stay local.
+UPLOAD_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "preprocessor_config.json",
+                   "generation_config.json", "*.py", "README.md", "*_results.json", "per_class_report.json", "*.png")  # fmt: skip
+PIPELINE_TAG = "image-classification"
+
+
+def render_model_card(
+    model_name: str,
+    repo_id: str | None = None,
+    config: Any = None,
+    summary: str = "",
+    datasets: list[str] | None = None,
+    base_model: list[str] | None = None,
+    metrics: dict[str, float] | None = None,
+    dataset_name: str | None = None,
+    dataset_type: str | None = None,
+    sam_model: str = "facebook/sam-vit-base",
+    distillation: str = "none",
+    training: str = "",
+    ambiguous_labels: list[str] | None = None,
+    limitations: str = "",
+    license: str = "apache-2.0",
+    tags: list[str] | None = None,
+):
+    """A `huggingface_hub.ModelCard` from the package's template.
+
+    The YAML front matter carries library_name, pipeline_tag, tags, license, datasets, base_model and, when `metrics`
+    are given (measured, never assumed), a model-index with one result per metric.
+    """
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    repo_id = repo_id or model_name
+    eval_results = None
+    if metrics:
+        eval_results = [
+            EvalResult(task_type=PIPELINE_TAG, dataset_type=dataset_type or dataset_name or "custom",
+                       dataset_name=dataset_name or dataset_type or "custom", metric_type=name,
+                       metric_value=round(float(value), 4), metric_name=name.replace("_", " "))
+            for name, value in metrics.items()
+        ]  # fmt: skip
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag=PIPELINE_TAG,
+        license=license,
+        tags=sorted({"rvernet", "image-classification", "segment-anything", "knowledge-distillation",
+                     "custom_code", *(tags or [])}),
+        datasets=datasets or None,
+        base_model=base_model or None,
+        model_name=model_name,
+        eval_results=eval_results,
+    )  # fmt: skip
+
+    def tower(sub_config) -> str:
+        if sub_config is None:
+            return "-"
+        name = getattr(sub_config, "_name_or_path", "") or ""
+        kind = (sub_config.architectures or [type(sub_config).__name__])[0]
+        return f"{kind} (`{name}`)" if name else kind
+
+    if metrics:
+        rows = "\n".join(f"| {name.replace('_', ' ')} | {value:.4f} |" for name, value in metrics.items())
+        results = f"Evaluated on {dataset_name or 'the evaluation split'}:\n\n| metric | value |\n|---|---|\n{rows}"
+    else:
+        results = "No evaluation results are reported for this checkpoint: it has not been evaluated by us."
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE_PATH),
+        model_name=model_name,
+        repo_id=repo_id,
+        summary=summary or f"An RveRNet image classifier ({PIPELINE_TAG}).",
+        roi_tower=tower(getattr(config, "roi_config", None)),
+        context_tower=tower(getattr(config, "context_config", None)),
+        fusion=getattr(config, "fusion", "-"),
+        num_labels=getattr(config, "num_labels", "-"),
+        ambiguous_labels=", ".join(ambiguous_labels or []),
+        sam_model=f"`{sam_model}`",
+        distillation=distillation,
+        training=training or "See the repository's `examples/` for the training commands.",
+        results=results,
+        limitations=limitations,
+    )
+
+
+def files_to_upload(folder: str | os.PathLike) -> list[str]:
+    """The files of `folder` that `push_folder` uploads (relative paths, top level only)."""
+    folder = Path(folder)
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and any(fnmatch(p.name, pat) for pat in UPLOAD_PATTERNS))
+
+
+def check_folder(folder: str | os.PathLike) -> list[str]:
+    """Refuse a folder that would not load from the Hub: missing weights, config, card, or remote-code files."""
+    folder = Path(folder)
+    files = files_to_upload(folder) if folder.is_dir() else []
+    problems = []
+    if "config.json" not in files:
+        problems.append("config.json is missing")
+    if not any(name.endswith(".safetensors") for name in files):
+        problems.append("no *.safetensors weights (pickled .bin weights are not uploaded)")
+    if "README.md" not in files:
+        problems.append("README.md (the model card) is missing")
+    if "config.json" in files:
+        config = json.loads((folder / "config.json").read_text())
+        for reference in (config.get("auto_map") or {}).values():
+            reference = reference[0] if isinstance(reference, list) else reference
+            if reference and f"{reference.split('.')[0].split('--')[-1]}.py" not in files:
+                problems.append(f"auto_map names {reference} but its code file is missing")
+        if config.get("model_type") == "rvernet" and not config.get("auto_map"):
+            problems.append("config.json has no auto_map (import rvernet_hf before saving)")
+    if problems:
+        raise ValueError(f"{folder} is not ready to push: " + "; ".join(problems) + ".")
+    return files
+
+
+def verify_reload(model: torch.nn.Module, folder: str | os.PathLike, atol: float = 1e-5) -> float:
+    """Reload `folder` with `AutoModelForImageClassification` and compare its logits with `model`'s on a random
+    input; returns the largest difference. Raises if it exceeds `atol` (the parity gate before any push)."""
+    from transformers import AutoModelForImageClassification
+
+    reloaded = AutoModelForImageClassification.from_pretrained(folder).eval()
+    model_was_training = model.training
+    model.eval()
+    config = model.config
+    generator = torch.Generator().manual_seed(0)
+    if getattr(config, "model_type", None) == "rvernet":
+        size = getattr(config.roi_config, "image_size", 224)
+        context_size = getattr(config.context_config, "image_size", size)
+        inputs = {"roi_pixel_values": torch.randn(2, 3, size, size, generator=generator),
+                  "context_pixel_values": torch.randn(2, 3, context_size, context_size, generator=generator)}  # fmt: skip
+    else:
+        size = getattr(config, "image_size", None) or (config.pretrained_cfg or {}).get("input_size", (3, 224, 224))[-1]
+        inputs = {"pixel_values": torch.randn(2, 3, size, size, generator=generator)}
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        expected = model(**{k: v.to(device) for k, v in inputs.items()}).logits.float().cpu()
+        got = reloaded(**inputs).logits.float()
+    model.train(model_was_training)
+    difference = float((expected - got).abs().max())
+    if difference > atol:
+        raise RuntimeError(f"{folder} reloads with logits {difference:.2e} away from the model in memory (> {atol}).")
+    return difference
+
+
+def push_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    revision: str | None = None,
+    create_pr: bool = False,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload RveRNet model",
+    dry_run_dir: str | os.PathLike | None = None,
+):
+    """Upload a saved model folder to the Hub over HTTP (`HfApi.create_repo` + `upload_folder`).
+
+    Args:
+        revision: a branch to push to (created from main if missing).
+        create_pr: open a pull request instead of committing to the branch.
+        dry_run_dir: upload nothing; copy exactly the files that would be uploaded there and return its path.
+    Returns:
+        the commit info (or the dry-run folder).
+    """
+    files = check_folder(folder)
+    if dry_run_dir is not None:
+        target = Path(dry_run_dir)
+        if target.exists() and any(target.iterdir()):
+            raise ValueError(f"dry_run_dir {target} exists and is not empty.")
+        target.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            shutil.copy2(Path(folder) / name, target / name)
+        return str(target)
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    if revision and not create_pr:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    return api.upload_folder(
+        repo_id=repo_id, folder_path=str(folder), allow_patterns=files, revision=revision, create_pr=create_pr,
+        commit_message=commit_message, repo_type="model",
+    )  # fmt: skip
+
+
+__all__ = ["TEMPLATE_PATH", "check_folder", "files_to_upload", "push_folder", "render_model_card", "verify_reload"]

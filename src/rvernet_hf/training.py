@@ -1,0 +1,526 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""Fine-tune RveRNet (or a single classifier: the CNN teacher, or a baseline) with optional CNN-teacher distillation.
+
+This is `examples/run_rvernet.py` and `rvernet-hf train`: the same code. Arguments come from the command line or one
+JSON file (`rvernet-hf train args.json`). It runs as it is under `python`, `torchrun` and `accelerate launch`
+(multi-GPU, multi-node, `--bf16`/`--fp16`, `--gradient_accumulation_steps`), with `--gradient_checkpointing` and
+`--resume_from_checkpoint` (a folder, or `True` for the latest checkpoint in `--output_dir`).
+
+Fixed ending: train -> save -> log and save metrics -> evaluate -> confusion matrix, curves, model card -> push.
+
+    # 1. fine-tune the CNN teacher on the target dataset (full images)
+    rvernet-hf train --model_type single --model_name_or_path efficientnet-lite0-imagenet \\
+        --train_dir data/train --validation_dir data/val --output_dir teacher --num_train_epochs 5
+    # 2. RveRNet with distillation from it
+    rvernet-hf train --train_dir data/train --train_masks_dir data/train_masks ... \\
+        --distillation_type hard --teacher_model_name_or_path teacher --cache_teacher_logits --output_dir rvernet
+"""
+
+import json
+import logging as std_logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import HfArgumentParser, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+from transformers.utils import logging
+
+from .data import (
+    FullImagePreprocessor,
+    PairedTransform,
+    RveRNetTransform,
+    load_image_folder_dataset,
+    load_paired_folder_dataset,
+    precompute_roi_masks,
+    segmentation_to_roi_dataset,
+)
+from .distillation import (
+    DistillationTrainingArguments,
+    RveRNetDistillationTrainer,
+    check_teacher_labels,
+    compute_teacher_logits,
+    load_teacher,
+)
+
+
+logger = logging.get_logger(__name__)
+MODEL_TYPES = ("rvernet", "single")
+DATA_LAYOUTS = ("auto", "imagefolder", "segmentation", "paired", "hub")
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train, and how its inputs are made."""
+
+    model_type: str = field(
+        default="rvernet",
+        metadata={"help": "rvernet: the two-tower model. single: one classifier on one view (`single_view`): the "
+                          "teacher fine-tuning step, or a baseline.", "choices": list(MODEL_TYPES)},
+    )  # fmt: skip
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "rvernet: an RveRNet checkpoint to fine-tune further (else built from the two towers). "
+                          "single: the classifier (Hub id, folder, timm/<name>, or efficientnet-lite0-imagenet)."},
+    )  # fmt: skip
+    roi_model_name_or_path: str = field(
+        default="facebook/deit-base-distilled-patch16-224", metadata={"help": "The ROI tower (Hub id or folder)."}
+    )
+    context_model_name_or_path: str = field(
+        default="facebook/deit-base-distilled-patch16-224", metadata={"help": "The context tower (Hub id or folder)."}
+    )
+    from_scratch: bool = field(
+        default=False, metadata={"help": "Random initialisation from the checkpoints' configs (no pretrained weights)."}
+    )
+    fusion: str = field(default="logits", metadata={"help": "logits (the paper's) or features.",
+                                                    "choices": ["logits", "features"]})  # fmt: skip
+    fusion_hidden_size: int = field(default=640, metadata={"help": "Width of the fusion head's hidden layer."})
+    single_view: str = field(
+        default="full_image",
+        metadata={"help": "single: what the classifier sees.", "choices": ["full_image", "roi", "context"]},
+    )
+    image_size: int | None = field(
+        default=None, metadata={"help": "Cut-out size (default: the ROI tower's image_size, or its processor's)."}
+    )
+    sam_model_name_or_path: str = field(
+        default="facebook/sam-vit-base", metadata={"help": "SAM checkpoint for samples without a mask."}
+    )
+    context_mode: str = field(
+        default="complement", metadata={"help": "complement (the paper's) or full.", "choices": ["complement", "full"]}
+    )
+    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the checkpoints."})
+
+
+@dataclass
+class DataArguments:
+    """Where the data comes from. One source: a Hub (or `save_to_disk`) dataset, image folders, or the paired
+    layout."""
+
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "A Hub dataset id, or a folder saved with `save_to_disk`."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration."})
+    train_dir: str | None = field(default=None, metadata={"help": "Image folder: <train_dir>/<class>/<image>."})
+    validation_dir: str | None = field(default=None, metadata={"help": "Image folder for evaluation."})
+    train_masks_dir: str | None = field(
+        default=None, metadata={"help": "ROI masks for train_dir: <dir>/<class>/<image stem>.png."}
+    )
+    validation_masks_dir: str | None = field(default=None, metadata={"help": "ROI masks for validation_dir."})
+    paired_dir: str | None = field(
+        default=None, metadata={"help": "The official layout: <dir>/{train,test}/{roi,extra-roi}/<class>/<name>."}
+    )
+    data_layout: str = field(
+        default="auto",
+        metadata={"help": "auto, imagefolder, hub, paired, or segmentation (a semantic-segmentation dataset, "
+                          "FoodSeg103 style: one sample per (image, class present)).", "choices": list(DATA_LAYOUTS)},
+    )  # fmt: skip
+    id2label_file: str | None = field(
+        default=None, metadata={"help": "segmentation: JSON {id: name} of the label map's classes."}
+    )
+    segmentation_min_area: float = field(
+        default=0.01, metadata={"help": "segmentation: smallest class area (fraction of the image) kept."}
+    )
+    image_column: str = field(default="image", metadata={"help": "The image column."})
+    label_column: str = field(default="label", metadata={"help": "The label column (segmentation: label map)."})
+    mask_column: str = field(default="roi_mask", metadata={"help": "The ROI mask column (optional)."})
+    train_split: str = field(default="train", metadata={"help": "Split used for training."})
+    validation_split: str | None = field(
+        default=None, metadata={"help": "Split used for evaluation (default: validation, else test, else carved)."}
+    )
+    validation_split_percentage: int = field(
+        default=10, metadata={"help": "Without an evaluation split: % of train held out (stratified)."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate training data (debugging)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate evaluation data."})
+    ambiguous_labels: str | None = field(
+        default=None, metadata={"help": "Comma-separated labels of the ambiguous group (adds ambiguous_f1)."}
+    )
+    flip_prob: float = field(default=0.5, metadata={"help": "Horizontal flip probability (training)."})
+    crop_scale_min: float = field(
+        default=0.6, metadata={"help": "Smallest random-crop area fraction (1.0: no crop)."}
+    )
+    mask_cache_dir: str | None = field(default=None, metadata={"help": "Where SAM mask shards are cached."})
+    on_bad_samples: str = field(
+        default="raise", metadata={"help": "raise or skip unreadable samples when computing masks.",
+                                   "choices": ["raise", "skip"]},
+    )  # fmt: skip
+
+
+@dataclass
+class HubArguments:
+    """How the result is published (with `--push_to_hub` and `--hub_model_id`)."""
+
+    hub_create_pr: bool = field(default=False, metadata={"help": "Open a pull request instead of committing."})
+    push_dry_run_dir: str | None = field(
+        default=None, metadata={"help": "Upload nothing: write the exact folder that would be uploaded here."}
+    )
+    model_card_dataset: str | None = field(
+        default=None, metadata={"help": "Dataset name shown in the model card (default: the data source)."}
+    )
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, DistillationTrainingArguments, HubArguments))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def _source(data_args: DataArguments) -> str:
+    sources = [name for name in ("dataset_name", "train_dir", "paired_dir") if getattr(data_args, name)]
+    if len(sources) != 1:
+        raise ValueError(
+            f"give exactly one data source (--dataset_name, --train_dir or --paired_dir); got {sources or 'none'}."
+        )
+    if data_args.data_layout == "segmentation":
+        return "segmentation"
+    return {"dataset_name": "hub", "train_dir": "imagefolder", "paired_dir": "paired"}[sources[0]]
+
+
+def load_data(data_args: DataArguments, seed: int = 42):
+    """`(DatasetDict(train, validation), layout)`, with columns renamed to image/label/roi_mask and labels checked."""
+    import datasets
+
+    layout = _source(data_args)
+    if layout == "imagefolder":
+        splits = {"train": load_image_folder_dataset(data_args.train_dir, data_args.train_masks_dir)}
+        if data_args.validation_dir:
+            splits["validation"] = load_image_folder_dataset(data_args.validation_dir, data_args.validation_masks_dir)
+            if splits["validation"].features["label"].names != splits["train"].features["label"].names:
+                raise ValueError(
+                    f"validation_dir classes {splits['validation'].features['label'].names} differ from train_dir's "
+                    f"{splits['train'].features['label'].names}."
+                )
+    elif layout == "paired":
+        splits = {"train": load_paired_folder_dataset(data_args.paired_dir, "train")}
+        if (Path(data_args.paired_dir) / "test").is_dir():
+            splits["validation"] = load_paired_folder_dataset(data_args.paired_dir, "test")
+    else:
+        path = Path(data_args.dataset_name)
+        if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists()):
+            loaded = datasets.load_from_disk(str(path))
+        else:
+            loaded = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name)
+        if isinstance(loaded, datasets.Dataset):
+            loaded = datasets.DatasetDict({data_args.train_split: loaded})
+        if data_args.train_split not in loaded:
+            raise ValueError(f"the dataset has no split {data_args.train_split!r} (splits: {list(loaded)}).")
+        validation_split = data_args.validation_split or next((s for s in ("validation", "test") if s in loaded), None)
+        splits = {"train": loaded[data_args.train_split]}
+        if validation_split:
+            if validation_split not in loaded:
+                raise ValueError(f"the dataset has no split {validation_split!r} (splits: {list(loaded)}).")
+            splits["validation"] = loaded[validation_split]
+        if layout == "segmentation":
+            if not data_args.id2label_file:
+                raise ValueError("--data_layout segmentation needs --id2label_file (JSON {id: class name}).")
+            id2label = {int(k): v for k, v in json.loads(Path(data_args.id2label_file).read_text()).items()}
+            splits = {
+                name: segmentation_to_roi_dataset(split, id2label, data_args.image_column, data_args.label_column,
+                                                  min_area=data_args.segmentation_min_area)
+                for name, split in splits.items()
+            }  # fmt: skip
+        else:
+            splits = {name: _standard_columns(split, data_args, name) for name, split in splits.items()}
+    if "validation" not in splits:
+        fraction = data_args.validation_split_percentage / 100
+        if not 0 < fraction < 1:
+            raise ValueError("no evaluation split: set --validation_dir/--validation_split or a percentage in (0, 100).")
+        carved = splits["train"].train_test_split(test_size=fraction, seed=seed, stratify_by_column="label")
+        splits = {"train": carved["train"], "validation": carved["test"]}
+    for name, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
+        if limit is not None:
+            splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
+    return datasets.DatasetDict(splits), layout
+
+
+def _standard_columns(dataset, data_args: DataArguments, split: str):
+    """Rename the user's columns to image/label/roi_mask; labels become a ClassLabel; clear errors otherwise."""
+    import datasets
+
+    renames = {data_args.image_column: "image", data_args.label_column: "label", data_args.mask_column: "roi_mask"}
+    for column, role in ((data_args.image_column, "image"), (data_args.label_column, "label")):
+        if column not in dataset.column_names:
+            raise ValueError(
+                f"the {split} split has no {role} column {column!r} (columns: {dataset.column_names}); "
+                f"set --{role}_column."
+            )
+    dataset = dataset.rename_columns({k: v for k, v in renames.items() if k in dataset.column_names and k != v})
+    if not isinstance(dataset.features["label"], datasets.ClassLabel):
+        if dataset.features["label"].dtype != "string":
+            raise ValueError(
+                f"the {split} split's label column is {dataset.features['label']}: expected a ClassLabel or strings."
+            )
+        dataset = dataset.class_encode_column("label")
+    return dataset
+
+
+def check_labels(dataset_labels: list[str], model_id2label: dict[int, str], what: str = "the model") -> None:
+    """The dataset's labels must be the model's, in the same order."""
+    model_labels = [model_id2label[i] for i in sorted(model_id2label)]
+    if dataset_labels == model_labels:
+        return
+    unknown = [name for name in dataset_labels if name not in model_labels]
+    raise ValueError(
+        f"the dataset's labels do not match {what}'s label2id: "
+        + (f"labels not in label2id: {unknown}; " if unknown else "same names in another order; ")
+        + f"dataset: {dataset_labels[:10]}{'...' if len(dataset_labels) > 10 else ''}, "
+        f"model: {model_labels[:10]}{'...' if len(model_labels) > 10 else ''}."
+    )
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+def build_model(model_args: ModelArguments, id2label: dict[int, str]):
+    """`(model, image processor to save with it, per-sample preprocessing for the transform)`."""
+    from transformers import AutoConfig
+
+    from .configuration_rvernet import RveRNetConfig
+    from .image_processing_rvernet import RveRNetImageProcessor
+    from .modeling_rvernet import RveRNetForImageClassification
+    from .teachers import BUILTIN_LITE0, load_classifier
+
+    revision = {"revision": model_args.model_revision}
+    if model_args.model_type == "single":
+        if not model_args.model_name_or_path:
+            raise ValueError("--model_type single needs --model_name_or_path (e.g. efficientnet-lite0-imagenet).")
+        extra = {} if model_args.model_name_or_path == BUILTIN_LITE0 else revision
+        model, preprocessing = load_classifier(model_args.model_name_or_path, id2label, model_args.from_scratch,
+                                               **extra)  # fmt: skip
+        size = model_args.image_size or preprocessing["size"][0]
+        cutouts = RveRNetImageProcessor(
+            size={"height": size, "width": size}, roi_image_mean=list(preprocessing["mean"]),
+            roi_image_std=list(preprocessing["std"]), context_image_mean=list(preprocessing["mean"]),
+            context_image_std=list(preprocessing["std"]), context_mode=model_args.context_mode,
+            sam_model_name_or_path=model_args.sam_model_name_or_path,
+        )  # fmt: skip
+        full_image = FullImagePreprocessor(size, preprocessing["mean"], preprocessing["std"])
+        return model, _single_model_processor(model, preprocessing, size), {"cutouts": cutouts, "full_image": full_image}
+
+    settings = {"sam_model_name_or_path": model_args.sam_model_name_or_path, "context_mode": model_args.context_mode}
+    if model_args.model_name_or_path:
+        model = RveRNetForImageClassification.from_pretrained(model_args.model_name_or_path, **revision)
+        check_labels([id2label[i] for i in sorted(id2label)], model.config.id2label, model_args.model_name_or_path)
+        processor = RveRNetImageProcessor.from_pretrained(model_args.model_name_or_path, **revision, **settings)
+        return model, processor, {"cutouts": processor}
+    label2id = {v: k for k, v in id2label.items()}
+    if model_args.from_scratch:
+        roi_config = AutoConfig.from_pretrained(model_args.roi_model_name_or_path, **revision)
+        context_config = AutoConfig.from_pretrained(model_args.context_model_name_or_path, **revision)
+        config = RveRNetConfig.from_tower_configs(
+            roi_config, context_config, fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size,
+            id2label=id2label, label2id=label2id,
+        )  # fmt: skip
+        model = RveRNetForImageClassification(config)
+    else:
+        model = RveRNetForImageClassification.from_towers_pretrained(
+            model_args.roi_model_name_or_path, model_args.context_model_name_or_path, id2label=id2label,
+            fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size, **revision,
+        )  # fmt: skip
+    size = model_args.image_size or getattr(model.config.roi_config, "image_size", None)
+    if size:
+        settings["size"] = {"height": int(size), "width": int(size)}
+    processor = RveRNetImageProcessor.from_towers_pretrained(
+        model_args.roi_model_name_or_path, model_args.context_model_name_or_path, **settings
+    )
+    return model, processor, {"cutouts": processor}
+
+
+def _single_model_processor(model, preprocessing: dict, size: int):
+    """The image processor saved with a single classifier, so that `pipeline()` and teachers read its input facts."""
+    from transformers import TimmWrapperImageProcessor, ViTImageProcessor
+
+    if getattr(model.config, "model_type", None) == "timm_wrapper":
+        pretrained_cfg = dict(getattr(model.config, "pretrained_cfg", None) or {})
+        pretrained_cfg.update(mean=tuple(preprocessing["mean"]), std=tuple(preprocessing["std"]),
+                              input_size=(3, size, size), crop_pct=1.0)  # fmt: skip
+        model.config.pretrained_cfg = pretrained_cfg
+        return TimmWrapperImageProcessor(pretrained_cfg=pretrained_cfg, architecture=model.config.architecture)
+    return ViTImageProcessor(size={"height": size, "width": size}, image_mean=list(preprocessing["mean"]),
+                             image_std=list(preprocessing["std"]))  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------- the run
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run one training job; returns the final metrics (train and eval)."""
+    model_args, data_args, training_args, hub_args = parse_args(argv)
+    return run(model_args, data_args, training_args, hub_args)
+
+
+def run(model_args: ModelArguments, data_args: DataArguments, training_args: DistillationTrainingArguments,
+        hub_args: HubArguments | None = None) -> dict:  # fmt: skip
+    from .hub import push_folder, render_model_card, verify_reload
+    from .metrics import ClassificationMetrics, resolve_label_ids, save_confusion_matrix
+    from .visualization import save_training_curves
+
+    hub_args = hub_args or HubArguments()
+    std_logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+                            datefmt="%m/%d/%Y %H:%M:%S", handlers=[std_logging.StreamHandler(sys.stdout)])  # fmt: skip
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.info(f"Process rank {training_args.process_index}, device {training_args.device}, "
+                f"world size {training_args.world_size}, bf16 {training_args.bf16}, fp16 {training_args.fp16}")  # fmt: skip
+    if model_args.model_type not in MODEL_TYPES:
+        raise ValueError(f"--model_type must be one of {MODEL_TYPES}, got {model_args.model_type!r}.")
+    push_wanted = training_args.push_to_hub or hub_args.push_dry_run_dir is not None
+    training_args.push_to_hub = False  # pushed once at the end, by `push_folder`, after the parity check
+    if push_wanted and not training_args.hub_model_id and hub_args.push_dry_run_dir is None:
+        raise ValueError("--push_to_hub needs --hub_model_id (namespace/name).")
+
+    last_checkpoint = None
+    if training_args.do_train and os.path.isdir(training_args.output_dir):
+        last_checkpoint = get_last_checkpoint(training_args.output_dir)
+        if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
+            logger.info(f"Checkpoint found in {training_args.output_dir}: resume with --resume_from_checkpoint True.")
+    set_seed(training_args.seed)
+
+    # ---- data, labels, model: every check happens here, before any training step
+    data, layout = load_data(data_args, seed=training_args.seed)
+    label_names = data["train"].features["label"].names
+    id2label = dict(enumerate(label_names))
+    ambiguous = [s.strip() for s in (data_args.ambiguous_labels or "").split(",") if s.strip()]
+    resolve_label_ids(ambiguous, {v: k for k, v in id2label.items()})
+    model, processor_to_save, preprocessing = build_model(model_args, id2label)
+    if layout == "paired" and model_args.model_type != "rvernet":
+        raise ValueError("the paired layout holds cut-outs only: it trains `--model_type rvernet`.")
+
+    teacher = None
+    if training_args.distillation_type != "none":
+        teacher = load_teacher(training_args.teacher_model_name_or_path)
+        check_teacher_labels(teacher.id2label, id2label, training_args.teacher_model_name_or_path)
+        if layout == "paired":
+            raise ValueError("distillation needs the full photos; the paired layout holds cut-outs only.")
+
+    needs_masks = layout != "paired" and (model_args.model_type == "rvernet" or model_args.single_view != "full_image")
+    if needs_masks:
+        for split in list(data):
+            if "roi_mask" not in data[split].column_names or None in data[split]["roi_mask"]:
+                logger.info(f"Computing SAM ROI masks for the {split} split (once; cached and resumable).")
+                data[split], report = precompute_roi_masks(
+                    data[split], preprocessing["cutouts"], cache_dir=data_args.mask_cache_dir,
+                    on_error=data_args.on_bad_samples,
+                )  # fmt: skip
+                if report.skipped:
+                    logger.warning(f"{split}: skipped {len(report.skipped)} unreadable samples: {report.skipped[:5]}")
+    if teacher is not None and training_args.cache_teacher_logits:
+        with training_args.main_process_first(desc="teacher logits"):
+            for split in list(data):
+                data[split] = compute_teacher_logits(
+                    data[split], teacher, batch_size=training_args.per_device_eval_batch_size,
+                    device=training_args.device,
+                )  # fmt: skip
+
+    # ---- transforms
+    transform_kwargs = {"flip_prob": data_args.flip_prob, "crop_scale": (data_args.crop_scale_min, 1.0)}
+    if layout == "paired":
+        train_transform = PairedTransform(preprocessing["cutouts"], train=True, **transform_kwargs)
+        eval_transform = PairedTransform(preprocessing["cutouts"], train=False)
+    else:
+        single = {} if model_args.model_type == "rvernet" else {
+            "single_view": model_args.single_view, "single_processor": preprocessing.get("full_image")}  # fmt: skip
+        teacher_kwargs = {}
+        if teacher is not None and not training_args.cache_teacher_logits:
+            teacher_kwargs = {"teacher_processor": teacher.input_processor(),
+                              "teacher_input": training_args.teacher_input}  # fmt: skip
+        train_transform = RveRNetTransform(preprocessing["cutouts"], train=True, **transform_kwargs, **single,
+                                           **teacher_kwargs)  # fmt: skip
+        eval_transform = RveRNetTransform(preprocessing["cutouts"], train=False, **single, **teacher_kwargs)
+    train_dataset = data["train"].with_transform(train_transform)
+    eval_dataset = data["validation"].with_transform(eval_transform)
+    metrics_fn = ClassificationMetrics(id2label, ambiguous)
+
+    trainer = RveRNetDistillationTrainer(
+        model=model, args=training_args, teacher_model=teacher, train_dataset=train_dataset,
+        eval_dataset=eval_dataset, compute_metrics=metrics_fn, processing_class=processor_to_save,
+    )  # fmt: skip
+
+    results: dict = {}
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint
+        if checkpoint in ("True", "true", True):
+            checkpoint = last_checkpoint or True
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.save_model()
+        trainer.log_metrics("train", train_result.metrics)
+        trainer.save_metrics("train", train_result.metrics)
+        trainer.save_state()
+        results.update(train_result.metrics)
+    if training_args.do_eval:
+        eval_metrics = trainer.evaluate()
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        results.update(eval_metrics)
+
+    if trainer.is_world_process_zero():
+        output_dir = Path(training_args.output_dir)
+        if metrics_fn.last_result is not None:
+            report = {k: metrics_fn.last_result[k] for k in ("per_class", "confusion_matrix")}
+            (output_dir / "per_class_report.json").write_text(json.dumps(report, indent=2))
+            save_confusion_matrix(metrics_fn.last_result["confusion_matrix"], label_names,
+                                  output_dir / "confusion_matrix.png", title="evaluation")  # fmt: skip
+        save_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
+        if training_args.do_train:
+            card = _model_card(model, model_args, data_args, training_args, hub_args, results, ambiguous, layout)
+            card.save(output_dir / "README.md")
+            if push_wanted:
+                verify_reload(trainer.accelerator.unwrap_model(trainer.model), output_dir)
+                where = push_folder(
+                    output_dir, training_args.hub_model_id or output_dir.name, revision=training_args.hub_revision,
+                    create_pr=hub_args.hub_create_pr, private=training_args.hub_private_repo,
+                    token=training_args.hub_token, dry_run_dir=hub_args.push_dry_run_dir,
+                )  # fmt: skip
+                logger.info(f"Pushed: {where}")
+                results["pushed"] = str(where)
+    return results
+
+
+def _model_card(model, model_args, data_args, training_args, hub_args, results, ambiguous, layout):
+    from .hub import render_model_card
+
+    dataset = hub_args.model_card_dataset or data_args.dataset_name or Path(
+        data_args.train_dir or data_args.paired_dir).name  # fmt: skip
+    metrics = {k[len("eval_"):]: v for k, v in results.items()
+               if k in ("eval_accuracy", "eval_macro_f1", "eval_ambiguous_f1")}  # fmt: skip
+    if model_args.model_type == "rvernet":
+        base_model = sorted({model_args.roi_model_name_or_path, model_args.context_model_name_or_path}
+                            if not model_args.model_name_or_path else {model_args.model_name_or_path})  # fmt: skip
+    else:
+        base_model = [model_args.model_name_or_path]
+    base_model = [] if model_args.from_scratch else [b for b in base_model if "/" in b and not os.path.isdir(b)]
+    distillation = "none"
+    if training_args.distillation_type != "none":
+        distillation = (f"{training_args.distillation_type} from `{training_args.teacher_model_name_or_path}` "
+                        f"(alpha {training_args.distillation_alpha}, T {training_args.distillation_temperature}, "
+                        f"teacher input: {training_args.teacher_input})")  # fmt: skip
+    effective_batch = (training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+                       * training_args.world_size)  # fmt: skip
+    training = (
+        f"Trained with `rvernet-hf train` ({model_args.model_type}"
+        f"{', ' + model_args.single_view if model_args.model_type == 'single' else ''}) on `{dataset}` "
+        f"({layout} layout): {training_args.num_train_epochs} epochs, learning rate {training_args.learning_rate}, "
+        f"effective batch {effective_batch}, seed {training_args.seed}"
+        f"{', bf16' if training_args.bf16 else ', fp16' if training_args.fp16 else ''}"
+        f"{', from scratch (random initialisation)' if model_args.from_scratch else ''}."
+    )
+    name = training_args.hub_model_id or Path(training_args.output_dir).name
+    hub_datasets = [data_args.dataset_name] if data_args.dataset_name and not os.path.isdir(data_args.dataset_name) else []
+    return render_model_card(
+        model_name=name.split("/")[-1], repo_id=name, config=model.config if model_args.model_type == "rvernet" else None,
+        datasets=hub_datasets, base_model=base_model, metrics=metrics, dataset_name=dataset,
+        sam_model=model_args.sam_model_name_or_path, distillation=distillation, training=training,
+        ambiguous_labels=ambiguous,
+    )  # fmt: skip
+
+
+__all__ = ["DataArguments", "HubArguments", "ModelArguments", "build_model", "check_labels", "load_data", "main", "run"]
