@@ -76,3 +76,48 @@ def tiny_config():
         label2id={"ketchup": 0, "chili paste": 1, "fries": 2},
         fusion_hidden_size=24,
     )
+
+
+SYNTH_SIZE = 32
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory):
+    """The built-in ambiguous-food benchmark at test size: 5 classes x 8 images of 32 px, with masks."""
+    from rvernet_hf.synthetic import generate_ambiguous_food
+
+    root = tmp_path_factory.mktemp("ambiguous_food")
+    generate_ambiguous_food(root, num_per_class=8, image_size=SYNTH_SIZE, seed=0,
+                            splits={"train": 0.75, "validation": 0.25})  # fmt: skip
+    return root
+
+
+@pytest.fixture(scope="session")
+def tower_dir(tmp_path_factory):
+    """A saved tiny DeiT config (32 px), used as a tower 'checkpoint' with `--from_scratch`."""
+    from transformers import DeiTConfig
+
+    folder = tmp_path_factory.mktemp("tiny_deit")
+    DeiTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+               image_size=SYNTH_SIZE, patch_size=8).save_pretrained(folder)  # fmt: skip
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory):
+    """A tiny random ResNet teacher (with batch norm) that predicts the benchmark's 5 labels, saved with a
+    processor (its own normalisation, 24 px: different from the towers')."""
+    import torch
+    from transformers import ResNetForImageClassification, ViTImageProcessor
+
+    from rvernet_hf.synthetic import CLASSES
+
+    folder = tmp_path_factory.mktemp("tiny_teacher")
+    names = sorted(CLASSES)
+    config = tiny_tower_config("resnet", num_labels=len(names))
+    config.id2label = dict(enumerate(names))
+    config.label2id = {name: i for i, name in enumerate(names)}
+    torch.manual_seed(0)
+    ResNetForImageClassification(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 24, "width": 24}, image_mean=[0.5] * 3, image_std=[0.25] * 3).save_pretrained(folder)
+    return folder

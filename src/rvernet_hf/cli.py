@@ -57,6 +57,26 @@ def _masks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    """Everything after `train` goes to the training script's own parser (HfArgumentParser)."""
+    from .training import main as train_main
+
+    train_main(args.training_args)
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    """Upload an existing model folder (after checking it and its card), or write the dry-run folder."""
+    from .hub import push_folder
+
+    where = push_folder(
+        args.folder, args.repo_id, revision=args.revision, create_pr=args.create_pr, private=args.private,
+        token=args.token, commit_message=args.commit_message, dry_run_dir=args.dry_run_dir,
+    )  # fmt: skip
+    print(f"dry run: the upload would be exactly {where}" if args.dry_run_dir else f"pushed: {where}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rvernet-hf", description="RveRNet: ROI + context classification with SAM masks and CNN distillation."
@@ -80,10 +100,31 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--on_error", choices=["raise", "skip"], default="raise",
                        help="stop at the first bad sample, or skip bad samples and report them")  # fmt: skip
     masks.set_defaults(func=_masks)
+
+    train = subparsers.add_parser(
+        "train", add_help=False,
+        help="fine-tune RveRNet or a single classifier (teacher, baseline), with distillation: `train --help`",
+    )  # fmt: skip
+    train.add_argument("training_args", nargs=argparse.REMAINDER)
+    train.set_defaults(func=_train)
+
+    push = subparsers.add_parser("push", help="upload a saved model folder to the Hub (HTTP API), or dry-run it")
+    push.add_argument("folder", help="a folder written by `train` (weights, config with auto_map, code, README.md)")
+    push.add_argument("--repo_id", required=True, help="namespace/name on the Hub")
+    push.add_argument("--revision", help="branch to push to (created if missing)")
+    push.add_argument("--create_pr", action="store_true", help="open a pull request instead of committing")
+    push.add_argument("--private", action="store_true", default=None, help="create the repository as private")
+    push.add_argument("--token", help="Hub token (default: the logged-in one)")
+    push.add_argument("--commit_message", default="Upload RveRNet model")
+    push.add_argument("--dry_run_dir", help="upload nothing: write the exact folder that would be uploaded here")
+    push.set_defaults(func=_push)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # the training script parses its own arguments (including --help and a JSON file)
+        return _train(argparse.Namespace(training_args=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

@@ -385,7 +385,7 @@ class FullImagePreprocessor:
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         import torch.nn.functional as F
 
-        pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
         pixels = F.interpolate(pixels[None], size=self.size, mode="bilinear", antialias=True, align_corners=False)[0]
         return (pixels.clamp_(0.0, 1.0) - self.mean) / self.std
 
@@ -421,6 +421,10 @@ class RveRNetTransform:
             `pixel_values` of one view, `"full_image"` (made by `single_processor`), `"roi"` or `"context"` (the
             processor's cut-outs). Masks are not needed for `"full_image"`.
         single_processor: the `FullImagePreprocessor` of the single classifier (for `single_view="full_image"`).
+        seed: when given, each sample's augmentation is a pure function of `(seed, epoch, sample index)` (the index
+            read from `index_column`, see `add_sample_index`; the epoch set by `AugmentationEpochCallback`), not of
+            a global random stream: a resumed run and a multi-process run draw exactly the augmentations of an
+            uninterrupted single-process run. Without it, torch's global generator is used.
 
     A `teacher_logits` column (cached teacher outputs) is passed through as a float tensor.
     """
@@ -439,6 +443,8 @@ class RveRNetTransform:
         teacher_input: str = "full_image",
         single_view: str | None = None,
         single_processor: Any = None,
+        seed: int | None = None,
+        index_column: str = "sample_index",
     ):
         if teacher_input not in TEACHER_INPUTS:
             raise ValueError(f"`teacher_input` must be one of {TEACHER_INPUTS}, got {teacher_input!r}.")
@@ -460,31 +466,48 @@ class RveRNetTransform:
         self.teacher_input = teacher_input
         self.single_view = single_view
         self.single_processor = single_processor
+        self.seed = seed
+        self.index_column = index_column
+        self.epoch = 0
 
-    def _crop_box(self, mask: np.ndarray) -> tuple[int, int, int, int]:
+    def _crop_box(self, mask: np.ndarray, generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
         height, width = mask.shape
         if self.crop_scale == (1.0, 1.0):
             return 0, 0, height, width
         for _ in range(10):
-            area = height * width * float(torch.empty(1).uniform_(*self.crop_scale))
-            log_ratio = torch.empty(1).uniform_(np.log(self.crop_ratio[0]), np.log(self.crop_ratio[1]))
+            area = height * width * float(torch.empty(1).uniform_(*self.crop_scale, generator=generator))
+            log_ratio = torch.empty(1).uniform_(np.log(self.crop_ratio[0]), np.log(self.crop_ratio[1]),
+                                                generator=generator)  # fmt: skip
             ratio = float(torch.exp(log_ratio))
             crop_w, crop_h = round((area * ratio) ** 0.5), round((area / ratio) ** 0.5)
             if 0 < crop_w <= width and 0 < crop_h <= height:
-                top = int(torch.randint(0, height - crop_h + 1, (1,)))
-                left = int(torch.randint(0, width - crop_w + 1, (1,)))
+                top = int(torch.randint(0, height - crop_h + 1, (1,), generator=generator))
+                left = int(torch.randint(0, width - crop_w + 1, (1,), generator=generator))
                 window = mask[top : top + crop_h, left : left + crop_w]
                 if window.any() and not window.all():
                     return top, left, crop_h, crop_w
         return 0, 0, height, width
 
-    def augment(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def augment(
+        self, image: np.ndarray, mask: np.ndarray, generator: torch.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One random crop and flip, the same for the image and its mask."""
-        top, left, crop_h, crop_w = self._crop_box(mask)
+        top, left, crop_h, crop_w = self._crop_box(mask, generator)
         image, mask = image[top : top + crop_h, left : left + crop_w], mask[top : top + crop_h, left : left + crop_w]
-        if float(torch.rand(1)) < self.flip_prob:
+        if float(torch.rand(1, generator=generator)) < self.flip_prob:
             image, mask = image[:, ::-1], mask[:, ::-1]
         return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+    def generator_for(self, batch: dict[str, list], position: int) -> torch.Generator | None:
+        """The per-sample generator (seeded by seed, epoch and sample index), or None for the global one."""
+        if self.seed is None:
+            return None
+        if self.index_column not in batch:
+            raise ValueError(
+                f"`seed` is set but the batch has no `{self.index_column}` column: call `add_sample_index(dataset)`."
+            )
+        index = int(batch[self.index_column][position])
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
 
     def _model_inputs(self, batch: dict[str, list], views: dict[str, list]) -> dict[str, torch.Tensor]:
         output = {name: torch.stack(tensors) for name, tensors in views.items() if tensors}
@@ -514,7 +537,7 @@ class RveRNetTransform:
             else:
                 mask = load_mask(mask, index, array.shape[:2], allow_full=True)
             if self.train:
-                array, mask = self.augment(array, mask)
+                array, mask = self.augment(array, mask, self.generator_for(batch, index))
             if self.single_view == "full_image":
                 views["pixel_values"].append(self.single_processor(array))
             else:
@@ -539,7 +562,7 @@ class PairedTransform(RveRNetTransform):
         for index, (roi_image, context_image) in enumerate(zip(batch["roi_image"], batch["context_image"])):
             roi_array = load_image(roi_image, index)
             context_array = load_image(context_image, index)
-            if self.train and float(torch.rand(1)) < self.flip_prob:
+            if self.train and float(torch.rand(1, generator=self.generator_for(batch, index))) < self.flip_prob:
                 roi_array, context_array = roi_array[:, ::-1].copy(), context_array[:, ::-1].copy()
             pair = self.processor.preprocess_pairs([roi_array], [context_array])
             rois.append(pair["roi_pixel_values"][0])
@@ -547,8 +570,29 @@ class PairedTransform(RveRNetTransform):
         return self._model_inputs(batch, {"roi_pixel_values": rois, "context_pixel_values": contexts})
 
 
+def add_sample_index(dataset, column: str = "sample_index"):
+    """Number the samples (for `RveRNetTransform(seed=...)`: per-sample augmentation that survives resume and DDP)."""
+    if column in dataset.column_names:
+        return dataset
+    return dataset.add_column(column, list(range(len(dataset))))
+
+
+def augmentation_epoch_callback(*transforms: RveRNetTransform):
+    """A `TrainerCallback` that tells seeded transforms which epoch starts (their augmentations change per epoch)."""
+    from transformers import TrainerCallback
+
+    class AugmentationEpochCallback(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            for transform in transforms:
+                transform.epoch = int((state.epoch or 0) + 1e-6)
+
+    return AugmentationEpochCallback()
+
+
 __all__ = [
     "FullImagePreprocessor",
+    "add_sample_index",
+    "augmentation_epoch_callback",
     "MaskingReport",
     "PairedTransform",
     "RveRNetTransform",

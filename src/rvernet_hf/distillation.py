@@ -10,6 +10,7 @@ normalisation), the student sees the two cut-outs: the teacher's input is passed
 """
 
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +114,7 @@ class FrozenTeacher(nn.Module):
         self.preprocessing = preprocessing
         config_labels = getattr(getattr(model, "config", None), "id2label", None)
         self.id2label = {int(k): v for k, v in (id2label or config_labels or {}).items()}
+        self.train(False)
 
     def train(self, mode: bool = True):
         return super().train(False)
@@ -321,6 +323,31 @@ class RveRNetDistillationTrainer(Trainer):
             outputs["loss"] = loss
             return loss, outputs
         return loss
+
+    # transformers 5 saves some models (DeiT, ViT, ...) under their legacy key names and renames them back inside
+    # `from_pretrained`; Trainer's resume and best-model reload read the raw state dict, so every tower weight would
+    # be "missing". Reload through `from_pretrained` instead (plain single-process / DDP runs; FSDP, DeepSpeed and
+    # PEFT keep Trainer's own path).
+    def _reload_through_from_pretrained(self, folder: str, model=None) -> bool:
+        from transformers import PreTrainedModel
+
+        model = self.accelerator.unwrap_model(model if model is not None else self.model)
+        weights = os.path.join(folder, "model.safetensors")
+        if (self.is_fsdp_enabled or self.is_deepspeed_enabled or not isinstance(model, PreTrainedModel)
+                or not os.path.isfile(weights)):  # fmt: skip
+            return False
+        reloaded = type(model).from_pretrained(folder, config=model.config)
+        model.load_state_dict(reloaded.state_dict(), strict=True)
+        del reloaded
+        return True
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        if not self._reload_through_from_pretrained(resume_from_checkpoint, model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        if not self._reload_through_from_pretrained(self.state.best_model_checkpoint):
+            super()._load_best_model()
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         # Training logs carry `loss`; evaluation logs `<prefix>_loss` (eval_, test_, ...); the run summary `train_loss`.

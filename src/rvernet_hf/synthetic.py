@@ -201,7 +201,7 @@ def generate_ambiguous_food(
     counts = num_per_class if isinstance(num_per_class, dict) else dict.fromkeys(CLASSES, int(num_per_class))
     root = Path(output_dir)
     rng = np.random.default_rng(seed)
-    written = {split: 0 for split in splits}
+    written = dict.fromkeys(splits, 0)
     for split in splits:
         (root / split).mkdir(parents=True, exist_ok=True)
         (root / f"{split}_masks").mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import transformers
 from transformers import HfArgumentParser, set_seed
 from transformers.trainer_utils import get_last_checkpoint
@@ -33,6 +32,8 @@ from .data import (
     FullImagePreprocessor,
     PairedTransform,
     RveRNetTransform,
+    add_sample_index,
+    augmentation_epoch_callback,
     load_image_folder_dataset,
     load_paired_folder_dataset,
     precompute_roi_masks,
@@ -131,7 +132,7 @@ class DataArguments:
         default=None, metadata={"help": "Split used for evaluation (default: validation, else test, else carved)."}
     )
     validation_split_percentage: int = field(
-        default=10, metadata={"help": "Without an evaluation split: % of train held out (stratified)."}
+        default=10, metadata={"help": "Without an evaluation split: the percentage of train held out (stratified)."}
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate training data (debugging)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate evaluation data."})
@@ -359,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def run(model_args: ModelArguments, data_args: DataArguments, training_args: DistillationTrainingArguments,
         hub_args: HubArguments | None = None) -> dict:  # fmt: skip
-    from .hub import push_folder, render_model_card, verify_reload
+    from .hub import push_folder, verify_reload
     from .metrics import ClassificationMetrics, resolve_label_ids, save_confusion_matrix
     from .visualization import save_training_curves
 
@@ -422,7 +423,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Dis
                 )  # fmt: skip
 
     # ---- transforms
-    transform_kwargs = {"flip_prob": data_args.flip_prob, "crop_scale": (data_args.crop_scale_min, 1.0)}
+    # Augmentations are a pure function of (seed, epoch, sample index): resume and DDP see the same draws.
+    data["train"] = add_sample_index(data["train"])
+    transform_kwargs = {"flip_prob": data_args.flip_prob, "crop_scale": (data_args.crop_scale_min, 1.0),
+                        "seed": training_args.seed}  # fmt: skip
     if layout == "paired":
         train_transform = PairedTransform(preprocessing["cutouts"], train=True, **transform_kwargs)
         eval_transform = PairedTransform(preprocessing["cutouts"], train=False)
@@ -443,6 +447,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Dis
     trainer = RveRNetDistillationTrainer(
         model=model, args=training_args, teacher_model=teacher, train_dataset=train_dataset,
         eval_dataset=eval_dataset, compute_metrics=metrics_fn, processing_class=processor_to_save,
+        callbacks=[augmentation_epoch_callback(train_transform)],
     )  # fmt: skip
 
     results: dict = {}
