@@ -1,0 +1,102 @@
+"""The training script end to end (teacher fine-tuning, then RveRNet with distillation, card, dry-run push), and its
+input checks, which must fire before any training step."""
+
+import json
+
+import pytest
+from huggingface_hub import ModelCard
+
+from rvernet_hf.training import main
+
+
+def data_args(root):
+    return ["--train_dir", str(root / "train"), "--train_masks_dir", str(root / "train_masks"),
+            "--validation_dir", str(root / "validation"), "--validation_masks_dir", str(root / "validation_masks")]  # fmt: skip
+
+
+def common(output_dir):
+    return ["--output_dir", str(output_dir), "--report_to", "none", "--use_cpu", "--per_device_train_batch_size", "8",
+            "--logging_steps", "2", "--save_strategy", "no", "--disable_tqdm", "true"]  # fmt: skip
+
+
+def rvernet_args(root, tower_dir):
+    return [*data_args(root), "--roi_model_name_or_path", str(tower_dir), "--context_model_name_or_path",
+            str(tower_dir), "--from_scratch", "--fusion_hidden_size", "16"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_teacher_then_distilled_rvernet_then_card_and_dry_run(tmp_path, synthetic_data, tower_dir):
+    teacher_dir = tmp_path / "teacher"
+    teacher = main(["--model_type", "single", "--model_name_or_path", "efficientnet-lite0-imagenet", "--image_size",
+                    "32", *data_args(synthetic_data), *common(teacher_dir), "--do_train", "--do_eval",
+                    "--max_steps", "4", "--learning_rate", "1e-3"])  # fmt: skip
+    assert "eval_accuracy" in teacher
+    config = json.loads((teacher_dir / "config.json").read_text())
+    assert config["label_names"] == ["bread", "broccoli", "chili_paste", "fried_egg", "ketchup"] and config["pretrained_cfg"]["mean"] == [0.5, 0.5, 0.5]
+
+    arguments = {
+        **{a[2:]: b for a, b in zip(rvernet_args(synthetic_data, tower_dir)[::2], rvernet_args(synthetic_data, tower_dir)[1::2]) if a != "--from_scratch"},
+        "from_scratch": True, "output_dir": str(tmp_path / "rvernet"), "report_to": "none", "use_cpu": True,
+        "per_device_train_batch_size": 8, "max_steps": 6, "do_train": True, "do_eval": True, "eval_strategy": "steps",
+        "eval_steps": 3, "logging_steps": 1, "save_strategy": "no", "distillation_type": "hard",
+        "teacher_model_name_or_path": str(teacher_dir), "cache_teacher_logits": True,
+        "ambiguous_labels": "ketchup,chili_paste", "push_to_hub": True, "hub_model_id": "me/rvernet-tiny",
+        "push_dry_run_dir": str(tmp_path / "upload"),
+    }  # fmt: skip
+    arguments["fusion_hidden_size"] = 16
+    (tmp_path / "args.json").write_text(json.dumps(arguments))
+    results = main([str(tmp_path / "args.json")])  # one JSON file holds every argument
+    out = tmp_path / "rvernet"
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "modeling_rvernet.py", "README.md",
+                 "confusion_matrix.png", "training_curves.png", "per_class_report.json", "eval_results.json"):
+        assert (out / name).exists(), name
+    card = ModelCard.load(out / "README.md")
+    reported = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert reported["accuracy"] == round(results["eval_accuracy"], 4)
+    assert "ambiguous_f1" in reported and "hard from" in card.text
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert any("distillation_loss" in entry for entry in state["log_history"])
+    uploaded = {p.name for p in (tmp_path / "upload").iterdir()}
+    assert {"model.safetensors", "config.json", "README.md", "modeling_rvernet.py", "confusion_matrix.png"} <= uploaded
+    assert not (tmp_path / "upload" / "training_args.bin").exists()
+    assert (tmp_path / "upload" / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+
+def test_imagenet_teacher_is_refused_before_training(tmp_path, synthetic_data, tower_dir):
+    with pytest.raises(ValueError, match="predicts 1000 labels but the student has 5"):
+        main([*rvernet_args(synthetic_data, tower_dir), *common(tmp_path / "out"), "--do_train",
+              "--distillation_type", "soft", "--teacher_model_name_or_path", "efficientnet-lite0-imagenet"])  # fmt: skip
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("checkpoint-*"))
+
+
+def test_dataset_without_the_named_columns_is_refused(tmp_path, synthetic_data, tower_dir):
+    from rvernet_hf.data import load_image_folder_dataset
+
+    dataset = load_image_folder_dataset(synthetic_data / "train").rename_column("image", "img")
+    dataset.save_to_disk(tmp_path / "saved")
+    with pytest.raises(ValueError, match="no image column 'image'.*--image_column"):
+        main(["--dataset_name", str(tmp_path / "saved"), "--roi_model_name_or_path", str(tower_dir),
+              "--context_model_name_or_path", str(tower_dir), "--from_scratch", *common(tmp_path / "o")])  # fmt: skip
+
+
+def test_labels_not_in_the_checkpoint_label2id_are_refused(tmp_path, synthetic_data, tiny_config):
+    from rvernet_hf import RveRNetForImageClassification, RveRNetImageProcessor
+
+    RveRNetForImageClassification(tiny_config).save_pretrained(tmp_path / "ckpt")  # labels: ketchup, chili paste, fries
+    RveRNetImageProcessor(size={"height": 30, "width": 30}).save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match=r"labels not in label2id: \['bread', 'broccoli'"):
+        main(["--model_name_or_path", str(tmp_path / "ckpt"), *data_args(synthetic_data), *common(tmp_path / "o")])
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--ambiguous_labels", "ketchup,mustard"], r"unknown labels \['mustard'\]"),
+    (["--distillation_type", "soft", "--teacher_model_name_or_path", "t", "--distillation_alpha", "2"], "alpha"),
+    (["--distillation_type", "distill"], "distillation_type"),
+])  # fmt: skip
+def test_bad_arguments_are_refused(tmp_path, synthetic_data, tower_dir, extra, message, capsys):
+    import re
+
+    with pytest.raises((ValueError, SystemExit)) as raised:
+        main([*rvernet_args(synthetic_data, tower_dir), *common(tmp_path / "o"), *extra])
+    said = str(raised.value) if raised.type is ValueError else capsys.readouterr().err  # argparse prints, exits 2
+    assert re.search(message, said), said
