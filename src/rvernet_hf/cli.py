@@ -77,6 +77,66 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbers(text: str, count: int, flag: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        raise SystemExit(f"{flag} expects {count} comma-separated numbers, got {text!r}.")
+    return values
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """Classify images (optionally prompted) with a saved model; print labels, optionally JSON and a picture."""
+    import json
+    from pathlib import Path
+
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from .pipeline_rvernet import RveRNetImageClassificationPipeline
+    from .visualization import save_roi_visualization
+
+    prompts = {}
+    if args.point:
+        prompts["points"] = [_numbers(point, 2, "--point") for point in args.point]
+    if args.box:
+        prompts["box"] = _numbers(args.box, 4, "--box")
+    if args.mask:
+        prompts["mask"] = args.mask
+    if "mask" in prompts and len(prompts) > 1:
+        raise SystemExit("give one prompt: --mask, or --box, or --point.")
+    for image in args.images:
+        if not Path(image).is_file():
+            raise SystemExit(f"image {image} does not exist.")
+    model = AutoModelForImageClassification.from_pretrained(args.model, revision=args.revision).eval()
+    processor = AutoImageProcessor.from_pretrained(args.model, revision=args.revision)
+    if args.sam_model:
+        processor.sam_model_name_or_path = args.sam_model
+    classifier = RveRNetImageClassificationPipeline(model=model, image_processor=processor, device=args.device)
+    results = []
+    for index, image in enumerate(args.images):
+        prediction = classifier(image, top_k=args.top_k, **prompts)
+        results.append({"image": image, "prompt": prediction["prompt"], "labels": prediction["labels"],
+                        "roi_pixels": int(prediction["mask"].sum())})  # fmt: skip
+        if args.save_viz:
+            target = Path(args.save_viz)
+            if len(args.images) > 1:
+                target = target.with_name(f"{target.stem}_{index}{target.suffix or '.png'}")
+            save_roi_visualization(image, prediction["mask"], processor, target, labels=prediction["labels"])
+            results[-1]["visualization"] = str(target)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print(f"{result['image']} ({result['prompt']} ROI, {result['roi_pixels']} px)")
+            for entry in result["labels"]:
+                print(f"  {entry['score']:.3f}  {entry['label']}")
+            if "visualization" in result:
+                print(f"  picture: {result['visualization']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rvernet-hf", description="RveRNet: ROI + context classification with SAM masks and CNN distillation."
@@ -118,6 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--commit_message", default="Upload RveRNet model")
     push.add_argument("--dry_run_dir", help="upload nothing: write the exact folder that would be uploaded here")
     push.set_defaults(func=_push)
+
+    predict = subparsers.add_parser("predict", help="classify images with a saved model (box, click, mask or automatic ROI)")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--model", required=True, help="a saved RveRNet folder or Hub id")
+    predict.add_argument("--revision", help="Hub revision")
+    predict.add_argument("--point", action="append", metavar="X,Y", help="a foreground click (repeat for more)")
+    predict.add_argument("--box", metavar="X0,Y0,X1,Y1", help="a box around the object")
+    predict.add_argument("--mask", metavar="FILE", help="a binary mask image of the object")
+    predict.add_argument("--top-k", "--top_k", dest="top_k", type=int, default=5, help="labels to show")
+    predict.add_argument("--save-viz", "--save_viz", dest="save_viz", metavar="OUT.png",
+                         help="write the ROI outline, both cut-outs and the top-k bars (one file per image)")  # fmt: skip
+    predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.add_argument("--sam_model", help="SAM checkpoint for box/click/automatic ROIs (default: the processor's)")
+    predict.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+    predict.set_defaults(func=_predict)
     return parser
 
 

@@ -34,8 +34,23 @@ def denormalize(pixel_values: torch.Tensor, mean, std, do_normalize: bool = True
     return (values.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-def roi_visualization(image: Any, mask: Any, processor: RveRNetImageProcessor, panel_height: int = 224) -> Image.Image:
-    """One picture: [photo with the ROI outlined in red | ROI cut-out | context cut-out], as the towers see them."""
+def _bars_panel(labels: list[dict], height: int, width: int = 240) -> Image.Image:
+    """Top-k scores as horizontal bars (label and score written on each)."""
+    panel = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(panel)
+    row = max(14, min(28, height // max(1, len(labels))))
+    for i, entry in enumerate(labels):
+        top = i * row + 2
+        draw.rectangle([0, top, int((width - 2) * float(entry["score"])), top + row - 4], fill=(120, 160, 230))
+        draw.text((3, top + 1), f"{entry['label']}  {float(entry['score']):.2f}", fill=(0, 0, 0))
+    return panel
+
+
+def roi_visualization(
+    image: Any, mask: Any, processor: RveRNetImageProcessor, panel_height: int = 224, labels: list[dict] | None = None
+) -> Image.Image:
+    """One picture: [photo with the ROI outlined in red | ROI cut-out | context cut-out (| top-k bars)], as the towers
+    see them. `labels`: a prediction (`[{"label", "score"}, ...]`) to draw as bars."""
     array = load_image(image, background=processor.pad_value)
     mask = load_mask(mask, 0, array.shape[:2], allow_full=True)
     roi, context, _ = processor.make_cutouts(array, mask)
@@ -50,6 +65,9 @@ def roi_visualization(image: Any, mask: Any, processor: RveRNetImageProcessor, p
     ]
     panels = [p.resize((max(1, round(p.width * panel_height / p.height)), panel_height)) for p in panels]
     titles = ["image + ROI", "ROI tower input", "context tower input"]
+    if labels:
+        panels.append(_bars_panel(labels, panel_height))
+        titles.append("prediction")
     canvas = Image.new("RGB", (sum(p.width for p in panels) + 8 * (len(panels) - 1), panel_height + 16), "white")
     draw = ImageDraw.Draw(canvas)
     x = 0
@@ -60,11 +78,13 @@ def roi_visualization(image: Any, mask: Any, processor: RveRNetImageProcessor, p
     return canvas
 
 
-def save_roi_visualization(image: Any, mask: Any, processor: RveRNetImageProcessor, path: str | os.PathLike) -> str:
+def save_roi_visualization(
+    image: Any, mask: Any, processor: RveRNetImageProcessor, path: str | os.PathLike, labels: list[dict] | None = None
+) -> str:
     """Write `roi_visualization(...)` as a PNG (atomically: a half-written file never replaces a good one)."""
     path = os.fspath(path)
     temporary = f"{path}.tmp-{os.getpid()}"
-    roi_visualization(image, mask, processor).save(temporary, format="PNG")
+    roi_visualization(image, mask, processor, labels=labels).save(temporary, format="PNG")
     os.replace(temporary, path)
     return path
 
