@@ -8,7 +8,7 @@ import torch
 from huggingface_hub import HfApi, ModelCard
 
 from rvernet_hf import RveRNetForImageClassification, RveRNetImageProcessor
-from rvernet_hf.hub import check_folder, push_folder, render_model_card, verify_reload
+from rvernet_hf.hub import push_folder, render_model_card, verify_reload
 
 
 @pytest.fixture

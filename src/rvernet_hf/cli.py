@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("training_args", nargs=argparse.REMAINDER)
     train.set_defaults(func=_train)
 
+    subparsers.add_parser("demo", add_help=False, help="the whole method end to end, offline on CPU: `demo --help`")
     push = subparsers.add_parser("push", help="upload a saved model folder to the Hub (HTTP API), or dry-run it")
     push.add_argument("folder", help="a folder written by `train` (weights, config with auto_map, code, README.md)")
     push.add_argument("--repo_id", required=True, help="namespace/name on the Hub")
@@ -198,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["demo"]:
+        from .demo import main as demo_main
+
+        return demo_main(argv[1:])
     if argv[:1] == ["train"]:  # the training script parses its own arguments (including --help and a JSON file)
         return _train(argparse.Namespace(training_args=argv[1:]))
     parser = build_parser()

@@ -168,6 +168,35 @@ def segmentation_to_roi_dataset(
     )  # fmt: skip
 
 
+def load_foodseg103_folder(root: str | os.PathLike, split: str = "train"):
+    """FoodSeg103 as distributed (`Images/img_dir/<split>/*.jpg`, `Images/ann_dir/<split>/*.png` label maps,
+    `category_id.txt` with one `<id> <name>` per line) -> `(Dataset(image, label), id2label)`, ready for
+    `segmentation_to_roi_dataset` (the paper's ~18k samples from ~5k images)."""
+    datasets = _datasets()
+    base = Path(root)
+    images_dir, labels_dir = base / "Images" / "img_dir" / split, base / "Images" / "ann_dir" / split
+    categories = base / "category_id.txt"
+    for needed in (images_dir, labels_dir, categories):
+        if not needed.exists():
+            raise ValueError(f"{needed} is missing: expected the FoodSeg103 layout under {base}.")
+    id2label = {}
+    for line_number, line in enumerate(categories.read_text().splitlines(), start=1):
+        if line.strip():
+            parts = line.split(None, 1)
+            if len(parts) != 2 or not parts[0].isdigit():
+                raise ValueError(f"{categories} line {line_number} is not '<id> <name>': {line!r}.")
+            id2label[int(parts[0])] = parts[1].strip()
+    rows: dict[str, list] = {"image": [], "label": []}
+    for image_path in _list_images(images_dir):
+        label_path = labels_dir / f"{image_path.stem}.png"
+        if not label_path.exists():
+            raise ValueError(f"{image_path} has no label map: expected {label_path}.")
+        rows["image"].append(str(image_path))
+        rows["label"].append(str(label_path))
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Image()})
+    return datasets.Dataset.from_dict(rows, features=features), id2label
+
+
 def load_paired_folder_dataset(root: str | os.PathLike, split: str = "train", on_missing: str = "raise"):
     """The official code's layout, as it is: `root/split/roi/<class>/<name>` + `root/split/extra-roi/<class>/<name>`,
     paired by file name. Columns: roi_image, context_image, label. `on_missing="skip"` drops unpaired files (and
@@ -597,6 +626,7 @@ __all__ = [
     "PairedTransform",
     "RveRNetTransform",
     "encode_mask",
+    "load_foodseg103_folder",
     "load_image_folder_dataset",
     "load_paired_folder_dataset",
     "precompute_roi_masks",

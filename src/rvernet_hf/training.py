@@ -79,6 +79,11 @@ class ModelArguments:
     fusion: str = field(default="logits", metadata={"help": "logits (the paper's) or features.",
                                                     "choices": ["logits", "features"]})  # fmt: skip
     fusion_hidden_size: int = field(default=640, metadata={"help": "Width of the fusion head's hidden layer."})
+    tower_num_labels: int | None = field(
+        default=None,
+        metadata={"help": "With --from_scratch and logits fusion: each tower's head size (default: the tower "
+                          "config's, raised to the dataset's label count so that the towers are no bottleneck)."},
+    )  # fmt: skip
     single_view: str = field(
         default="full_image",
         metadata={"help": "single: what the classifier sees.", "choices": ["full_image", "roi", "context"]},
@@ -304,6 +309,7 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
             sam_model_name_or_path=model_args.sam_model_name_or_path,
         )  # fmt: skip
         full_image = FullImagePreprocessor(size, preprocessing["mean"], preprocessing["std"])
+        model.config.rvernet_single_view = model_args.single_view  # what it was trained on, for evaluation
         return model, _single_model_processor(model, preprocessing, size), {"cutouts": cutouts, "full_image": full_image}
 
     settings = {"sam_model_name_or_path": model_args.sam_model_name_or_path, "context_mode": model_args.context_mode}
@@ -316,6 +322,10 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
     if model_args.from_scratch:
         roi_config = AutoConfig.from_pretrained(model_args.roi_model_name_or_path, **revision)
         context_config = AutoConfig.from_pretrained(model_args.context_model_name_or_path, **revision)
+        for tower in (roi_config, context_config):
+            wanted = model_args.tower_num_labels or max(tower.num_labels, len(id2label))
+            if tower.num_labels != wanted:
+                tower.num_labels = wanted
         config = RveRNetConfig.from_tower_configs(
             roi_config, context_config, fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size,
             id2label=id2label, label2id=label2id,
@@ -374,6 +384,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Dis
                 f"world size {training_args.world_size}, bf16 {training_args.bf16}, fp16 {training_args.fp16}")  # fmt: skip
     if model_args.model_type not in MODEL_TYPES:
         raise ValueError(f"--model_type must be one of {MODEL_TYPES}, got {model_args.model_type!r}.")
+    if training_args.device.type == "cpu":
+        training_args.dataloader_pin_memory = False  # nothing to pin to (avoids a warning per dataloader)
     push_wanted = training_args.push_to_hub or hub_args.push_dry_run_dir is not None
     training_args.push_to_hub = False  # pushed once at the end, by `push_folder`, after the parity check
     if push_wanted and not training_args.hub_model_id and hub_args.push_dry_run_dir is None:

@@ -1,0 +1,141 @@
+"""pipeline() on a saved RveRNet folder: the standard image-classification task (automatic ROI), the prompted custom
+task (saved in the folder's config), batching, remote code without the package, and `rvernet-hf predict`."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from transformers import pipeline
+
+from rvernet_hf import RveRNetForImageClassification, RveRNetImageClassificationPipeline, RveRNetImageProcessor
+from rvernet_hf.cli import main as cli_main
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    from conftest import tiny_tower_config
+    from rvernet_hf import RveRNetConfig
+    from test_image_processing_rvernet import tiny_sam
+
+    folder = tmp_path_factory.mktemp("rvernet_saved")
+    config = RveRNetConfig(roi_config=tiny_tower_config("deit"), context_config=tiny_tower_config("resnet"),
+                           id2label={0: "ketchup", 1: "chili paste", 2: "fries"},
+                           label2id={"ketchup": 0, "chili paste": 1, "fries": 2}, fusion_hidden_size=24)  # fmt: skip
+    torch.manual_seed(0)
+    RveRNetForImageClassification(config).save_pretrained(folder)
+    sam_folder = tmp_path_factory.mktemp("tiny_sam")
+    tiny_sam().save_pretrained(sam_folder)
+    RveRNetImageProcessor(size={"height": 30, "width": 30}, sam_model_name_or_path=str(sam_folder)).save_pretrained(folder)
+    return folder
+
+
+def photo(seed=0, size=(48, 64)):
+    return np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)
+
+
+def test_saved_folder_declares_the_prompted_pipeline(saved_model):
+    config = json.loads((saved_model / "config.json").read_text())
+    assert config["custom_pipelines"]["rvernet-image-classification"]["impl"] == (
+        "pipeline_rvernet.RveRNetImageClassificationPipeline"
+    )
+    assert (saved_model / "pipeline_rvernet.py").exists()
+
+
+def test_image_classification_pipeline_with_automatic_roi_and_batching(saved_model):
+    classifier = pipeline("image-classification", model=str(saved_model))
+    single = classifier(photo(), top_k=2)
+    assert [set(entry) for entry in single] == [{"label", "score"}] * 2
+    assert single[0]["score"] >= single[1]["score"]
+    batched = classifier([photo(1), photo(2), photo(3)], batch_size=2, top_k=3)
+    assert len(batched) == 3 and all(len(result) == 3 for result in batched)
+    # Batching changes nothing.
+    one_by_one = [classifier(photo(i), top_k=3) for i in (1, 2, 3)]
+    for a, b in zip(batched, one_by_one):
+        assert [x["label"] for x in a] == [x["label"] for x in b]
+        np.testing.assert_allclose([x["score"] for x in a], [x["score"] for x in b], atol=1e-5)
+
+
+def test_prompted_pipeline_returns_labels_and_the_mask_it_used(saved_model):
+    classifier = pipeline("rvernet-image-classification", model=str(saved_model), trust_remote_code=True)
+    mask = np.zeros((48, 64), dtype=bool)
+    mask[10:30, 20:40] = True
+    result = classifier(photo(), mask=mask, top_k=3)
+    assert result["prompt"] == "mask" and result["mask"].shape == (48, 64)
+    assert np.array_equal(result["mask"], mask)
+    assert abs(sum(entry["score"] for entry in result["labels"]) - 1) < 1e-5
+    boxed = classifier(photo(), box=[5, 5, 40, 30])
+    assert boxed["prompt"] == "box" and boxed["mask"].shape == (48, 64) and boxed["mask"].any()
+    clicked = classifier(photo(), points=[20, 15])
+    assert clicked["prompt"] == "points"
+    # A batch with a prompt per image (dict inputs).
+    results = classifier([{"image": photo(1), "mask": mask}, {"image": photo(2), "box": [0, 0, 20, 20]},
+                          {"image": photo(3)}], batch_size=2)  # fmt: skip
+    assert [r["prompt"] for r in results] == ["mask", "box", "automatic"]
+    assert np.array_equal(results[0]["mask"], mask)
+    # The prompted result for a mask equals the model on the processor's cut-outs.
+    processor = RveRNetImageProcessor.from_pretrained(saved_model)
+    inputs = processor(photo(), roi_masks=mask, return_tensors="pt")
+    with torch.no_grad():
+        probabilities = classifier.model(roi_pixel_values=inputs["roi_pixel_values"],
+                                         context_pixel_values=inputs["context_pixel_values"]).logits.softmax(-1)[0]  # fmt: skip
+    assert result["labels"][0]["score"] == pytest.approx(float(probabilities.max()), abs=1e-5)
+
+
+def test_prompted_pipeline_errors_name_the_problem(saved_model):
+    classifier = RveRNetImageClassificationPipeline(
+        model=RveRNetForImageClassification.from_pretrained(saved_model),
+        image_processor=RveRNetImageProcessor.from_pretrained(saved_model),
+    )
+    with pytest.raises(ValueError, match="one prompt per image"):
+        classifier(photo(), mask=np.ones((48, 64), bool), box=[0, 0, 5, 5])
+    with pytest.raises(ValueError, match="'image'"):
+        classifier({"picture": photo()})
+    with pytest.raises(ValueError, match="unknown arguments"):
+        classifier(photo(), boxes=[0, 0, 5, 5])
+
+
+@pytest.mark.slow
+def test_pipelines_load_as_remote_code_without_the_package(saved_model, tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["rvernet_hf"] = None  # the package is not installed here
+        import numpy as np
+        from transformers import pipeline
+        image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        plain = pipeline("image-classification", model={str(saved_model)!r}, trust_remote_code=True)
+        print("PLAIN", plain(image, top_k=1)[0]["label"])
+        prompted = pipeline("rvernet-image-classification", model={str(saved_model)!r}, trust_remote_code=True)
+        mask = np.zeros((48, 64), bool); mask[5:20, 5:20] = True
+        result = prompted(image, mask=mask)
+        print("PROMPTED", result["labels"][0]["label"], int(result["mask"].sum()), type(prompted).__module__)
+    """)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "PLAIN " in done.stdout
+    line = next(line for line in done.stdout.splitlines() if line.startswith("PROMPTED"))
+    assert line.split()[2] == "225" and "transformers_modules" in line.split()[3]
+
+
+def test_predict_cli_prints_json_and_writes_the_picture(saved_model, tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray(photo()).save(tmp_path / "a.png")
+    mask = np.zeros((48, 64), dtype=np.uint8)
+    mask[10:30, 20:40] = 255
+    Image.fromarray(mask).save(tmp_path / "a_mask.png")
+    assert cli_main(["predict", str(tmp_path / "a.png"), "--model", str(saved_model), "--mask",
+                     str(tmp_path / "a_mask.png"), "--top-k", "2", "--json", "--save-viz", str(tmp_path / "v.png")]) == 0  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+    assert printed[0]["prompt"] == "mask" and printed[0]["roi_pixels"] == 400 and len(printed[0]["labels"]) == 2
+    with Image.open(tmp_path / "v.png") as picture:
+        assert picture.width > 3 * picture.height  # outline | ROI | context | bars
+    with pytest.raises(SystemExit, match="--box expects 4"):
+        cli_main(["predict", str(tmp_path / "a.png"), "--model", str(saved_model), "--box", "1,2,3"])
+    with pytest.raises(SystemExit, match="does not exist"):
+        cli_main(["predict", str(tmp_path / "missing.png"), "--model", str(saved_model)])
