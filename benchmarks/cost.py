@@ -1,0 +1,276 @@
+"""What RveRNet costs, as ratios measured in one run on this machine (CPU, or the GPU when there is one).
+
+    python benchmarks/cost.py [--quick] [--json out.json]
+
+Prints one table; every figure is measured here, now. Targets (issue 6): RveRNet step / one-tower step <= 2.1;
+cached-teacher epoch / plain epoch <= 1.05; SAM 4 prompts / 1 prompt <= 1.2 on one image; SAM passes in epoch 2 = 0.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def timed(fn, repeats=5, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def deit_config(hidden, layers, image_size, num_labels=5):
+    from transformers import DeiTConfig
+
+    return DeiTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),
+                      intermediate_size=4 * hidden, image_size=image_size, patch_size=16, num_labels=num_labels)  # fmt: skip
+
+
+def step_ratio(args):
+    """Training step (forward, backward, AdamW step) of RveRNet vs one DeiT tower of the same config, same batch."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import DeiTForImageClassification
+
+    from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
+
+    tower = deit_config(args.hidden, args.layers, args.image_size)
+    rvernet = RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=5)).to(DEVICE)
+    single = DeiTForImageClassification(tower).to(DEVICE)
+    batch = args.batch_size
+    pixels = torch.randn(batch, 3, args.image_size, args.image_size, device=DEVICE)
+    labels = torch.randint(0, 5, (batch,), device=DEVICE)
+
+    def stepper(model, inputs):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step():
+            loss = model(**inputs, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        return step
+
+    rv_step = stepper(rvernet, {"roi_pixel_values": pixels, "context_pixel_values": pixels.flip(-1)})
+    one_step = stepper(single, {"pixel_values": pixels})
+    rv_time, one_time = timed(rv_step, args.repeats), timed(one_step, args.repeats)
+    with FlopCounterMode(display=False) as counter:
+        rv_step()
+    flops = counter.get_total_flops()
+    size = 2048 if args.quick else 4096
+    a, b = torch.randn(size, size, device=DEVICE), torch.randn(size, size, device=DEVICE)
+    matmul_time = timed(lambda: a @ b, repeats=5)
+    matmul_flops = 2 * size**3 / matmul_time
+    return {
+        "config": f"DeiT hidden {args.hidden}, {args.layers} layers, {args.image_size} px, batch {batch}",
+        "rvernet_step_s": rv_time, "one_tower_step_s": one_time, "step_ratio": rv_time / one_time,
+        "rvernet_step_gflop": flops / 1e9, "achieved_gflops": flops / rv_time / 1e9,
+        "matmul_gflops": matmul_flops / 1e9, "fraction_of_matmul": (flops / rv_time) / matmul_flops,
+    }  # fmt: skip
+
+
+def epoch_ratio(args, workdir: Path):
+    """One epoch through the real training script: no distillation, cached teacher logits, online teacher."""
+    from rvernet_hf.synthetic import generate_ambiguous_food
+    from rvernet_hf.training import main as train
+
+    data = workdir / "data"
+    generate_ambiguous_food(data, num_per_class=args.epoch_images // 5, image_size=args.image_size, seed=0,
+                            splits={"train": 0.9, "validation": 0.1})  # fmt: skip
+    deit_config(args.hidden, args.layers, args.image_size).save_pretrained(workdir / "tower")
+    common = ["--train_dir", str(data / "train"), "--train_masks_dir", str(data / "train_masks"), "--validation_dir",
+              str(data / "validation"), "--validation_masks_dir", str(data / "validation_masks"),
+              "--roi_model_name_or_path", str(workdir / "tower"), "--context_model_name_or_path", str(workdir / "tower"),
+              "--from_scratch", "--do_train", "--num_train_epochs", "1", "--per_device_train_batch_size",
+              str(args.batch_size), "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true",
+              "--dataloader_num_workers", "0"]  # fmt: skip
+    teacher_dir = workdir / "teacher"
+    train(["--model_type", "single", "--model_name_or_path", "efficientnet-lite0-imagenet", "--image_size",
+           str(args.image_size), *common[:8], "--do_train", "--max_steps", "2", "--report_to", "none",
+           "--output_dir", str(teacher_dir), "--save_strategy", "no", "--disable_tqdm", "true"])  # fmt: skip
+    teacher = ["--distillation_type", "hard", "--teacher_model_name_or_path", str(teacher_dir)]
+    runs = {"none": [], "cached": [*teacher, "--cache_teacher_logits"], "online": teacher}
+    seconds = {}
+    for name, extra in runs.items():
+        result = train([*common, *extra, "--output_dir", str(workdir / name)])
+        seconds[name] = result["train_runtime"]  # the epoch itself: caching happens before training starts
+    return {"epoch_plain_s": seconds["none"], "epoch_cached_s": seconds["cached"], "epoch_online_s": seconds["online"],
+            "cached_ratio": seconds["cached"] / seconds["none"], "online_ratio": seconds["online"] / seconds["none"]}  # fmt: skip
+
+
+def sam_costs(args):
+    """SAM: 4 prompts vs 1 on one image (tiny and base-size random SAM); passes in a second epoch."""
+    import numpy as np
+    from transformers import SamConfig, SamModel
+
+    from rvernet_hf import RveRNetImageProcessor
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from test_image_processing_rvernet import tiny_sam
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    boxes = [[10, 10, 200, 200], [220, 40, 400, 300], [300, 200, 600, 460], [50, 250, 250, 470]]
+    results = {}
+    sizes = {"tiny": tiny_sam()} if args.quick else {"tiny": tiny_sam(), "base": SamModel(SamConfig()).eval()}
+    for name, sam in sizes.items():
+        sam = sam.to(DEVICE)
+        processor = RveRNetImageProcessor(sam_model=sam, size={"height": 64, "width": 64})
+        one = timed(lambda: processor.compute_roi_masks([image], input_boxes=[boxes[:1]]), repeats=3, warmup=1)  # noqa: B023
+        four = timed(lambda: processor.compute_roi_masks([image], input_boxes=[boxes]), repeats=3, warmup=1)  # noqa: B023
+        results[f"sam_{name}_1_prompt_s"] = one
+        results[f"sam_{name}_4_prompts_s"] = four
+        results[f"sam_{name}_4_over_1"] = four / one
+        masks = [processor.compute_roi_masks([image], input_boxes=[boxes[:1]])[1][0][0]]
+        mask = masks[0]
+        automatic = timed(lambda: processor(image, return_tensors="pt"), repeats=2, warmup=1)  # noqa: B023
+        given = timed(lambda: processor(image, roi_masks=mask, return_tensors="pt"), repeats=5, warmup=1)  # noqa: B023
+        results[f"preprocess_{name}_automatic_roi_s"] = automatic
+        results["preprocess_given_mask_s"] = given
+    return results
+
+
+def sam_passes_in_second_epoch(workdir: Path):
+    """precompute_roi_masks once, then two epochs of the training transform: SAM image-encoder calls per phase."""
+    import numpy as np
+    from PIL import Image
+
+    from rvernet_hf import RveRNetImageProcessor
+    from rvernet_hf.data import RveRNetTransform, load_image_folder_dataset, precompute_roi_masks
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from test_image_processing_rvernet import tiny_sam
+
+    root = workdir / "sam-epochs"
+    for i in range(6):
+        (root / "food").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(root / "food" / f"{i}.png")
+    sam = tiny_sam()
+    calls = []
+    sam.vision_encoder.register_forward_hook(lambda *_: calls.append(1))
+    processor = RveRNetImageProcessor(sam_model=sam, size={"height": 32, "width": 32})
+    dataset, _ = precompute_roi_masks(load_image_folder_dataset(root), processor, cache_dir=workdir / "mask-cache")
+    first = len(calls)
+    transform = RveRNetTransform(processor, train=True)
+    for _ in range(2):
+        for start in range(0, len(dataset), 4):
+            transform(dataset[start : start + 4])
+    return {"sam_passes_precompute": first, "sam_passes_two_epochs_after": len(calls) - first}
+
+
+def pipeline_latency(args, workdir: Path):
+    """pipeline() per image with a given mask (single and batched) and with automatic ROI (tiny SAM)."""
+    import numpy as np
+    from transformers import pipeline
+
+    from rvernet_hf import RveRNetConfig, RveRNetForImageClassification, RveRNetImageProcessor
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from test_image_processing_rvernet import tiny_sam
+
+    tower = deit_config(args.hidden, args.layers, args.image_size)
+    folder = workdir / "pipeline-model"
+    RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=5)).save_pretrained(folder)
+    RveRNetImageProcessor(size={"height": args.image_size, "width": args.image_size}).save_pretrained(folder)
+    images = [np.random.default_rng(i).integers(0, 255, (480, 640, 3), dtype=np.uint8) for i in range(8)]
+    mask = np.zeros((480, 640), bool)
+    mask[100:300, 200:400] = True
+    prompted = pipeline("rvernet-image-classification", model=str(folder), trust_remote_code=True, device=DEVICE)
+    single = timed(lambda: prompted(images[0], mask=mask), repeats=5)
+    batched = timed(lambda: prompted([{"image": im, "mask": mask} for im in images], batch_size=8), repeats=3) / 8
+    prompted.image_processor.set_sam_model(tiny_sam().to(DEVICE))
+    automatic = timed(lambda: prompted(images[0]), repeats=3)
+    return {"pipeline_mask_single_s": single, "pipeline_mask_batched_per_image_s": batched,
+            "pipeline_tiny_sam_automatic_s": automatic}  # fmt: skip
+
+
+def peak_memory(part: str, args) -> float:
+    """Peak resident memory (MiB) that one part adds on top of the loaded model and inputs, in a fresh process."""
+    code = f"""
+import resource, sys, torch
+sys.argv = ['cost.py'] + {[f'--hidden={args.hidden}', f'--layers={args.layers}', f'--image_size={args.image_size}', f'--batch_size={args.batch_size}']!r}
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import cost
+args = cost.build_parser().parse_args()
+from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
+tower = cost.deit_config(args.hidden, args.layers, args.image_size)
+model = RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=5))
+pixels = torch.randn(args.batch_size, 3, args.image_size, args.image_size)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # libraries, weights and inputs already in memory
+if {part!r} == 'train':
+    opt = torch.optim.AdamW(model.parameters())
+    for _ in range(2):
+        model(roi_pixel_values=pixels, context_pixel_values=pixels, labels=torch.zeros(args.batch_size, dtype=torch.long)).loss.backward(); opt.step(); opt.zero_grad()
+else:
+    with torch.no_grad():
+        model.eval()(roi_pixel_values=pixels, context_pixel_values=pixels)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, default=192, help="DeiT width (192: DeiT-Ti)")
+    parser.add_argument("--layers", type=int, default=12, help="DeiT depth (12: DeiT-Ti)")
+    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epoch_images", type=int, default=400, help="images in the epoch-ratio run")
+    parser.add_argument("--quick", action="store_true", help="smaller everything, no base-size SAM (CI smoke run)")
+    parser.add_argument("--json", help="also write the figures here")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.hidden, args.layers, args.image_size, args.batch_size, args.repeats, args.epoch_images = 64, 2, 64, 8, 2, 40
+    torch.manual_seed(0)
+    figures = {"device": str(DEVICE), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+               "torch": torch.__version__, "threads": torch.get_num_threads()}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        figures.update(step_ratio(args))
+        figures.update(sam_costs(args))
+        figures.update(sam_passes_in_second_epoch(workdir))
+        figures.update(pipeline_latency(args, workdir))
+        figures["peak_rss_added_train_2_steps_mib"] = peak_memory("train", args)
+        figures["peak_rss_added_inference_mib"] = peak_memory("inference", args)
+        figures.update(epoch_ratio(args, workdir))
+    targets = {"step_ratio": 2.1, "cached_ratio": 1.05, "sam_base_4_over_1": 1.2, "sam_passes_two_epochs_after": 0}
+    print(f"\nRveRNet cost on {figures['machine']} ({figures['device']}, torch {figures['torch']}):")
+    for key, value in figures.items():
+        target = targets.get(key)
+        verdict = "" if target is None else ("  [target <= %s: %s]" % (target, "met" if value <= target else "MISSED"))
+        shown = f"{value:.4g}" if isinstance(value, float) else value
+        print(f"  {key:<36} {shown}{verdict}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
