@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -208,7 +207,7 @@ def pipeline_latency(args, workdir: Path):
 def peak_memory(part: str, args) -> float:
     """Peak resident memory (MiB) that one part adds on top of the loaded model and inputs, in a fresh process."""
     code = f"""
-import resource, sys, torch
+import sys, torch
 sys.argv = ['cost.py'] + {[f'--hidden={args.hidden}', f'--layers={args.layers}', f'--image_size={args.image_size}', f'--batch_size={args.batch_size}']!r}
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import cost
@@ -217,7 +216,10 @@ from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
 tower = cost.deit_config(args.hidden, args.layers, args.image_size)
 model = RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=5))
 pixels = torch.randn(args.batch_size, 3, args.image_size, args.image_size)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # libraries, weights and inputs already in memory
+def status(field):
+    return next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith(field + ':'))
+before = status('VmRSS')  # libraries, weights and inputs already in memory
+open('/proc/self/clear_refs', 'w').write('5')  # reset the high-water mark (Linux) so the import peak does not count
 if {part!r} == 'train':
     opt = torch.optim.AdamW(model.parameters())
     for _ in range(2):
@@ -225,7 +227,7 @@ if {part!r} == 'train':
 else:
     with torch.no_grad():
         model.eval()(roi_pixel_values=pixels, context_pixel_values=pixels)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print((status('VmHWM') - before) / 1024)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
@@ -264,7 +266,7 @@ def main(argv=None):
     print(f"\nRveRNet cost on {figures['machine']} ({figures['device']}, torch {figures['torch']}):")
     for key, value in figures.items():
         target = targets.get(key)
-        verdict = "" if target is None else ("  [target <= %s: %s]" % (target, "met" if value <= target else "MISSED"))
+        verdict = "" if target is None else f"  [target <= {target}: {'met' if value <= target else 'MISSED'}]"
         shown = f"{value:.4g}" if isinstance(value, float) else value
         print(f"  {key:<36} {shown}{verdict}")
     if args.json:

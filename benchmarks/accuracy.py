@@ -1,0 +1,121 @@
+"""The paper's table on the built-in ambiguous-food benchmark: single models vs RveRNet, with and without CNN-teacher
+distillation, several seeds, plus the robustness probes (patch permutation, translocation).
+
+    python benchmarks/accuracy.py --output_dir bench-accuracy [--seeds 0 1 2] [--configs rvernet_deit_hard ...]
+
+Every run is the real training script; each finished run leaves `<output_dir>/runs/<config>-seed<k>/scores.json`,
+so an interrupted benchmark resumes where it stopped. The table prints mean +- standard deviation over seeds of
+accuracy, macro-F1 and ambiguous-group F1 on the test split, and the ambiguous F1 under each probe.
+"""
+
+import argparse
+import json
+import os
+import statistics
+from pathlib import Path
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+PROBES = ("none", "patch_permutation", "translocation")
+
+
+def configs(towers: dict[str, str], teacher: str) -> dict[str, list[str]]:
+    """Name -> training arguments. `towers`: deit (random-init config folder), cnn (ImageNet Lite0 folder)."""
+
+    def rvernet(roi, context, distillation="none", scratch=False):
+        extra = ["--from_scratch"] if scratch else []
+        if distillation != "none":
+            extra += ["--distillation_type", distillation, "--teacher_model_name_or_path", teacher,
+                      "--cache_teacher_logits"]  # fmt: skip
+        return ["--roi_model_name_or_path", towers[roi], "--context_model_name_or_path", towers[context],
+                "--fusion_hidden_size", "128", *extra]  # fmt: skip
+
+    def single(view, tower):
+        scratch = ["--from_scratch"] if tower == "deit" else []
+        return ["--model_type", "single", "--single_view", view, "--model_name_or_path", towers[tower], *scratch]
+
+    table = {
+        "single_cnn_full_image": single("full_image", "cnn"),
+        "single_deit_full_image": single("full_image", "deit"),
+        "single_deit_roi_only": single("roi", "deit"),
+        "single_deit_context_only": single("context", "deit"),
+    }
+    for kind in ("none", "soft", "hard"):
+        table[f"rvernet_deit_deit_{kind}"] = rvernet("deit", "deit", kind, scratch=True)
+        table[f"rvernet_cnn_cnn_{kind}"] = rvernet("cnn", "cnn", kind)
+    # Mixed towers (a pretrained CNN ROI tower with a random-init DeiT context tower) need `--from_scratch` per
+    # tower, which the training script does not have yet: not in this table.
+    return table
+
+
+def main(argv=None):
+    from transformers import DeiTConfig
+
+    from rvernet_hf.evaluation import evaluate_model, load_for_evaluation, load_split
+    from rvernet_hf.synthetic import generate_ambiguous_food
+    from rvernet_hf.teachers import lite0_for_image_classification
+    from rvernet_hf.training import main as train
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output_dir", default="bench-accuracy")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--configs", nargs="*", help="subset of the configurations (default: all)")
+    parser.add_argument("--num_per_class", type=int, default=400)
+    parser.add_argument("--image_size", type=int, default=64)
+    parser.add_argument("--epochs", type=float, default=30)
+    parser.add_argument("--teacher_epochs", type=float, default=4)
+    args = parser.parse_args(argv)
+    root = Path(args.output_dir)
+    data = root / "data"
+    if not (data / "dataset_info.json").exists():
+        generate_ambiguous_food(data, num_per_class=args.num_per_class, image_size=args.image_size, seed=1234)
+    info = json.loads((data / "dataset_info.json").read_text())
+    towers = {"deit": str(root / "deit-config"), "cnn": str(root / "lite0-imagenet")}
+    DeiTConfig(hidden_size=96, num_hidden_layers=4, num_attention_heads=3, intermediate_size=384,
+               image_size=args.image_size, patch_size=8).save_pretrained(towers["deit"])  # fmt: skip
+    if not Path(towers["cnn"], "model.safetensors").exists():
+        lite0_for_image_classification().save_pretrained(towers["cnn"])
+    folders = ["--train_dir", str(data / "train"), "--train_masks_dir", str(data / "train_masks"), "--validation_dir",
+               str(data / "validation"), "--validation_masks_dir", str(data / "validation_masks")]  # fmt: skip
+    common = ["--do_train", "--report_to", "none", "--save_strategy", "no", "--eval_strategy", "no",
+              "--per_device_train_batch_size", "32", "--learning_rate", "1e-3", "--warmup_steps", "20",
+              "--weight_decay", "0.05", "--disable_tqdm", "true", "--image_size", str(args.image_size)]  # fmt: skip
+    teacher = root / "teacher"
+    if not (teacher / "model.safetensors").exists():
+        train([*folders, *common, "--model_type", "single", "--model_name_or_path", "efficientnet-lite0-imagenet",
+               "--num_train_epochs", str(args.teacher_epochs), "--learning_rate", "2e-3", "--output_dir", str(teacher)])  # fmt: skip
+    table = configs(towers, str(teacher))
+    chosen = args.configs or list(table)
+    test = load_split(data, "test")
+    scores: dict[str, list[dict]] = {}
+    for name in chosen:
+        for seed in args.seeds:
+            run_dir = root / "runs" / f"{name}-seed{seed}"
+            done = run_dir / "scores.json"
+            if not done.exists():
+                train([*folders, *common, *table[name], "--num_train_epochs", str(args.epochs), "--seed", str(seed),
+                       "--output_dir", str(run_dir)])  # fmt: skip
+                model, transform = load_for_evaluation(run_dir)
+                result = {probe: {k: v for k, v in evaluate_model(model, transform, test, info["ambiguous_labels"],
+                                                                 probe=probe).items() if isinstance(v, float)}
+                          for probe in PROBES}  # fmt: skip
+                done.write_text(json.dumps(result, indent=2))
+            scores.setdefault(name, []).append(json.loads(done.read_text()))
+
+    def cell(runs, probe, metric):
+        values = [run[probe][metric] for run in runs]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.3f} +- {spread:.3f}"
+
+    print(f"\nTest split ({len(test)} images), seeds {args.seeds}; ambiguous group {info['ambiguous_labels']}")
+    header = ["accuracy", "macro-F1", "ambiguous F1", "amb. F1 patch-perm.", "amb. F1 transloc."]
+    print(f"| model | {' | '.join(header)} |\n|---|{'---|' * len(header)}")
+    for name, runs in scores.items():
+        cells = [cell(runs, "none", "accuracy"), cell(runs, "none", "macro_f1"), cell(runs, "none", "ambiguous_f1"),
+                 cell(runs, "patch_permutation", "ambiguous_f1"), cell(runs, "translocation", "ambiguous_f1")]  # fmt: skip
+        print(f"| {name} | {' | '.join(cells)} |")
+    return scores
+
+
+if __name__ == "__main__":
+    main()
