@@ -532,8 +532,14 @@ def _model_card(model, model_args, data_args, training_args, hub_args, results, 
     )
     name = training_args.hub_model_id or Path(training_args.output_dir).name
     hub_datasets = [data_args.dataset_name] if data_args.dataset_name and not os.path.isdir(data_args.dataset_name) else []
+    summary = "" if model_args.model_type == "rvernet" else (
+        f"A single image classifier on the `{model_args.single_view}` view, trained with rvernet-hf as a distillation "
+        "teacher or a baseline for RveRNet (this checkpoint is not an RveRNet model; use it with "
+        "`pipeline('image-classification')`)."
+    )
     return render_model_card(
-        model_name=name.split("/")[-1], repo_id=name, config=model.config if model_args.model_type == "rvernet" else None,
+        model_name=name.split("/")[-1], repo_id=name, summary=summary,
+        config=model.config if model_args.model_type == "rvernet" else None,
         datasets=hub_datasets, base_model=base_model, metrics=metrics, dataset_name=dataset,
         sam_model=model_args.sam_model_name_or_path, distillation=distillation, training=training,
         ambiguous_labels=ambiguous,
