@@ -64,11 +64,14 @@ def main(argv=None):
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--epochs", type=float, default=30)
     parser.add_argument("--teacher_epochs", type=float, default=4)
+    parser.add_argument("--distractor_prob", type=float, default=0.0,
+                        help="scenes with another target food (0.5 makes full-image models need the ROI too)")
     args = parser.parse_args(argv)
     root = Path(args.output_dir)
     data = root / "data"
     if not (data / "dataset_info.json").exists():
-        generate_ambiguous_food(data, num_per_class=args.num_per_class, image_size=args.image_size, seed=1234)
+        generate_ambiguous_food(data, num_per_class=args.num_per_class, image_size=args.image_size, seed=1234,
+                                distractor_prob=args.distractor_prob)  # fmt: skip
     info = json.loads((data / "dataset_info.json").read_text())
     towers = {"deit": str(root / "deit-config"), "cnn": str(root / "lite0-imagenet")}
     DeiTConfig(hidden_size=96, num_hidden_layers=4, num_attention_heads=3, intermediate_size=384,

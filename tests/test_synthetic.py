@@ -51,7 +51,8 @@ def test_ambiguous_pair_looks_alike_and_context_decides():
 
 @pytest.mark.parametrize(("kwargs", "message"), [({"image_size": 8}, "image_size"),
                                                  ({"context_reliability": 0.2}, "context_reliability"),
-                                                 ({"splits": {"train": 0.5}}, "sum to 1")])  # fmt: skip
+                                                 ({"splits": {"train": 0.5}}, "sum to 1"),
+                                                 ({"distractor_prob": 1.5}, "distractor_prob")])  # fmt: skip
 def test_bad_settings_are_refused(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate_ambiguous_food(tmp_path, num_per_class=1, **kwargs)
@@ -60,3 +61,21 @@ def test_bad_settings_are_refused(tmp_path, kwargs, message):
 def test_mask_png_is_binary(synthetic_data):
     mask = np.asarray(Image.open(next((synthetic_data / "train_masks" / "ketchup").glob("*.png"))))
     assert set(np.unique(mask).tolist()) <= {0, 1, 255}
+
+
+def test_distractors_add_another_target_food_and_default_bytes_do_not_change(monkeypatch):
+    """distractor_prob=0 keeps the published demo data byte for byte; 1.0 puts a second target food in every scene."""
+    import rvernet_hf.synthetic as synthetic
+
+    plain, _, _ = render_scene("ketchup", 64, np.random.default_rng(5))
+    again, _, _ = render_scene("ketchup", 64, np.random.default_rng(5), distractor_prob=0.0)
+    assert np.array_equal(plain, again)
+    drawn = []
+    original = synthetic._draw_object
+    monkeypatch.setattr(synthetic, "_draw_object", lambda draw, kind, *a: drawn.append(kind) or original(draw, kind, *a))
+    for prob, expected in ((0.0, 0), (1.0, 1)):
+        for seed in range(10):
+            drawn.clear()
+            render_scene("bread", 64, np.random.default_rng(seed), distractor_prob=prob)
+            others = [kind for kind in drawn if kind in CLASSES and kind != "bread"]
+            assert len(others) == expected, (prob, drawn)  # distractors are drawn once (photo only, no mask)

@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--learning_rate", type=float, default=1e-3, help="RveRNet learning rate")
     parser.add_argument("--distillation_type", choices=["none", "soft", "hard"], default="hard")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--distractor_prob", type=float, default=0.0,
+                        help="chance that a scene also holds another target food (harder for full-image models)")
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU, or CPU autocast)")
     parser.add_argument("--skip_teacher", action="store_true", help="reuse <output_dir>/teacher if it exists")
     return parser
@@ -71,7 +73,8 @@ def run_demo(argv: list[str] | None = None) -> dict:
     # 1. data
     data_dir = root / "data"
     if not (data_dir / "dataset_info.json").exists():
-        generate_ambiguous_food(data_dir, num_per_class=args.num_per_class, image_size=args.image_size, seed=args.seed)
+        generate_ambiguous_food(data_dir, num_per_class=args.num_per_class, image_size=args.image_size, seed=args.seed,
+                                distractor_prob=args.distractor_prob)  # fmt: skip
     info = json.loads((data_dir / "dataset_info.json").read_text())
     ambiguous = ",".join(info["ambiguous_labels"])
     step("generate data")

@@ -110,8 +110,14 @@ def _draw_object(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: 
         raise ValueError(f"unknown object kind {kind!r}")
 
 
-def render_scene(label: str, size: int, rng: np.random.Generator, context_reliability: float = 0.85):
-    """One scene: `(RGB uint8 image, bool ROI mask, SceneSpec)`."""
+def render_scene(
+    label: str, size: int, rng: np.random.Generator, context_reliability: float = 0.85, distractor_prob: float = 0.0
+):
+    """One scene: `(RGB uint8 image, bool ROI mask, SceneSpec)`.
+
+    With probability `distractor_prob` the scene also holds one other *target-class* food (an easy class other than
+    `label`): then the photo alone does not say which object is asked about, only the ROI does (as in real photos
+    with several foods). Without distractors a full-image classifier can find the one target food by itself."""
     if label in AMBIGUOUS_CLASSES:
         dish = CONTEXT_OF[label]
         if rng.uniform() > context_reliability:
@@ -130,6 +136,8 @@ def render_scene(label: str, size: int, rng: np.random.Generator, context_reliab
     # Context objects around the target, away from its centre.
     kinds = list(CONTEXT_OBJECTS[dish])
     others = [kinds[i % 2] for i in range(int(rng.integers(2, 5)))]
+    if distractor_prob > 0 and rng.uniform() < distractor_prob:
+        others.append(str(rng.choice([c for c in EASY_CLASSES if c != label])))
     placed = []
     for kind in others:
         for _ in range(20):
@@ -181,6 +189,7 @@ def generate_ambiguous_food(
     seed: int = 0,
     splits: dict[str, float] | None = None,
     context_reliability: float = 0.85,
+    distractor_prob: float = 0.0,
 ) -> dict:
     """Write the benchmark to `output_dir`; returns its `dataset_info.json` content.
 
@@ -190,11 +199,14 @@ def generate_ambiguous_food(
         seed: the one seed everything is drawn from: same seed, same bytes.
         splits: fractions per split (default train 0.7, validation 0.15, test 0.15).
         context_reliability: probability that an ambiguous class sits with its own dish's surroundings.
+        distractor_prob: probability that a scene also holds another target-class food (see `render_scene`).
     """
     if image_size < 24:
         raise ValueError(f"`image_size` must be at least 24 pixels, got {image_size}.")
     if not 0.5 <= context_reliability <= 1.0:
         raise ValueError(f"`context_reliability` must be in [0.5, 1], got {context_reliability}.")
+    if not 0.0 <= distractor_prob <= 1.0:
+        raise ValueError(f"`distractor_prob` must be in [0, 1], got {distractor_prob}.")
     splits = splits or {"train": 0.7, "validation": 0.15, "test": 0.15}
     if abs(sum(splits.values()) - 1) > 1e-6 or min(splits.values()) < 0:
         raise ValueError(f"split fractions must be >= 0 and sum to 1, got {splits}.")
@@ -215,7 +227,7 @@ def generate_ambiguous_food(
             (root / split / label).mkdir(exist_ok=True)
             (root / f"{split}_masks" / label).mkdir(exist_ok=True)
             for _ in range(size):
-                pixels, mask, spec = render_scene(label, image_size, rng, context_reliability)
+                pixels, mask, spec = render_scene(label, image_size, rng, context_reliability, distractor_prob)
                 name = f"{label}_{index:05d}.png"
                 Image.fromarray(pixels).save(root / split / label / name)
                 Image.fromarray(mask).save(root / f"{split}_masks" / label / name)
@@ -230,6 +242,7 @@ def generate_ambiguous_food(
         "classes": list(CLASSES),
         "ambiguous_labels": list(AMBIGUOUS_CLASSES),
         "context_reliability": context_reliability,
+        "distractor_prob": distractor_prob,
         "image_size": image_size,
         "seed": seed,
         "num_images": written,
