@@ -43,8 +43,9 @@ def configs(towers: dict[str, str], teacher: str) -> dict[str, list[str]]:
     for kind in ("none", "soft", "hard"):
         table[f"rvernet_deit_deit_{kind}"] = rvernet("deit", "deit", kind, scratch=True)
         table[f"rvernet_cnn_cnn_{kind}"] = rvernet("cnn", "cnn", kind)
-    # Mixed towers (a pretrained CNN ROI tower with a random-init DeiT context tower) need `--from_scratch` per
-    # tower, which the training script does not have yet: not in this table.
+    # Mixed towers: the pretrained CNN reads the ROI, a random-init DeiT the context.
+    for kind in ("none", "hard"):
+        table[f"rvernet_cnn_roi_deit_context_{kind}"] = [*rvernet("cnn", "deit", kind), "--context_from_scratch"]
     return table
 
 

@@ -100,3 +100,22 @@ def test_bad_arguments_are_refused(tmp_path, synthetic_data, tower_dir, extra, m
         main([*rvernet_args(synthetic_data, tower_dir), *common(tmp_path / "o"), *extra])
     said = str(raised.value) if raised.type is ValueError else capsys.readouterr().err  # argparse prints, exits 2
     assert re.search(message, said), said
+
+
+def test_a_pretrained_cnn_roi_tower_with_a_random_deit_context_tower(tmp_path, tower_dir):
+    """Mixed towers: the pretrained one keeps its weights (and timm normalisation), the other starts random."""
+    import torch
+    from safetensors.torch import load_file
+
+    from rvernet_hf.teachers import lite0_for_image_classification
+    from rvernet_hf.training import ModelArguments, build_model
+
+    lite0_for_image_classification().save_pretrained(tmp_path / "lite0")
+    args = ModelArguments(roi_model_name_or_path=str(tmp_path / "lite0"), context_model_name_or_path=str(tower_dir),
+                          context_from_scratch=True, fusion_hidden_size=16)  # fmt: skip
+    model, processor, _ = build_model(args, {0: "ketchup", 1: "chili_paste"})
+    saved = load_file(tmp_path / "lite0" / "model.safetensors")
+    key = next(k for k in saved if k.endswith("conv_stem.weight"))
+    assert torch.equal(model.roi_model.state_dict()[key], saved[key])
+    assert model.config.context_config.num_labels == 2 and model.config.roi_config.num_labels == 1000
+    assert processor.roi_image_mean == [0.5, 0.5, 0.5] and processor.context_image_mean != [0.5, 0.5, 0.5]

@@ -76,6 +76,12 @@ class ModelArguments:
     from_scratch: bool = field(
         default=False, metadata={"help": "Random initialisation from the checkpoints' configs (no pretrained weights)."}
     )
+    roi_from_scratch: bool | None = field(
+        default=None, metadata={"help": "Random-init ROI tower only (default: --from_scratch). Mixes with a pretrained context tower."}
+    )
+    context_from_scratch: bool | None = field(
+        default=None, metadata={"help": "Random-init context tower only (default: --from_scratch)."}
+    )
     fusion: str = field(default="logits", metadata={"help": "logits (the paper's) or features.",
                                                     "choices": ["logits", "features"]})  # fmt: skip
     fusion_hidden_size: int = field(default=640, metadata={"help": "Width of the fusion head's hidden layer."})
@@ -319,7 +325,27 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
         processor = RveRNetImageProcessor.from_pretrained(model_args.model_name_or_path, **revision, **settings)
         return model, processor, {"cutouts": processor}
     label2id = {v: k for k, v in id2label.items()}
-    if model_args.from_scratch:
+    scratch = {name: model_args.from_scratch if flag is None else flag
+               for name, flag in (("roi", model_args.roi_from_scratch), ("context", model_args.context_from_scratch))}  # fmt: skip
+    if scratch["roi"] != scratch["context"]:  # one pretrained tower, one random-init tower
+        from .modeling_rvernet import tower_class_for_config
+
+        if model_args.fusion != "logits":
+            raise ValueError("mixing a pretrained and a random-init tower is supported with --fusion logits.")
+        towers = {}
+        for name, path in (("roi", model_args.roi_model_name_or_path), ("context", model_args.context_model_name_or_path)):
+            config = AutoConfig.from_pretrained(path, **revision)
+            if scratch[name]:
+                config.num_labels = model_args.tower_num_labels or max(config.num_labels, len(id2label))
+                towers[name] = tower_class_for_config(config)._from_config(config)
+            else:
+                towers[name] = tower_class_for_config(config).from_pretrained(path, **revision)
+        config = RveRNetConfig.from_tower_configs(
+            towers["roi"].config, towers["context"].config, fusion=model_args.fusion,
+            fusion_hidden_size=model_args.fusion_hidden_size, id2label=id2label, label2id=label2id,
+        )  # fmt: skip
+        model = RveRNetForImageClassification(config, roi_model=towers["roi"], context_model=towers["context"])
+    elif scratch["roi"]:
         roi_config = AutoConfig.from_pretrained(model_args.roi_model_name_or_path, **revision)
         context_config = AutoConfig.from_pretrained(model_args.context_model_name_or_path, **revision)
         for tower in (roi_config, context_config):
@@ -342,6 +368,12 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
     processor = RveRNetImageProcessor.from_towers_pretrained(
         model_args.roi_model_name_or_path, model_args.context_model_name_or_path, **settings
     )
+    # timm towers keep their normalisation in the config (`pretrained_cfg`), not in a processor file.
+    for name in ("roi", "context"):
+        pretrained_cfg = getattr(getattr(model.config, f"{name}_config"), "pretrained_cfg", None) or {}
+        if "mean" in pretrained_cfg and "std" in pretrained_cfg:
+            setattr(processor, f"{name}_image_mean", list(pretrained_cfg["mean"]))
+            setattr(processor, f"{name}_image_std", list(pretrained_cfg["std"]))
     return model, processor, {"cutouts": processor}
 
 
