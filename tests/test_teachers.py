@@ -34,3 +34,16 @@ def test_conversion_rejects_unknown_keys():
         convert_efficientnet_pytorch_lite_state_dict({"_mystery.weight": torch.zeros(1)})
     with pytest.raises(ValueError, match="squeeze-excitation"):
         convert_efficientnet_pytorch_lite_state_dict({"_blocks.3._se_reduce.weight": torch.zeros(1)})
+
+
+def test_a_saved_timm_classifier_takes_the_new_label_names(tmp_path):
+    """Fine-tuning a saved timm checkpoint (1000 ImageNet labels) on 3 named labels keeps the names through a save."""
+    from transformers import AutoModelForImageClassification
+
+    from rvernet_hf.teachers import lite0_for_image_classification, load_classifier
+
+    lite0_for_image_classification().save_pretrained(tmp_path / "lite0")
+    names = {0: "bread", 1: "ketchup", 2: "chili_paste"}
+    model, _ = load_classifier(str(tmp_path / "lite0"), id2label=names)
+    model.save_pretrained(tmp_path / "tuned")
+    assert AutoModelForImageClassification.from_pretrained(tmp_path / "tuned").config.id2label == names

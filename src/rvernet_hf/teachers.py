@@ -96,6 +96,8 @@ def lite0_for_image_classification(id2label: dict[int, str] | None = None):
         model.config.num_labels = len(id2label)
         model.config.id2label = id2label
         model.config.label2id = {v: k for k, v in id2label.items()}
+        if getattr(model.config, "model_type", None) == "timm_wrapper":  # saved as `label_names`
+            model.config.label_names = [id2label[i] for i in range(len(id2label))]
         model.config.pretrained_cfg["num_classes"] = len(id2label)
     return model.eval()
 
@@ -173,4 +175,9 @@ def load_classifier(name_or_path: str, id2label: dict[int, str] | None = None, f
         model = AutoModelForImageClassification.from_pretrained(
             name_or_path, **label_kwargs, ignore_mismatched_sizes=id2label is not None, **kwargs
         )
+    if id2label is not None:  # some configs (timm_wrapper keeps `label_names`) drop names passed as kwargs
+        model.config.id2label = id2label
+        model.config.label2id = {v: k for k, v in id2label.items()}
+        if getattr(model.config, "model_type", None) == "timm_wrapper":  # saved as `label_names`
+            model.config.label_names = [id2label[i] for i in range(len(id2label))]
     return model, preprocessing_for(model, name_or_path)
