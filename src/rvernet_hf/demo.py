@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=1e-3, help="RveRNet learning rate")
     parser.add_argument("--distillation_type", choices=["none", "soft", "hard"], default="hard")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=42, help="training seed (weights, data order, augmentations)")
+    parser.add_argument("--data_seed", type=int, default=0, help="seed of the generated benchmark data")
     parser.add_argument("--distractor_prob", type=float, default=0.0,
                         help="chance that a scene also holds another target food (harder for full-image models)")
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU, or CPU autocast)")
@@ -46,7 +47,7 @@ def _args(**values) -> list[str]:
     for key, value in values.items():
         if value is True:
             out.append(f"--{key}")
-        elif value not in (None, False):
+        elif value is not None and value is not False:  # 0 is a value (`0 in (None, False)` is True in Python)
             out.extend([f"--{key}", str(value)])
     return out
 
@@ -73,7 +74,7 @@ def run_demo(argv: list[str] | None = None) -> dict:
     # 1. data
     data_dir = root / "data"
     if not (data_dir / "dataset_info.json").exists():
-        generate_ambiguous_food(data_dir, num_per_class=args.num_per_class, image_size=args.image_size, seed=args.seed,
+        generate_ambiguous_food(data_dir, num_per_class=args.num_per_class, image_size=args.image_size, seed=args.data_seed,
                                 distractor_prob=args.distractor_prob)  # fmt: skip
     info = json.loads((data_dir / "dataset_info.json").read_text())
     ambiguous = ",".join(info["ambiguous_labels"])

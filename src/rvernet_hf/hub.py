@@ -75,7 +75,8 @@ def render_model_card(
 
     if metrics:
         rows = "\n".join(f"| {name.replace('_', ' ')} | {value:.4f} |" for name, value in metrics.items())
-        results = f"Evaluated on {dataset_name or 'the evaluation split'}:\n\n| metric | value |\n|---|---|\n{rows}"
+        results = (f"Measured on the evaluation split of {dataset_name or 'the training data'}:\n\n"
+                   f"| metric | value |\n|---|---|\n{rows}")
     else:
         results = "No evaluation results are reported for this checkpoint: it has not been evaluated by us."
     return ModelCard.from_template(
