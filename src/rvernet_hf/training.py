@@ -325,6 +325,14 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
         processor = RveRNetImageProcessor.from_pretrained(model_args.model_name_or_path, **revision, **settings)
         return model, processor, {"cutouts": processor}
     label2id = {v: k for k, v in id2label.items()}
+    def scratch_tower_config(path):
+        """A random-init tower's config; its head is raised to the label count so that it is no bottleneck."""
+        config = AutoConfig.from_pretrained(path, **revision)
+        wanted = model_args.tower_num_labels or max(config.num_labels, len(id2label))
+        if config.num_labels != wanted:
+            config.num_labels = wanted
+        return config
+
     scratch = {name: model_args.from_scratch if flag is None else flag
                for name, flag in (("roi", model_args.roi_from_scratch), ("context", model_args.context_from_scratch))}  # fmt: skip
     if scratch["roi"] != scratch["context"]:  # one pretrained tower, one random-init tower
@@ -334,11 +342,11 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
             raise ValueError("mixing a pretrained and a random-init tower is supported with --fusion logits.")
         towers = {}
         for name, path in (("roi", model_args.roi_model_name_or_path), ("context", model_args.context_model_name_or_path)):
-            config = AutoConfig.from_pretrained(path, **revision)
             if scratch[name]:
-                config.num_labels = model_args.tower_num_labels or max(config.num_labels, len(id2label))
+                config = scratch_tower_config(path)
                 towers[name] = tower_class_for_config(config)._from_config(config)
             else:
+                config = AutoConfig.from_pretrained(path, **revision)
                 towers[name] = tower_class_for_config(config).from_pretrained(path, **revision)
         config = RveRNetConfig.from_tower_configs(
             towers["roi"].config, towers["context"].config, fusion=model_args.fusion,
@@ -346,14 +354,9 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
         )  # fmt: skip
         model = RveRNetForImageClassification(config, roi_model=towers["roi"], context_model=towers["context"])
     elif scratch["roi"]:
-        roi_config = AutoConfig.from_pretrained(model_args.roi_model_name_or_path, **revision)
-        context_config = AutoConfig.from_pretrained(model_args.context_model_name_or_path, **revision)
-        for tower in (roi_config, context_config):
-            wanted = model_args.tower_num_labels or max(tower.num_labels, len(id2label))
-            if tower.num_labels != wanted:
-                tower.num_labels = wanted
         config = RveRNetConfig.from_tower_configs(
-            roi_config, context_config, fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size,
+            scratch_tower_config(model_args.roi_model_name_or_path),
+            scratch_tower_config(model_args.context_model_name_or_path), fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size,
             id2label=id2label, label2id=label2id,
         )  # fmt: skip
         model = RveRNetForImageClassification(config)
@@ -488,8 +491,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Dis
     eval_dataset = data["validation"].with_transform(eval_transform)
     metrics_fn = ClassificationMetrics(id2label, ambiguous)
 
-    trainer = RveRNetDistillationTrainer(
-        model=model, args=training_args, teacher_model=teacher, train_dataset=train_dataset,
+    trainer = RveRNetDistillationTrainer(  # with cached logits the teacher's work is done: it is not kept
+        model=model, args=training_args, teacher_model=None if training_args.cache_teacher_logits else teacher, train_dataset=train_dataset,
         eval_dataset=eval_dataset, compute_metrics=metrics_fn, processing_class=processor_to_save,
         callbacks=[augmentation_epoch_callback(train_transform)],
     )  # fmt: skip
