@@ -422,6 +422,19 @@ class FullImagePreprocessor:
         return f"FullImagePreprocessor(size={self.size}, mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()})"
 
 
+def single_model_preprocessors(
+    preprocessing: dict, size: int | None = None, **processor_settings: Any
+) -> tuple[RveRNetImageProcessor, "FullImagePreprocessor"]:
+    """The inputs of a single classifier (teacher, baseline) with normalisation `preprocessing` ({size, mean, std}):
+    an `RveRNetImageProcessor` whose ROI and context cut-outs use that normalisation, and the full-image
+    preprocessor. `size` overrides the square input side."""
+    size = size or preprocessing["size"][0]
+    mean, std = list(preprocessing["mean"]), list(preprocessing["std"])
+    cutouts = RveRNetImageProcessor(size={"height": size, "width": size}, roi_image_mean=mean, roi_image_std=std,
+                                    context_image_mean=mean, context_image_std=std, **processor_settings)  # fmt: skip
+    return cutouts, FullImagePreprocessor(size, mean, std)
+
+
 SINGLE_VIEWS = ("full_image", "roi", "context")
 TEACHER_INPUTS = ("full_image", "augmented_full_image")
 
@@ -631,4 +644,5 @@ __all__ = [
     "load_paired_folder_dataset",
     "precompute_roi_masks",
     "segmentation_to_roi_dataset",
+    "single_model_preprocessors",
 ]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .data import FullImagePreprocessor, RveRNetTransform, load_image_folder_dataset
+from .data import RveRNetTransform, load_image_folder_dataset, single_model_preprocessors
 from .image_processing_rvernet import load_image, load_mask
 from .metrics import load_metric, resolve_label_ids
 
@@ -89,19 +89,15 @@ def load_for_evaluation(model_dir: str | os.PathLike, single_view: str | None = 
     """`(model, eval transform)` for a folder written by `rvernet-hf train` (RveRNet or `--model_type single`)."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    from .image_processing_rvernet import RveRNetImageProcessor
     from .teachers import preprocessing_for
 
     model = AutoModelForImageClassification.from_pretrained(model_dir).eval()
     if getattr(model.config, "model_type", None) == "rvernet":
         return model, RveRNetTransform(AutoImageProcessor.from_pretrained(model_dir))
     facts = preprocessing_for(model, str(model_dir))
-    size = facts["size"][0]
-    cutouts = RveRNetImageProcessor(size={"height": size, "width": size}, roi_image_mean=list(facts["mean"]),
-                                    roi_image_std=list(facts["std"]), context_image_mean=list(facts["mean"]),
-                                    context_image_std=list(facts["std"]))  # fmt: skip
+    cutouts, full_image = single_model_preprocessors(facts)
     view = single_view or getattr(model.config, "rvernet_single_view", "full_image")
-    return model, RveRNetTransform(cutouts, single_view=view, single_processor=FullImagePreprocessor(**facts))
+    return model, RveRNetTransform(cutouts, single_view=view, single_processor=full_image)
 
 
 def load_split(data_dir: str | os.PathLike, split: str):

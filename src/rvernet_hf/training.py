@@ -29,7 +29,6 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from .data import (
-    FullImagePreprocessor,
     PairedTransform,
     RveRNetTransform,
     add_sample_index,
@@ -38,6 +37,7 @@ from .data import (
     load_paired_folder_dataset,
     precompute_roi_masks,
     segmentation_to_roi_dataset,
+    single_model_preprocessors,
 )
 from .distillation import (
     DistillationTrainingArguments,
@@ -308,13 +308,10 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
         model, preprocessing = load_classifier(model_args.model_name_or_path, id2label, model_args.from_scratch,
                                                **extra)  # fmt: skip
         size = model_args.image_size or preprocessing["size"][0]
-        cutouts = RveRNetImageProcessor(
-            size={"height": size, "width": size}, roi_image_mean=list(preprocessing["mean"]),
-            roi_image_std=list(preprocessing["std"]), context_image_mean=list(preprocessing["mean"]),
-            context_image_std=list(preprocessing["std"]), context_mode=model_args.context_mode,
+        cutouts, full_image = single_model_preprocessors(
+            preprocessing, size, context_mode=model_args.context_mode,
             sam_model_name_or_path=model_args.sam_model_name_or_path,
         )  # fmt: skip
-        full_image = FullImagePreprocessor(size, preprocessing["mean"], preprocessing["std"])
         model.config.rvernet_single_view = model_args.single_view  # what it was trained on, for evaluation
         return model, _single_model_processor(model, preprocessing, size), {"cutouts": cutouts, "full_image": full_image}
 
