@@ -299,6 +299,14 @@ def test_resume_after_a_kill_ends_with_the_same_weights(tmp_path, synthetic_data
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 DDP_SCRIPT = """
 import sys
 from rvernet_hf.training import main
@@ -323,7 +331,7 @@ def test_two_process_gloo_run_matches_one_process(tmp_path, synthetic_data, towe
                              "--per_device_train_batch_size", "8"], env=env, capture_output=True, text=True)  # fmt: skip
     assert single.returncode == 0, single.stderr[-3000:]
     double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                             "29533", str(script), *common, "--output_dir", str(tmp_path / "two"),
+                             str(_free_port()), str(script), *common, "--output_dir", str(tmp_path / "two"),
                              "--per_device_train_batch_size", "4", "--ddp_backend", "gloo"],
                             env=env, capture_output=True, text=True)  # fmt: skip
     assert double.returncode == 0, double.stderr[-3000:]

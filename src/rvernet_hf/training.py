@@ -531,6 +531,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Dis
                 )  # fmt: skip
                 logger.info(f"Pushed: {where}")
                 results["pushed"] = str(where)
+    # Every rank waits for the main one's writes, then the process group is torn down before the interpreter
+    # exits: a live gloo group at exit can abort a rank ("terminate called without an active exception").
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
     return results
 
 
