@@ -44,7 +44,7 @@ def configs(towers: dict[str, str], teacher: str) -> dict[str, list[str]]:
         table[f"rvernet_deit_deit_{kind}"] = rvernet("deit", "deit", kind, scratch=True)
         table[f"rvernet_cnn_cnn_{kind}"] = rvernet("cnn", "cnn", kind)
     # Mixed towers: the pretrained CNN reads the ROI, a random-init DeiT the context.
-    for kind in ("none", "hard"):
+    for kind in ("none", "soft", "hard"):
         table[f"rvernet_cnn_roi_deit_context_{kind}"] = [*rvernet("cnn", "deit", kind), "--context_from_scratch"]
     return table
 
@@ -65,8 +65,9 @@ def main(argv=None):
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--epochs", type=float, default=30)
     parser.add_argument("--teacher_epochs", type=float, default=4)
-    parser.add_argument("--distractor_prob", type=float, default=0.0,
-                        help="scenes with another target food (0.5 makes full-image models need the ROI too)")
+    parser.add_argument("--distractor_prob", type=float, default=0.5,
+                        help="share of scenes with another target food (the multi-object case: the photo alone does not "
+                        "say which object is asked about); 0 = one target food per scene")
     args = parser.parse_args(argv)
     root = Path(args.output_dir)
     data = root / "data"

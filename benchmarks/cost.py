@@ -1,6 +1,6 @@
 """What RveRNet costs, as ratios measured in one run on this machine (CPU, or the GPU when there is one).
 
-    python benchmarks/cost.py [--quick] [--json out.json]
+    python benchmarks/cost.py [--quick] [--json out.json] [--parts step sam sam_epochs pipeline memory epoch]
 
 Prints one table; every figure is measured here, now. Targets (issue 6): RveRNet step / one-tower step <= 2.1;
 cached-teacher epoch / plain epoch <= 1.05; SAM 4 prompts / 1 prompt <= 1.2 on one image; SAM passes in epoch 2 = 0.
@@ -179,7 +179,7 @@ def sam_passes_in_second_epoch(workdir: Path):
 
 
 def pipeline_latency(args, workdir: Path):
-    """pipeline() per image with a given mask (single and batched) and with automatic ROI (tiny SAM)."""
+    """pipeline() per image: given mask, automatic ROI and a box prompt with tiny and base-size SAM; single, batched."""
     import numpy as np
     from transformers import pipeline
 
@@ -198,10 +198,22 @@ def pipeline_latency(args, workdir: Path):
     prompted = pipeline("rvernet-image-classification", model=str(folder), trust_remote_code=True, device=DEVICE)
     single = timed(lambda: prompted(images[0], mask=mask), repeats=5)
     batched = timed(lambda: prompted([{"image": im, "mask": mask} for im in images], batch_size=8), repeats=3) / 8
-    prompted.image_processor.set_sam_model(tiny_sam().to(DEVICE))
-    automatic = timed(lambda: prompted(images[0]), repeats=3)
-    return {"pipeline_mask_single_s": single, "pipeline_mask_batched_per_image_s": batched,
-            "pipeline_tiny_sam_automatic_s": automatic}  # fmt: skip
+    figures = {"pipeline_mask_single_s": single, "pipeline_mask_batched_per_image_s": batched}
+    sams = {"tiny": (tiny_sam(), 3, 8)}
+    if not args.quick:
+        from transformers import SamConfig, SamModel
+
+        sams["base"] = (SamModel(SamConfig()).eval(), 1, 4)  # ~10 s an image on 2 CPU cores: fewer repeats
+    for name, (sam, repeats, batch) in sams.items():
+        prompted.image_processor.set_sam_model(sam.to(DEVICE))
+        figures[f"pipeline_{name}_sam_automatic_single_s"] = timed(lambda: prompted(images[0]), repeats=repeats, warmup=1)  # noqa: B023
+        figures[f"pipeline_{name}_sam_automatic_batched_per_image_s"] = timed(
+            lambda: prompted(images[:batch], batch_size=batch), repeats=repeats, warmup=1  # noqa: B023
+        ) / batch  # fmt: skip
+        figures[f"pipeline_{name}_sam_box_single_s"] = timed(
+            lambda: prompted(images[0], box=[200, 100, 400, 300]), repeats=repeats, warmup=1  # noqa: B023
+        )  # fmt: skip
+    return figures
 
 
 def peak_memory(part: str, args) -> float:
@@ -243,6 +255,8 @@ def build_parser():
     parser.add_argument("--epoch_images", type=int, default=400, help="images in the epoch-ratio run")
     parser.add_argument("--quick", action="store_true", help="smaller everything, no base-size SAM (CI smoke run)")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--parts", nargs="*", choices=["step", "sam", "sam_epochs", "pipeline", "memory", "epoch"],
+                        help="measure only these parts (default: all; each part's ratios come from one run)")
     return parser
 
 
@@ -255,20 +269,24 @@ def main(argv=None):
                "torch": torch.__version__, "threads": torch.get_num_threads()}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        figures.update(step_ratio(args))
-        figures.update(sam_costs(args))
-        figures.update(sam_passes_in_second_epoch(workdir))
-        figures.update(pipeline_latency(args, workdir))
-        figures["peak_rss_added_train_2_steps_mib"] = peak_memory("train", args)
-        figures["peak_rss_added_inference_mib"] = peak_memory("inference", args)
-        figures.update(epoch_ratio(args, workdir))
+        parts = {
+            "step": lambda: step_ratio(args),
+            "sam": lambda: sam_costs(args),
+            "sam_epochs": lambda: sam_passes_in_second_epoch(workdir),
+            "pipeline": lambda: pipeline_latency(args, workdir),
+            "memory": lambda: {"peak_rss_added_train_2_steps_mib": peak_memory("train", args),
+                               "peak_rss_added_inference_mib": peak_memory("inference", args)},  # fmt: skip
+            "epoch": lambda: epoch_ratio(args, workdir),
+        }
+        for name in args.parts or list(parts):
+            figures.update(parts[name]())
     targets = {"step_ratio": 2.1, "cached_ratio": 1.05, "sam_base_4_over_1": 1.2, "sam_passes_two_epochs_after": 0}
     print(f"\nRveRNet cost on {figures['machine']} ({figures['device']}, torch {figures['torch']}):")
     for key, value in figures.items():
         target = targets.get(key)
         verdict = "" if target is None else f"  [target <= {target}: {'met' if value <= target else 'MISSED'}]"
         shown = f"{value:.4g}" if isinstance(value, float) else value
-        print(f"  {key:<36} {shown}{verdict}")
+        print(f"  {key:<48} {shown}{verdict}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return figures

@@ -76,11 +76,13 @@ class ModelArguments:
     from_scratch: bool = field(
         default=False, metadata={"help": "Random initialisation from the checkpoints' configs (no pretrained weights)."}
     )
-    roi_from_scratch: bool | None = field(
-        default=None, metadata={"help": "Random-init ROI tower only (default: --from_scratch). Mixes with a pretrained context tower."}
+    roi_from_scratch: bool = field(
+        default=False, metadata={"help": "Random-init ROI tower (its config only); the context tower stays pretrained "
+                                         "unless --context_from_scratch or --from_scratch."}  # fmt: skip
     )
-    context_from_scratch: bool | None = field(
-        default=None, metadata={"help": "Random-init context tower only (default: --from_scratch)."}
+    context_from_scratch: bool = field(
+        default=False, metadata={"help": "Random-init context tower (its config only); the ROI tower stays pretrained "
+                                         "unless --roi_from_scratch or --from_scratch."}  # fmt: skip
     )
     fusion: str = field(default="logits", metadata={"help": "logits (the paper's) or features.",
                                                     "choices": ["logits", "features"]})  # fmt: skip
@@ -330,7 +332,7 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
             config.num_labels = wanted
         return config
 
-    scratch = {name: model_args.from_scratch if flag is None else flag
+    scratch = {name: model_args.from_scratch or flag
                for name, flag in (("roi", model_args.roi_from_scratch), ("context", model_args.context_from_scratch))}  # fmt: skip
     if scratch["roi"] != scratch["context"]:  # one pretrained tower, one random-init tower
         from .modeling_rvernet import tower_class_for_config

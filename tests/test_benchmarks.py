@@ -1,0 +1,65 @@
+"""The benchmark scripts run (at tiny size) and cover the table the paper makes; their figures are not checked here."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_accuracy_table_has_every_row_of_the_paper_and_each_parses():
+    from rvernet_hf.training import parse_args
+
+    table = script("accuracy").configs({"deit": "deit-folder", "cnn": "cnn-folder"}, "teacher-folder")
+    singles = {"single_cnn_full_image", "single_deit_full_image", "single_deit_roi_only", "single_deit_context_only"}
+    fused = {f"rvernet_{towers}_{kind}" for towers in ("deit_deit", "cnn_cnn", "cnn_roi_deit_context")
+             for kind in ("none", "soft", "hard")}  # fmt: skip
+    assert set(table) == singles | fused
+    folders = ["--train_dir", "d", "--output_dir", "o"]
+    for name, arguments in table.items():
+        model_args, _, training_args, _ = parse_args([*folders, *arguments])
+        distillation = name.rsplit("_", 1)[-1] if name.startswith("rvernet") else "none"
+        assert training_args.distillation_type == distillation, name
+        if distillation != "none":
+            assert training_args.teacher_model_name_or_path == "teacher-folder" and training_args.cache_teacher_logits
+        expected_type = "rvernet" if name.startswith("rvernet") else "single"
+        assert model_args.model_type == expected_type, name
+
+
+@pytest.mark.slow
+def test_accuracy_benchmark_runs_and_resumes_from_finished_runs(tmp_path, capsys):
+    accuracy = script("accuracy")
+    argv = ["--output_dir", str(tmp_path), "--num_per_class", "4", "--image_size", "32", "--epochs", "1",
+            "--teacher_epochs", "1", "--seeds", "0", "--configs", "single_deit_full_image", "rvernet_deit_deit_hard"]  # fmt: skip
+    scores = accuracy.main(argv)
+    assert set(scores) == {"single_deit_full_image", "rvernet_deit_deit_hard"}
+    done = tmp_path / "runs" / "rvernet_deit_deit_hard-seed0" / "scores.json"
+    saved = json.loads(done.read_text())
+    assert set(saved) == set(accuracy.PROBES)
+    assert 0.0 <= saved["translocation"]["ambiguous_f1"] <= 1.0
+    assert "| rvernet_deit_deit_hard |" in capsys.readouterr().out
+    stamp = done.stat().st_mtime_ns
+    assert accuracy.main(argv) == scores  # finished runs are read back, not trained again
+    assert done.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_cost_benchmark_quick_parts(tmp_path):
+    out = tmp_path / "cost.json"
+    figures = script("cost").main(["--quick", "--parts", "sam_epochs", "pipeline", "--json", str(out)])
+    assert figures["sam_passes_precompute"] > 0
+    assert figures["sam_passes_two_epochs_after"] == 0
+    for key in ("pipeline_mask_single_s", "pipeline_mask_batched_per_image_s", "pipeline_tiny_sam_automatic_single_s",
+                "pipeline_tiny_sam_automatic_batched_per_image_s", "pipeline_tiny_sam_box_single_s"):  # fmt: skip
+        assert figures[key] > 0, key
+    assert json.loads(out.read_text())["sam_passes_two_epochs_after"] == 0
