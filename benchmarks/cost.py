@@ -22,6 +22,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+MEMORY_KIND = "cuda_allocated" if DEVICE.type == "cuda" else "rss"
 
 
 def timed(fn, repeats=5, warmup=2):
@@ -217,7 +218,8 @@ def pipeline_latency(args, workdir: Path):
 
 
 def peak_memory(part: str, args) -> float:
-    """Peak resident memory (MiB) that one part adds on top of the loaded model and inputs, in a fresh process."""
+    """Peak memory (MiB) that one part adds on top of the loaded model and inputs, in a fresh process: resident set
+    on CPU, the CUDA allocator's peak on a GPU."""
     code = f"""
 import sys, torch
 sys.argv = ['cost.py'] + {[f'--hidden={args.hidden}', f'--layers={args.layers}', f'--image_size={args.image_size}', f'--batch_size={args.batch_size}']!r}
@@ -226,20 +228,26 @@ import cost
 args = cost.build_parser().parse_args()
 from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
 tower = cost.deit_config(args.hidden, args.layers, args.image_size)
-model = RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=5))
-pixels = torch.randn(args.batch_size, 3, args.image_size, args.image_size)
+device = cost.DEVICE
+model = RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=5)).to(device)
+pixels = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
+labels = torch.zeros(args.batch_size, dtype=torch.long, device=device)
 def status(field):
     return next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith(field + ':'))
-before = status('VmRSS')  # libraries, weights and inputs already in memory
-open('/proc/self/clear_refs', 'w').write('5')  # reset the high-water mark (Linux) so the import peak does not count
+if device.type == 'cuda':  # GPU: the allocator's peak above the loaded model and inputs
+    torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); before = torch.cuda.memory_allocated()
+else:  # CPU: resident-set high-water mark above libraries, weights and inputs already in memory
+    before = status('VmRSS') * 1024
+    open('/proc/self/clear_refs', 'w').write('5')  # reset the high-water mark (Linux): the import peak does not count
 if {part!r} == 'train':
     opt = torch.optim.AdamW(model.parameters())
     for _ in range(2):
-        model(roi_pixel_values=pixels, context_pixel_values=pixels, labels=torch.zeros(args.batch_size, dtype=torch.long)).loss.backward(); opt.step(); opt.zero_grad()
+        model(roi_pixel_values=pixels, context_pixel_values=pixels, labels=labels).loss.backward(); opt.step(); opt.zero_grad()
 else:
     with torch.no_grad():
         model.eval()(roi_pixel_values=pixels, context_pixel_values=pixels)
-print((status('VmHWM') - before) / 1024)
+peak = torch.cuda.max_memory_allocated() if device.type == 'cuda' else status('VmHWM') * 1024
+print((peak - before) / 2**20)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
@@ -274,8 +282,8 @@ def main(argv=None):
             "sam": lambda: sam_costs(args),
             "sam_epochs": lambda: sam_passes_in_second_epoch(workdir),
             "pipeline": lambda: pipeline_latency(args, workdir),
-            "memory": lambda: {"peak_rss_added_train_2_steps_mib": peak_memory("train", args),
-                               "peak_rss_added_inference_mib": peak_memory("inference", args)},  # fmt: skip
+            "memory": lambda: {f"peak_{MEMORY_KIND}_added_train_2_steps_mib": peak_memory("train", args),
+                               f"peak_{MEMORY_KIND}_added_inference_mib": peak_memory("inference", args)},  # fmt: skip
             "epoch": lambda: epoch_ratio(args, workdir),
         }
         for name in args.parts or list(parts):
