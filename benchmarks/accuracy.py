@@ -68,6 +68,7 @@ def main(argv=None):
     parser.add_argument("--distractor_prob", type=float, default=0.5,
                         help="share of scenes with another target food (the multi-object case: the photo alone does not "
                         "say which object is asked about); 0 = one target food per scene")
+    parser.add_argument("--table_only", action="store_true", help="print the table of the finished runs; train nothing")
     args = parser.parse_args(argv)
     root = Path(args.output_dir)
     data = root / "data"
@@ -86,7 +87,7 @@ def main(argv=None):
               "--per_device_train_batch_size", "32", "--learning_rate", "1e-3", "--warmup_steps", "20",
               "--weight_decay", "0.05", "--disable_tqdm", "true", "--image_size", str(args.image_size)]  # fmt: skip
     teacher = root / "teacher"
-    if not (teacher / "model.safetensors").exists():
+    if not (teacher / "model.safetensors").exists() and not args.table_only:
         train([*folders, *common, "--model_type", "single", "--model_name_or_path", "efficientnet-lite0-imagenet",
                "--num_train_epochs", str(args.teacher_epochs), "--learning_rate", "2e-3", "--output_dir", str(teacher)])  # fmt: skip
     table = configs(towers, str(teacher))
@@ -97,6 +98,8 @@ def main(argv=None):
         for seed in args.seeds:
             run_dir = root / "runs" / f"{name}-seed{seed}"
             done = run_dir / "scores.json"
+            if not done.exists() and args.table_only:
+                continue
             if not done.exists():
                 train([*folders, *common, *table[name], "--num_train_epochs", str(args.epochs), "--seed", str(seed),
                        "--output_dir", str(run_dir)])  # fmt: skip
@@ -119,7 +122,7 @@ def main(argv=None):
         cells = [cell(runs, "none", "accuracy"), cell(runs, "none", "macro_f1"), cell(runs, "none", "ambiguous_f1"),
                  cell(runs, "patch_permutation", "ambiguous_f1"), cell(runs, "translocation", "ambiguous_f1"),
                  " / ".join(f"{run['none']['ambiguous_f1']:.3f}" for run in runs)]  # fmt: skip
-        print(f"| {name} | {' | '.join(cells)} |")
+        print(f"| {name} ({len(runs)} seed{'s' if len(runs) > 1 else ''}) | {' | '.join(cells)} |")
     return scores
 
 

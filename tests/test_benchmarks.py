@@ -47,10 +47,13 @@ def test_accuracy_benchmark_runs_and_resumes_from_finished_runs(tmp_path, capsys
     saved = json.loads(done.read_text())
     assert set(saved) == set(accuracy.PROBES)
     assert 0.0 <= saved["translocation"]["ambiguous_f1"] <= 1.0
-    assert "| rvernet_deit_deit_hard |" in capsys.readouterr().out
+    assert "| rvernet_deit_deit_hard (1 seed) |" in capsys.readouterr().out
     stamp = done.stat().st_mtime_ns
     assert accuracy.main(argv) == scores  # finished runs are read back, not trained again
     assert done.stat().st_mtime_ns == stamp
+    only = [*argv[:-2], "single_deit_roi_only", "--table_only"]  # a run not done yet: listed as missing, not trained
+    assert accuracy.main(only) == {}
+    assert not (tmp_path / "runs" / "single_deit_roi_only-seed0").exists()
 
 
 @pytest.mark.slow
