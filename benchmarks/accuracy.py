@@ -4,7 +4,8 @@ distillation, several seeds, plus the robustness probes (patch permutation, tran
     python benchmarks/accuracy.py --output_dir bench-accuracy [--seeds 0 1 2] [--configs rvernet_deit_hard ...]
 
 Every run is the real training script; each finished run leaves `<output_dir>/runs/<config>-seed<k>/scores.json`,
-so an interrupted benchmark resumes where it stopped. The table prints mean +- standard deviation over seeds of
+so an interrupted benchmark resumes where it stopped (a run trained but not yet scored is scored, not retrained). The
+distillation teacher is scored too, as the table's first row. The table prints mean +- standard deviation over seeds of
 accuracy, macro-F1 and ambiguous-group F1 on the test split, and the ambiguous F1 under each probe.
 """
 
@@ -93,22 +94,31 @@ def main(argv=None):
     table = configs(towers, str(teacher))
     chosen = args.configs or list(table)
     test = load_split(data, "test")
+
+    def evaluate(run_dir: Path) -> dict:
+        """Test-split scores under every probe, written once to <run_dir>/scores.json (read back after that)."""
+        done = run_dir / "scores.json"
+        if not done.exists():
+            model, transform = load_for_evaluation(run_dir)
+            result = {probe: {k: v for k, v in evaluate_model(model, transform, test, info["ambiguous_labels"],
+                                                             probe=probe).items() if isinstance(v, float)}
+                      for probe in PROBES}  # fmt: skip
+            done.write_text(json.dumps(result, indent=2))
+        return json.loads(done.read_text())
+
     scores: dict[str, list[dict]] = {}
+    if (teacher / "model.safetensors").exists():  # the distillation teacher, for reference
+        scores[f"teacher_cnn_full_image_{args.teacher_epochs:g}_epochs"] = [evaluate(teacher)]
     for name in chosen:
         for seed in args.seeds:
             run_dir = root / "runs" / f"{name}-seed{seed}"
             done = run_dir / "scores.json"
             if not done.exists() and args.table_only:
                 continue
-            if not done.exists():
+            if not done.exists() and not (run_dir / "train_results.json").exists():  # trained but not scored: score it
                 train([*folders, *common, *table[name], "--num_train_epochs", str(args.epochs), "--seed", str(seed),
                        "--output_dir", str(run_dir)])  # fmt: skip
-                model, transform = load_for_evaluation(run_dir)
-                result = {probe: {k: v for k, v in evaluate_model(model, transform, test, info["ambiguous_labels"],
-                                                                 probe=probe).items() if isinstance(v, float)}
-                          for probe in PROBES}  # fmt: skip
-                done.write_text(json.dumps(result, indent=2))
-            scores.setdefault(name, []).append(json.loads(done.read_text()))
+            scores.setdefault(name, []).append(evaluate(run_dir))
 
     def cell(runs, probe, metric):
         values = [run[probe][metric] for run in runs]
