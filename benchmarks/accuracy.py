@@ -66,11 +66,18 @@ def main(argv=None):
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--epochs", type=float, default=30)
     parser.add_argument("--teacher_epochs", type=float, default=4)
+    parser.add_argument("--learning_rate", type=float, default=1e-3,
+                        help="every student's; another recipe wants another --output_dir (runs are named by config)")
+    parser.add_argument("--warmup_steps", type=int, default=20)
     parser.add_argument("--distractor_prob", type=float, default=0.5,
                         help="share of scenes with another target food (the multi-object case: the photo alone does not "
                         "say which object is asked about); 0 = one target food per scene")
     parser.add_argument("--table_only", action="store_true", help="print the table of the finished runs; train nothing")
     args = parser.parse_args(argv)
+    known = configs({"deit": "", "cnn": ""}, "")
+    unknown = sorted(set(args.configs or ()) - set(known))
+    if unknown:  # before any data is generated or any model trained
+        raise ValueError(f"--configs: unknown {unknown}; known: {sorted(known)}")
     root = Path(args.output_dir)
     data = root / "data"
     if not (data / "dataset_info.json").exists():
@@ -85,14 +92,16 @@ def main(argv=None):
     folders = ["--train_dir", str(data / "train"), "--train_masks_dir", str(data / "train_masks"), "--validation_dir",
                str(data / "validation"), "--validation_masks_dir", str(data / "validation_masks")]  # fmt: skip
     common = ["--do_train", "--report_to", "none", "--save_strategy", "no", "--eval_strategy", "no",
-              "--per_device_train_batch_size", "32", "--learning_rate", "1e-3", "--warmup_steps", "20",
+              "--per_device_train_batch_size", "32", "--learning_rate", str(args.learning_rate), "--warmup_steps",
+              str(args.warmup_steps),
               "--weight_decay", "0.05", "--disable_tqdm", "true", "--image_size", str(args.image_size)]  # fmt: skip
     teacher = root / "teacher"
-    if not (teacher / "model.safetensors").exists() and not args.table_only:
-        train([*folders, *common, "--model_type", "single", "--model_name_or_path", "efficientnet-lite0-imagenet",
-               "--num_train_epochs", str(args.teacher_epochs), "--learning_rate", "2e-3", "--output_dir", str(teacher)])  # fmt: skip
     table = configs(towers, str(teacher))
     chosen = args.configs or list(table)
+    needs_teacher = any("--teacher_model_name_or_path" in table[name] for name in chosen)
+    if needs_teacher and not (teacher / "model.safetensors").exists() and not args.table_only:
+        train([*folders, *common, "--model_type", "single", "--model_name_or_path", "efficientnet-lite0-imagenet",
+               "--num_train_epochs", str(args.teacher_epochs), "--learning_rate", "2e-3", "--output_dir", str(teacher)])  # fmt: skip
     test = load_split(data, "test")
 
     def evaluate(run_dir: Path) -> dict:

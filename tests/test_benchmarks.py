@@ -36,6 +36,13 @@ def test_accuracy_table_has_every_row_of_the_paper_and_each_parses():
         assert model_args.model_type == expected_type, name
 
 
+def test_accuracy_benchmark_refuses_an_unknown_config_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="rvernet_vit_vit_hard"):
+        script("accuracy").main(["--output_dir", str(tmp_path), "--num_per_class", "2", "--image_size", "32",
+                                 "--configs", "rvernet_vit_vit_hard"])  # fmt: skip
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_accuracy_benchmark_runs_and_resumes_from_finished_runs(tmp_path, capsys):
     accuracy = script("accuracy")
