@@ -121,12 +121,12 @@ def main(argv=None):
     for name in chosen:
         for seed in args.seeds:
             run_dir = root / "runs" / f"{name}-seed{seed}"
-            done = run_dir / "scores.json"
-            if not done.exists() and args.table_only:
-                continue
-            if not done.exists() and not (run_dir / "train_results.json").exists():  # trained but not scored: score it
-                train([*folders, *common, *table[name], "--num_train_epochs", str(args.epochs), "--seed", str(seed),
-                       "--output_dir", str(run_dir)])  # fmt: skip
+            if not (run_dir / "scores.json").exists():
+                if args.table_only:
+                    continue
+                if not (run_dir / "train_results.json").exists():  # trained but not scored: only scored below
+                    train([*folders, *common, *table[name], "--num_train_epochs", str(args.epochs), "--seed",
+                           str(seed), "--output_dir", str(run_dir)])  # fmt: skip
             scores.setdefault(name, []).append(evaluate(run_dir))
 
     def cell(runs, probe, metric):
