@@ -92,16 +92,19 @@ def main(argv=None):
     folders = ["--train_dir", str(data / "train"), "--train_masks_dir", str(data / "train_masks"), "--validation_dir",
                str(data / "validation"), "--validation_masks_dir", str(data / "validation_masks")]  # fmt: skip
     common = ["--do_train", "--report_to", "none", "--save_strategy", "no", "--eval_strategy", "no",
-              "--per_device_train_batch_size", "32", "--learning_rate", str(args.learning_rate), "--warmup_steps",
-              str(args.warmup_steps),
-              "--weight_decay", "0.05", "--disable_tqdm", "true", "--image_size", str(args.image_size)]  # fmt: skip
+              "--per_device_train_batch_size", "32", "--weight_decay", "0.05", "--disable_tqdm", "true",
+              "--image_size", str(args.image_size)]  # fmt: skip
+    # The students' recipe; the teacher keeps its own whatever --learning_rate/--warmup_steps say, so every recipe
+    # distils from the same teacher.
+    student = [*common, "--learning_rate", str(args.learning_rate), "--warmup_steps", str(args.warmup_steps)]
     teacher = root / "teacher"
     table = configs(towers, str(teacher))
     chosen = args.configs or list(table)
     needs_teacher = any("--teacher_model_name_or_path" in table[name] for name in chosen)
     if needs_teacher and not (teacher / "model.safetensors").exists() and not args.table_only:
         train([*folders, *common, "--model_type", "single", "--model_name_or_path", "efficientnet-lite0-imagenet",
-               "--num_train_epochs", str(args.teacher_epochs), "--learning_rate", "2e-3", "--output_dir", str(teacher)])  # fmt: skip
+               "--num_train_epochs", str(args.teacher_epochs), "--learning_rate", "2e-3", "--warmup_steps", "20",
+               "--output_dir", str(teacher)])  # fmt: skip
     test = load_split(data, "test")
 
     def evaluate(run_dir: Path) -> dict:
@@ -112,7 +115,9 @@ def main(argv=None):
             result = {probe: {k: v for k, v in evaluate_model(model, transform, test, info["ambiguous_labels"],
                                                              probe=probe).items() if isinstance(v, float)}
                       for probe in PROBES}  # fmt: skip
-            done.write_text(json.dumps(result, indent=2))
+            partial = done.with_name(f".{done.name}.tmp-{os.getpid()}")  # a killed run never leaves a torn marker
+            partial.write_text(json.dumps(result, indent=2))
+            os.replace(partial, done)
         return json.loads(done.read_text())
 
     scores: dict[str, list[dict]] = {}
@@ -125,7 +130,7 @@ def main(argv=None):
                 if args.table_only:
                     continue
                 if not (run_dir / "train_results.json").exists():  # trained but not scored: only scored below
-                    train([*folders, *common, *table[name], "--num_train_epochs", str(args.epochs), "--seed",
+                    train([*folders, *student, *table[name], "--num_train_epochs", str(args.epochs), "--seed",
                            str(seed), "--output_dir", str(run_dir)])  # fmt: skip
             scores.setdefault(name, []).append(evaluate(run_dir))
 
