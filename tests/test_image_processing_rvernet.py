@@ -371,3 +371,185 @@ def test_bad_files_name_the_path(tmp_path, monkeypatch):
 def _write_png(path):
     Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(path)
     return str(path)
+
+
+# ---------------------------------------------------------------- per-call settings (transformers' contract)
+
+
+def _photo_and_mask():
+    image = skimage_data.coffee()[::8, ::8]  # 50 x 75, non-square
+    return image, rectangle_mask(image.shape[:2], 10, 20, 20, 30)
+
+
+@pytest.mark.parametrize(
+    "override, check",
+    [
+        ({"size": {"height": 40, "width": 24}}, lambda out, ref: out["roi_pixel_values"].shape[-2:] == (40, 24)),
+        ({"do_normalize": False}, lambda out, ref: 0 <= out["context_pixel_values"].min() <= out["context_pixel_values"].max() <= 1),
+        ({"image_mean": [0.0] * 3, "image_std": [1.0] * 3}, lambda out, ref: out["context_pixel_values"].max() <= 1),
+        ({"roi_image_mean": [0.2] * 3}, lambda out, ref: torch.equal(out["context_pixel_values"], ref["context_pixel_values"])
+         and not torch.equal(out["roi_pixel_values"], ref["roi_pixel_values"])),
+        ({"context_mode": "full"}, lambda out, ref: not torch.equal(out["context_pixel_values"], ref["context_pixel_values"])),
+        ({"fill_value": -3.0}, lambda out, ref: (out["roi_pixel_values"] == -3.0).any()),
+        ({"resize_mode": "resize"}, lambda out, ref: not torch.equal(out["roi_pixel_values"], ref["roi_pixel_values"])),
+        ({"pad_value": 0}, lambda out, ref: not torch.equal(out["context_pixel_values"], ref["context_pixel_values"])),
+    ],
+)  # fmt: skip
+def test_every_setting_can_be_overridden_per_call_without_changing_the_processor(override, check):
+    processor = RveRNetImageProcessor(size={"height": 32, "width": 32})
+    saved = processor.to_json_string()
+    image, mask = _photo_and_mask()
+    reference = processor(image, roi_masks=mask)
+    out = processor(image, roi_masks=mask, **override)
+    assert check(out, reference), override
+    assert processor.to_json_string() == saved  # the saved settings are untouched
+    torch.testing.assert_close(processor(image, roi_masks=mask)["roi_pixel_values"], reference["roi_pixel_values"])
+
+
+def test_per_call_settings_equal_a_processor_built_with_them():
+    image, mask = _photo_and_mask()
+    settings = {"size": {"height": 24, "width": 36}, "context_mode": "full", "context_image_std": [0.5, 0.4, 0.3]}
+    per_call = RveRNetImageProcessor()(image, roi_masks=mask, **settings)
+    built = RveRNetImageProcessor(**settings)(image, roi_masks=mask)
+    for key in ("roi_pixel_values", "context_pixel_values"):
+        torch.testing.assert_close(per_call[key], built[key], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "override, as_constructor_argument, message",
+    [
+        ({"size": {"shortest_edge": 30}}, None, "size"),
+        ({"resize_mode": "crop"}, None, "resize_mode"),
+        ({"image_std": [0.0, 1.0, 1.0]}, {"context_image_std": [0.0, 1.0, 1.0]}, "must not contain 0"),
+        ({"roi_image_mean": [0.5]}, None, "roi_image_mean"),
+        ({"do_normalize": "yes"}, None, "do_normalize"),
+        ({"sam_batch_size": 0}, None, "sam_batch_size"),
+    ],
+)
+def test_per_call_settings_are_validated_like_the_constructor(override, as_constructor_argument, message):
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
+    image, mask = _photo_and_mask()
+    with pytest.raises(ValueError, match=message):
+        processor(image, roi_masks=mask, **override)
+    with pytest.raises(ValueError, match=message):
+        RveRNetImageProcessor(**(as_constructor_argument or override))
+
+
+def test_unknown_arguments_are_refused_with_the_accepted_ones():
+    image, mask = _photo_and_mask()
+    with pytest.raises(TypeError, match=r"Unexpected arguments.*\['sizes'\].*do_normalize"):
+        RveRNetImageProcessor()(image, roi_masks=mask, sizes=3)
+
+
+def test_input_data_format_and_channel_layouts():
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
+    image, mask = _photo_and_mask()
+    reference = processor(image, roi_masks=mask)["roi_pixel_values"]
+    chw = np.ascontiguousarray(image.transpose(2, 0, 1))
+    for array, data_format in ((image, "channels_last"), (chw, "channels_first"), (torch.from_numpy(chw), "channels_first"),
+                               (chw, None), (image, None)):  # fmt: skip
+        out = processor(array, roi_masks=mask, input_data_format=data_format)["roi_pixel_values"]
+        torch.testing.assert_close(out, reference, atol=0, rtol=0)
+    from transformers.image_utils import ChannelDimension
+
+    out = processor(chw, roi_masks=mask, input_data_format=ChannelDimension.FIRST)["roi_pixel_values"]
+    torch.testing.assert_close(out, reference, atol=0, rtol=0)
+    # a 3x3 image in CHW is ambiguous by shape; the explicit format decides
+    tiny = np.arange(27, dtype=np.uint8).reshape(3, 3, 3)
+    first = load_image(tiny, input_data_format="channels_first")
+    last = load_image(tiny, input_data_format="channels_last")
+    assert np.array_equal(first, tiny.transpose(1, 2, 0)) and np.array_equal(last, tiny)
+    with pytest.raises(ValueError, match="input_data_format"):
+        processor(image, roi_masks=mask, input_data_format="hwc")
+
+
+def test_do_convert_rgb():
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
+    grey = Image.fromarray(skimage_data.camera()[::8, ::8])
+    mask = rectangle_mask((grey.height, grey.width), 5, 5, 20, 20)
+    converted = processor(grey, roi_masks=mask)
+    assert converted["roi_pixel_values"].shape[1] == 3
+    with pytest.raises(ValueError, match=r"image 0 has PIL mode 'L'.*do_convert_rgb"):
+        processor(grey, roi_masks=mask, do_convert_rgb=False)
+    with pytest.raises(ValueError, match="not a 3-channel RGB array"):
+        processor(np.asarray(grey), roi_masks=mask, do_convert_rgb=False)
+    rgb = grey.convert("RGB")
+    torch.testing.assert_close(
+        processor(rgb, roi_masks=mask, do_convert_rgb=False)["roi_pixel_values"], converted["roi_pixel_values"]
+    )
+
+
+def test_device_argument_places_outputs_and_sam():
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
+    image, mask = _photo_and_mask()
+    out = processor(image, roi_masks=mask, device="cpu")
+    assert {v.device.type for v in out.values()} == {"cpu"}
+    seen = []
+    processor_with_spy = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model_name_or_path="/no/sam")
+
+    def spy(self):
+        seen.append(self.sam_device)
+        raise OSError("stop before loading")
+
+    original = RveRNetImageProcessor.get_sam
+    RveRNetImageProcessor.get_sam = spy
+    try:
+        with pytest.raises(OSError, match="stop before loading"):
+            processor_with_spy(image, device="cpu")  # no prompt: needs SAM
+    finally:
+        RveRNetImageProcessor.get_sam = original
+    assert seen == ["cpu"] and processor_with_spy.sam_device is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_cuda_outputs():
+    image, mask = _photo_and_mask()
+    out = RveRNetImageProcessor(size={"height": 16, "width": 16})(image, roi_masks=mask, device="cuda")
+    assert out["roi_pixel_values"].device.type == "cuda"
+
+
+def test_per_call_sam_model_is_not_kept(sam):
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model_name_or_path="/no/sam")
+    image = skimage_data.coffee()[::8, ::8]
+    processor(image, input_boxes=[5, 5, 40, 30], sam_model=sam)
+    assert processor._sam is None
+
+
+# ---------------------------------------------------------------- prompt nesting as SamProcessor writes it
+
+
+def test_sam_batch_nesting_for_one_image_and_a_batch(sam):
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam)
+    image = skimage_data.coffee()[::8, ::8]
+    per_image = processor(image, input_points=[[[10, 10]], [[40, 30]]], return_roi_masks=True)
+    sam_style = processor(image, input_points=[[[[10, 10]], [[40, 30]]]], input_labels=[[[1], [1]]], return_roi_masks=True)
+    assert len(sam_style["roi_masks"]) == 2
+    for a, b in zip(per_image["roi_masks"], sam_style["roi_masks"]):
+        assert np.array_equal(a, b)
+    boxes = [[5, 5, 40, 30], [30, 10, 70, 45]]
+    assert np.array_equal(
+        np.stack(processor(image, input_boxes=[boxes], return_roi_masks=True)["roi_masks"]),
+        np.stack(processor(image, input_boxes=boxes, return_roi_masks=True)["roi_masks"]),
+    )
+    tensor_points = torch.tensor([[[[10.0, 10.0]], [[40.0, 30.0]]]])  # (image, object, point, xy)
+    assert processor(image, input_points=tensor_points)["roi_pixel_values"].shape[0] == 2
+    batch = processor([image, image], input_points=[[[[10, 10]]], [[[40, 30]], [[5, 5]]]])
+    assert batch["roi_image_index"].tolist() == [0, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "prompts, message",
+    [
+        ({"input_points": [[[[10, 10]]], [[[20, 20]]]]}, r"batch nesting for 2 images, but one image"),
+        ({"input_boxes": [[[5, 5, 40, 30]], [[5, 5, 40, 30]]]}, r"batch nesting for 2 images, but one image"),
+        ({"input_points": [[[[[10, 10]]]]]}, r"nesting depth 5; accepted: \[x, y\]"),
+        ({"input_points": 10}, r"nesting depth 0; accepted"),
+        ({"input_boxes": [[[[5, 5, 40, 30]]]]}, r"nesting depth 4; accepted: \[x0, y0, x1, y1\]"),
+    ],
+)
+def test_ambiguous_prompt_nesting_shows_the_accepted_forms(prompts, message, sam):
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam)
+    encoder_calls = count_calls(sam.vision_encoder)
+    with pytest.raises(ValueError, match=message):
+        processor(skimage_data.coffee()[::8, ::8], **prompts)
+    assert encoder_calls == []  # refused before SAM ran

@@ -215,6 +215,7 @@ def test_save_load_equivalence_without_missing_keys(tmp_path):
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["auto_map"] == {
         "AutoConfig": "configuration_rvernet.RveRNetConfig",
+        "AutoModel": "modeling_rvernet.RveRNetModel",
         "AutoModelForImageClassification": "modeling_rvernet.RveRNetForImageClassification",
     }
     reloaded, info = AutoModelForImageClassification.from_pretrained(tmp_path, output_loading_info=True)
@@ -406,6 +407,11 @@ def test_remote_code_reload_without_the_package(tmp_path):
         inputs = torch.load({str(tmp_path / "inputs.pt")!r}, weights_only=True)
         with torch.no_grad():
             torch.save(model.eval()(**inputs).logits, {str(tmp_path / "logits.pt")!r})
+        from transformers import AutoModel
+        base = AutoModel.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True).eval()
+        assert type(base).__name__ == "RveRNetModel" and type(base).__module__.startswith("transformers_modules.")
+        with torch.no_grad():
+            torch.testing.assert_close(base(**inputs).pooler_output, model.rvernet(**inputs).pooler_output)
         """
     )
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}

@@ -60,6 +60,27 @@ def test_image_classification_pipeline_with_automatic_roi_and_batching(saved_mod
         np.testing.assert_allclose([x["score"] for x in a], [x["score"] for x in b], atol=1e-5)
 
 
+def test_feature_extraction_pipeline_returns_what_the_fusion_head_reads(saved_model):
+    """`pipeline("image-feature-extraction")` loads the base `RveRNetModel` (AutoModel) and returns, per image, the
+    concatenated tower outputs of its automatic ROI: the fusion head's input."""
+    from transformers import AutoImageProcessor, AutoModel
+
+    from rvernet_hf import RveRNetModel
+
+    extractor = pipeline("image-feature-extraction", model=str(saved_model))
+    assert isinstance(extractor.model, RveRNetModel)
+    from PIL import Image
+
+    features = extractor(Image.fromarray(photo()), return_tensors=True)
+    model, processor = AutoModel.from_pretrained(saved_model).eval(), AutoImageProcessor.from_pretrained(saved_model)
+    with torch.no_grad():
+        expected = model(**processor(photo())).pooler_output
+    assert features.shape == (1, model.roi_output_size + model.context_output_size) == expected.shape
+    torch.testing.assert_close(features, expected)
+    pooled = extractor([Image.fromarray(photo(1)), Image.fromarray(photo(2))], pool=True)
+    assert len(pooled) == 2 and len(pooled[0][0]) == features.shape[-1]
+
+
 def test_prompted_pipeline_returns_labels_and_the_mask_it_used(saved_model):
     classifier = pipeline("rvernet-image-classification", model=str(saved_model), trust_remote_code=True)
     mask = np.zeros((48, 64), dtype=bool)

@@ -119,3 +119,20 @@ def test_a_pretrained_cnn_roi_tower_with_a_random_deit_context_tower(tmp_path, t
     assert torch.equal(model.roi_model.state_dict()[key], saved[key])
     assert model.config.context_config.num_labels == 2 and model.config.roi_config.num_labels == 1000
     assert processor.roi_image_mean == [0.5, 0.5, 0.5] and processor.context_image_mean != [0.5, 0.5, 0.5]
+
+
+def test_labels_outside_the_label_set_are_refused_at_load_time(tmp_path):
+    """The model's forward no longer range-checks labels on an accelerator (it would sync every step): the training
+    data is checked once, when it is loaded, naming the split and the samples."""
+    import datasets
+    import numpy as np
+
+    from rvernet_hf.training import DataArguments, load_data
+
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    train = datasets.Dataset.from_dict({"image": [image] * 4, "label": [0, 1, 0, 1]}, features=features)
+    validation = datasets.Dataset.from_dict({"image": [image] * 3, "label": [0, -1, 1]}, features=features)
+    datasets.DatasetDict(train=train, validation=validation).save_to_disk(tmp_path / "data")
+    with pytest.raises(ValueError, match=r"validation split has 1 label\(s\) outside \[0, 2\): values \[-1\] at samples \[1\]"):
+        load_data(DataArguments(dataset_name=str(tmp_path / "data")))

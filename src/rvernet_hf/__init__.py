@@ -1,23 +1,45 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
 """rvernet-hf: RveRNet (ROI tower + context tower + fusion head) for Hugging Face transformers.
 
-Importing the package registers `RveRNetConfig`, `RveRNetForImageClassification` and `RveRNetImageProcessor` with
-transformers' Auto classes, and marks them for `auto_map` so that saved folders load with `trust_remote_code=True`
-where this package is not installed.
+Importing the package registers `RveRNetConfig`, `RveRNetModel`, `RveRNetForImageClassification` and
+`RveRNetImageProcessor` with transformers' Auto classes, and marks them for `auto_map` so that saved folders load
+with `trust_remote_code=True` where this package is not installed.
+
+The model, processor and pipeline need only the core dependencies. The training, data, evaluation and Hub helpers
+are exported here too, lazily (the way transformers exports its API): `import rvernet_hf` works without the `train`
+extra, and using one of those names without it raises an `ImportError` that says which extra to install.
 """
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, AutoVideoProcessor
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoVideoProcessor,
+)
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_rvernet import RveRNetConfig
-from .image_processing_rvernet import RveRNetImageProcessor
-from .modeling_rvernet import RveRNetForImageClassification, RveRNetImageClassifierOutput, RveRNetPreTrainedModel
+from .image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask
+from .modeling_rvernet import (
+    RveRNetForImageClassification,
+    RveRNetImageClassifierOutput,
+    RveRNetModel,
+    RveRNetModelOutput,
+    RveRNetPreTrainedModel,
+)
 from .pipeline_rvernet import PIPELINE_TASK, RveRNetImageClassificationPipeline
 
 
 __version__ = "0.1.0.dev0"
 
 AutoConfig.register(RveRNetConfig.model_type, RveRNetConfig, exist_ok=True)
+AutoModel.register(RveRNetConfig, RveRNetModel, exist_ok=True)
 AutoModelForImageClassification.register(RveRNetConfig, RveRNetForImageClassification, exist_ok=True)
 AutoImageProcessor.register(
     RveRNetConfig,
@@ -32,12 +54,92 @@ AutoVideoProcessor.register(
 )
 RveRNetConfig.register_for_auto_class()
 RveRNetImageProcessor.register_for_auto_class("AutoImageProcessor")
+RveRNetModel.register_for_auto_class("AutoModel")
 RveRNetForImageClassification.register_for_auto_class("AutoModelForImageClassification")
 if PIPELINE_TASK not in PIPELINE_REGISTRY.get_supported_tasks():
     PIPELINE_REGISTRY.register_pipeline(
-        PIPELINE_TASK, pipeline_class=RveRNetImageClassificationPipeline, pt_model=AutoModelForImageClassification,
+        PIPELINE_TASK,
+        pipeline_class=RveRNetImageClassificationPipeline,
+        pt_model=AutoModelForImageClassification,
         type="image",
-    )  # fmt: skip
+    )
+
+# name -> (submodule, the extra its dependencies come from)
+_LAZY_EXPORTS: dict[str, tuple[str, str | None]] = {}
+for _submodule, _extra, _names in (
+    (
+        "distillation",
+        "train",
+        (
+            "DistillationTrainingArguments",
+            "FrozenTeacher",
+            "RveRNetDistillationTrainer",
+            "check_teacher_labels",
+            "compute_teacher_logits",
+            "distillation_loss",
+            "load_teacher",
+        ),
+    ),
+    (
+        "data",
+        "train",
+        (
+            "FullImagePreprocessor",
+            "MaskingReport",
+            "PairedTransform",
+            "RveRNetTransform",
+            "add_sample_index",
+            "load_foodseg103_folder",
+            "load_image_folder_dataset",
+            "load_paired_folder_dataset",
+            "precompute_roi_masks",
+            "segmentation_to_roi_dataset",
+        ),
+    ),
+    ("training", "train", ("DataArguments", "HubArguments", "ModelArguments")),
+    ("metrics", "train", ("ClassificationMetrics", "load_metric")),
+    ("evaluation", "train", ("evaluate_model", "predict_dataset")),
+    ("hub", "train", ("push_folder", "render_model_card", "verify_reload")),
+    ("visualization", "train", ("save_roi_visualization",)),
+    ("synthetic", "train", ("generate_ambiguous_food",)),
+    ("teachers", None, ("load_classifier",)),
+):
+    _LAZY_EXPORTS.update(dict.fromkeys(_names, (_submodule, _extra)))
+del _submodule, _extra, _names
+# The modules each extra installs (pyproject.toml), checked when a lazy name is first used.
+_EXTRA_MODULES = {"train": ("accelerate", "datasets", "evaluate", "sklearn", "matplotlib")}
+
+
+def _missing_modules(modules: tuple[str, ...]) -> list[str]:
+    missing = []
+    for module in modules:
+        if module in sys.modules:
+            if sys.modules[module] is None:  # blocked
+                missing.append(module)
+        elif importlib.util.find_spec(module) is None:
+            missing.append(module)
+    return missing
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY_EXPORTS:
+        raise AttributeError(f"module 'rvernet_hf' has no attribute {name!r}")
+    submodule, extra = _LAZY_EXPORTS[name]
+    missing = _missing_modules(_EXTRA_MODULES.get(extra, ()))
+    if missing:
+        raise ImportError(
+            f"rvernet_hf.{name} needs the '{extra}' extra, which is not installed (missing: {', '.join(missing)}). "
+            f"Install it with: pip install 'rvernet-hf[{extra}]'"
+        )
+    module = importlib.import_module(f".{submodule}", __name__)
+    value = getattr(module, name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_EXPORTS))
+
 
 __all__ = [
     "RveRNetConfig",
@@ -45,6 +147,11 @@ __all__ = [
     "RveRNetImageClassificationPipeline",
     "RveRNetImageClassifierOutput",
     "RveRNetImageProcessor",
+    "RveRNetModel",
+    "RveRNetModelOutput",
     "RveRNetPreTrainedModel",
     "__version__",
+    "load_image",
+    "load_mask",
+    *sorted(_LAZY_EXPORTS),
 ]

@@ -15,6 +15,7 @@ Letterbox padding lies outside the ROI, so it is `fill_value` in the ROI cut-out
 in the context cut-out.
 """
 
+import copy
 import io
 import math
 import os
@@ -39,6 +40,43 @@ DEFAULT_SAM_CHECKPOINT = "facebook/sam-vit-base"
 RESIZE_MODES = ("letterbox", "resize")
 CONTEXT_MODES = ("complement", "full")
 AUTO_ROI_STRATEGIES = ("sam_grid", "center")
+INPUT_DATA_FORMATS = ("channels_first", "channels_last")
+
+# The processor's settings (constructor arguments, saved in preprocessor_config.json): every one can also be given to
+# a single call, overriding the saved value for that call only.
+_SETTING_TYPES = {
+    "sam_model_name_or_path": str,
+    "sam_revision": None,
+    "sam_device": None,
+    "sam_dtype": None,
+    "sam_batch_size": int,
+    "size": dict,
+    "resize_mode": None,
+    "pad_value": int,
+    "do_normalize": None,
+    "do_convert_rgb": None,
+    "roi_image_mean": list,
+    "roi_image_std": list,
+    "context_image_mean": list,
+    "context_image_std": list,
+    "context_mode": None,
+    "fill_value": float,
+    "mask_threshold": float,
+    "auto_roi": None,
+    "auto_roi_points_per_side": int,
+    "auto_roi_min_area": float,
+    "auto_roi_max_area": float,
+    "auto_roi_center_weight": float,
+    "auto_roi_fallback_fraction": float,
+}
+SETTINGS = tuple(_SETTING_TYPES)
+_SETTING_DEFAULTS = {
+    "size": {"height": 224, "width": 224},
+    "roi_image_mean": IMAGENET_DEFAULT_MEAN,
+    "roi_image_std": IMAGENET_DEFAULT_STD,
+    "context_image_mean": IMAGENET_DEFAULT_MEAN,
+    "context_image_std": IMAGENET_DEFAULT_STD,
+}
 
 # One SAM per (checkpoint, revision, device, dtype) per process, shared by every processor instance.
 _SAM_CACHE: dict[tuple, Any] = {}
@@ -80,13 +118,27 @@ def _pil_to_rgb(image: Image.Image, background: int) -> Image.Image:
     return image
 
 
-def load_image(image: Any, index: int = 0, background: int = 125) -> np.ndarray:
+def load_image(
+    image: Any,
+    index: int = 0,
+    background: int = 125,
+    input_data_format: str | None = None,
+    do_convert_rgb: bool = True,
+) -> np.ndarray:
     """Read one image (path, PIL, numpy or torch) into an RGB `uint8` array of shape (H, W, 3).
 
     EXIF orientation is applied; any PIL mode is converted (see `_pil_to_rgb`); numpy/torch inputs may be HW, HWC or
-    CHW, uint8 or float in [0, 1]. Raises `ValueError` naming the image for: a file that is not an image or is
-    truncated, an image over PIL's decompression-bomb limit, a zero-size image, an array of the wrong shape.
+    CHW, uint8 or float in [0, 1]. `input_data_format` (`"channels_first"` or `"channels_last"`) says where the
+    channels of a 3-D array are; without it they are inferred from the shape. With `do_convert_rgb=False` an image
+    that is not already 3-channel RGB is refused instead of converted. Raises `ValueError` naming the image for: a
+    file that is not an image or is truncated, an image over PIL's decompression-bomb limit, a zero-size image, an
+    array of the wrong shape.
     """
+    input_data_format = getattr(input_data_format, "value", input_data_format)  # a ChannelDimension
+    if input_data_format is not None and input_data_format not in INPUT_DATA_FORMATS:
+        raise ValueError(
+            f"`input_data_format` must be one of {INPUT_DATA_FORMATS} or None, got {input_data_format!r}."
+        )
     if isinstance(image, dict) and ("bytes" in image or "path" in image):  # a `datasets.Image(decode=False)` cell
         image = image.get("bytes") or image.get("path")
     name = _describe(index, image)
@@ -117,14 +169,31 @@ def load_image(image: Any, index: int = 0, background: int = 125) -> np.ndarray:
                 f"{name} has {width * height} pixels, over PIL's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS})."
             )
         image = ImageOps.exif_transpose(image)
+        if not do_convert_rgb and image.mode != "RGB":
+            raise ValueError(
+                f"{name} has PIL mode {image.mode!r}, not RGB, and `do_convert_rgb=False`: convert it, or leave "
+                "`do_convert_rgb=True` (the default) to convert it."
+            )
         return np.asarray(_pil_to_rgb(image, background))
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     if not isinstance(image, np.ndarray):
         raise ValueError(f"{name} must be a path, a PIL image, a numpy array or a torch tensor, got {type(image)}.")
     array = image
-    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+    if array.ndim == 3 and input_data_format == "channels_first":
+        array = np.moveaxis(array, 0, -1)
+    elif (
+        array.ndim == 3
+        and input_data_format is None
+        and array.shape[0] in (1, 3, 4)
+        and array.shape[-1] not in (1, 3, 4)
+    ):
         array = np.moveaxis(array, 0, -1)  # CHW -> HWC
+    if not do_convert_rgb and not (array.ndim == 3 and array.shape[-1] == 3):
+        raise ValueError(
+            f"{name} is not a 3-channel RGB array (shape {image.shape}) and `do_convert_rgb=False`: leave "
+            "`do_convert_rgb=True` (the default) to convert grey and RGBA arrays."
+        )
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
@@ -214,6 +283,38 @@ def _as_float_list(value: Any) -> Any:
     return value
 
 
+POINT_FORMS = (
+    "[x, y] (one ROI from one click), [[x, y], ...] (one ROI from several clicks), [[[x, y], ...], ...] (several "
+    "ROIs), or for one image SAM's batch nesting [[[[x, y], ...], ...]] (image, object, point, xy)"
+)
+BOX_FORMS = (
+    "[x0, y0, x1, y1] (one ROI), [[x0, y0, x1, y1], ...] (several ROIs), or for one image SAM's batch nesting "
+    "[[[x0, y0, x1, y1], ...]] (image, box, 4)"
+)
+
+
+def _unwrap_single_image_prompts(points: Any, labels: Any, boxes: Any) -> tuple[Any, Any, Any]:
+    """Prompts for ONE image written in SAM's batch nesting (with an image level) -> the per-image forms."""
+    points, labels, boxes = _as_float_list(points), _as_float_list(labels), _as_float_list(boxes)
+    if _depth(points) == 4:
+        if len(points) != 1:
+            raise ValueError(
+                f"input_points has SAM's batch nesting for {len(points)} images, but one image was given. "
+                f"Accepted: {POINT_FORMS}."
+            )
+        points = points[0]
+        if _depth(labels) == 3 and len(labels) == 1:
+            labels = labels[0]
+    if _depth(boxes) == 3:
+        if len(boxes) != 1:
+            raise ValueError(
+                f"input_boxes has SAM's batch nesting for {len(boxes)} images, but one image was given. "
+                f"Accepted: {BOX_FORMS}."
+            )
+        boxes = boxes[0]
+    return points, labels, boxes
+
+
 def normalize_point_prompts(points: Any, labels: Any, index: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """One image's points -> a list of ROIs, each (points (P, 2) float xy, labels (P,) int).
 
@@ -227,7 +328,7 @@ def normalize_point_prompts(points: Any, labels: Any, index: int) -> list[tuple[
     elif depth == 2:
         points = [points]
     elif depth != 3:
-        raise ValueError(f"input_points of image {index} must be [x, y], [[x, y], ...] or [[[x, y], ...], ...].")
+        raise ValueError(f"input_points of image {index} has nesting depth {depth}; accepted: {POINT_FORMS}.")
     labels = _as_float_list(labels)
     if labels is None:
         labels = [[1] * len(roi) for roi in points]
@@ -255,7 +356,7 @@ def normalize_box_prompts(boxes: Any, index: int) -> list[np.ndarray]:
     if depth == 1:
         boxes = [boxes]
     elif depth != 2:
-        raise ValueError(f"input_boxes of image {index} must be [x0, y0, x1, y1] or a list of them.")
+        raise ValueError(f"input_boxes of image {index} has nesting depth {depth}; accepted: {BOX_FORMS}.")
     result = []
     for box in boxes:
         array = np.asarray(box, dtype=np.float64)
@@ -379,38 +480,71 @@ class RveRNetImageProcessor(BaseImageProcessor):
         auto_roi_max_area: float = 0.8,
         auto_roi_center_weight: float = 0.2,
         auto_roi_fallback_fraction: float = 0.5,
+        do_convert_rgb: bool = True,
         sam_model: Any = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.sam_model_name_or_path = sam_model_name_or_path
-        self.sam_revision = sam_revision
-        self.sam_device = sam_device
-        self.sam_dtype = sam_dtype
-        self.sam_batch_size = int(sam_batch_size)
-        self.size = dict(size) if size is not None else {"height": 224, "width": 224}
-        self.resize_mode = resize_mode
-        self.pad_value = int(pad_value)
-        self.do_normalize = do_normalize
-        self.roi_image_mean = list(roi_image_mean) if roi_image_mean is not None else list(IMAGENET_DEFAULT_MEAN)
-        self.roi_image_std = list(roi_image_std) if roi_image_std is not None else list(IMAGENET_DEFAULT_STD)
-        self.context_image_mean = (
-            list(context_image_mean) if context_image_mean is not None else list(IMAGENET_DEFAULT_MEAN)
+        self._apply_settings(
+            sam_model_name_or_path=sam_model_name_or_path,
+            sam_revision=sam_revision,
+            sam_device=sam_device,
+            sam_dtype=sam_dtype,
+            sam_batch_size=sam_batch_size,
+            size=size,
+            resize_mode=resize_mode,
+            pad_value=pad_value,
+            do_normalize=do_normalize,
+            do_convert_rgb=do_convert_rgb,
+            roi_image_mean=roi_image_mean,
+            roi_image_std=roi_image_std,
+            context_image_mean=context_image_mean,
+            context_image_std=context_image_std,
+            context_mode=context_mode,
+            fill_value=fill_value,
+            mask_threshold=mask_threshold,
+            auto_roi=auto_roi,
+            auto_roi_points_per_side=auto_roi_points_per_side,
+            auto_roi_min_area=auto_roi_min_area,
+            auto_roi_max_area=auto_roi_max_area,
+            auto_roi_center_weight=auto_roi_center_weight,
+            auto_roi_fallback_fraction=auto_roi_fallback_fraction,
         )
-        self.context_image_std = list(context_image_std) if context_image_std is not None else list(IMAGENET_DEFAULT_STD)
-        self.context_mode = context_mode
-        self.fill_value = float(fill_value)
-        self.mask_threshold = float(mask_threshold)
-        self.auto_roi = auto_roi
-        self.auto_roi_points_per_side = int(auto_roi_points_per_side)
-        self.auto_roi_min_area = float(auto_roi_min_area)
-        self.auto_roi_max_area = float(auto_roi_max_area)
-        self.auto_roi_center_weight = float(auto_roi_center_weight)
-        self.auto_roi_fallback_fraction = float(auto_roi_fallback_fraction)
-        self._sam = None  # (SamModel, SamImageProcessor), never serialised
+        self._sam = None  # a SAM the caller gave (set_sam_model), never serialised
         if sam_model is not None:
             self.set_sam_model(sam_model)
         self._validate_settings()
+
+    def _apply_settings(self, **settings: Any) -> None:
+        """Set settings (constructor arguments), each in its canonical type; `None` means the default where the
+        constructor has one (size, means, stds)."""
+        for name, value in settings.items():
+            if name in _SETTING_DEFAULTS and value is None:
+                value = _SETTING_DEFAULTS[name]
+            convert = _SETTING_TYPES.get(name)
+            setattr(self, name, convert(value) if convert is not None and value is not None else value)
+
+    def _for_call(self, overrides: dict[str, Any]) -> "RveRNetImageProcessor":
+        """This processor with `overrides` applied for one call (validated as in the constructor); `self` untouched."""
+        unknown = sorted(set(overrides) - set(SETTINGS) - {"image_mean", "image_std"})
+        if unknown:
+            raise TypeError(
+                f"Unexpected arguments for RveRNetImageProcessor: {unknown}. Per call it takes its settings "
+                f"({', '.join(SETTINGS)}), `image_mean`/`image_std` (both towers), `input_data_format`, `device`, "
+                "`sam_model`, `return_tensors` and `return_roi_masks`."
+            )
+        if not overrides:
+            return self
+        overrides = dict(overrides)
+        for shorthand in ("image_mean", "image_std"):
+            if shorthand in overrides:
+                value = overrides.pop(shorthand)
+                for tower in ("roi", "context"):
+                    overrides.setdefault(f"{tower}_{shorthand}", value)
+        call = copy.copy(self)
+        call._apply_settings(**overrides)
+        call._validate_settings()
+        return call
 
     def _validate_settings(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
@@ -428,6 +562,11 @@ class RveRNetImageProcessor(BaseImageProcessor):
             raise ValueError("`auto_roi_min_area` and `auto_roi_max_area` must satisfy 0 <= min < max <= 1.")
         if self.sam_batch_size < 1:
             raise ValueError(f"`sam_batch_size` must be >= 1, got {self.sam_batch_size}.")
+        for name in ("do_normalize", "do_convert_rgb"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}.")
+        if any(value == 0 for value in (*self.roi_image_std, *self.context_image_std)):
+            raise ValueError("`roi_image_std` and `context_image_std` must not contain 0 (it divides).")
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
@@ -489,7 +628,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
         return device, dtype
 
     def get_sam(self) -> tuple[Any, Any]:
-        """The (SamModel, SamImageProcessor) pair, loaded on first use and shared across the process."""
+        """The (SamModel, SamImageProcessor) pair: the one given with `sam_model`, else `sam_model_name_or_path`
+        loaded on first use (on `sam_device`) and shared across the process."""
         if self._sam is not None:
             return self._sam
         device, dtype = self._resolve_sam_device_and_dtype()
@@ -504,8 +644,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
                 )
                 model = model.to(device).eval().requires_grad_(False)
                 _SAM_CACHE[key] = (model, self._sam_image_processor_for(model))
-            self._sam = _SAM_CACHE[key]
-        return self._sam
+            return _SAM_CACHE[key]
 
     @torch.no_grad()
     def _sam_masks(self, images: list[np.ndarray], requests: list[dict]) -> list[list[np.ndarray]]:
@@ -573,9 +712,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
         # Candidates by predicted IoU, best first; the first non-empty one after post-processing wins.
         order = scores.argsort(dim=-1, descending=True)
         best = low_res.gather(1, order[:, :, None, None].expand_as(low_res))  # (k, 3, h, w) sorted
-        masks = self._to_original(sam_processor, best.flatten(0, 1), original, reshaped).reshape(
-            count, 3, *original
-        )
+        masks = self._to_original(sam_processor, best.flatten(0, 1), original, reshaped).reshape(count, 3, *original)
         chosen = []
         for k in range(count):
             non_empty = [m for m in masks[k] if m.any()]
@@ -638,7 +775,9 @@ class RveRNetImageProcessor(BaseImageProcessor):
     def _box_mask(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         x0, y0, x1, y1 = box
         mask = np.zeros(shape, dtype=bool)
-        mask[int(math.floor(y0)) : max(int(math.ceil(y1)), int(y0) + 1), int(x0) : max(int(math.ceil(x1)), int(x0) + 1)] = True
+        mask[
+            int(math.floor(y0)) : max(int(math.ceil(y1)), int(y0) + 1), int(x0) : max(int(math.ceil(x1)), int(x0) + 1)
+        ] = True
         return mask
 
     @staticmethod
@@ -667,15 +806,17 @@ class RveRNetImageProcessor(BaseImageProcessor):
         """image (3, h, w) float 0-255 and mask (h, w) bool -> the same geometry at the output size."""
         new_h, new_w, top, left = self._geometry(*image.shape[-2:])
         out_h, out_w = self.size["height"], self.size["width"]
-        resized = F.interpolate(image[None], size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)[0]
+        resized = F.interpolate(
+            image[None], size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
+        )[0]
         coverage = F.interpolate(mask[None, None].float(), size=(new_h, new_w), mode="bilinear", antialias=True,
                                  align_corners=False)[0, 0]  # fmt: skip
         resized_mask = coverage >= 0.5
         if not resized_mask.any():  # a tiny ROI must not vanish when the image shrinks
             resized_mask = coverage >= coverage.max()
-        canvas = torch.full((3, out_h, out_w), float(self.pad_value), dtype=image.dtype)
+        canvas = torch.full((3, out_h, out_w), float(self.pad_value), dtype=image.dtype, device=image.device)
         canvas[:, top : top + new_h, left : left + new_w] = resized.clamp(0, 255)
-        canvas_mask = torch.zeros((out_h, out_w), dtype=torch.bool)
+        canvas_mask = torch.zeros((out_h, out_w), dtype=torch.bool, device=image.device)
         canvas_mask[top : top + new_h, left : left + new_w] = resized_mask
         return canvas, canvas_mask
 
@@ -683,26 +824,41 @@ class RveRNetImageProcessor(BaseImageProcessor):
         image = image / 255.0
         if not self.do_normalize:
             return image
-        mean_t = torch.tensor(mean, dtype=image.dtype).view(3, 1, 1)
-        std_t = torch.tensor(std, dtype=image.dtype).view(3, 1, 1)
+        mean_t = torch.tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
+        std_t = torch.tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)
         return (image - mean_t) / std_t
 
-    def make_cutouts(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One RGB uint8 (H, W, 3) image and its bool (H, W) mask -> (roi, context, mask at the output size)."""
-        tensor = _chw_float(image)
-        canvas, canvas_mask = self._resize_to_canvas(tensor, torch.from_numpy(np.array(mask, dtype=bool)))
-        fill = torch.tensor(self.fill_value, dtype=canvas.dtype)
+    def make_cutouts(
+        self, image: np.ndarray, mask: np.ndarray, device: str | torch.device | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One RGB uint8 (H, W, 3) image and its bool (H, W) mask -> (roi, context, mask at the output size),
+        computed on `device` (default CPU)."""
+        tensor = _chw_float(image).to(device)
+        canvas, canvas_mask = self._resize_to_canvas(tensor, torch.from_numpy(np.array(mask, dtype=bool)).to(device))
+        fill = torch.tensor(self.fill_value, dtype=canvas.dtype, device=canvas.device)
         roi = torch.where(canvas_mask, self._normalize(canvas, self.roi_image_mean, self.roi_image_std), fill)
         context = self._normalize(canvas, self.context_image_mean, self.context_image_std)
         if self.context_mode == "complement":
             context = torch.where(canvas_mask, fill, context)
         return roi, context, canvas_mask
 
-    def preprocess_pairs(self, roi_images: Any, context_images: Any, return_tensors: str | None = "pt") -> BatchFeature:
+    def preprocess_pairs(
+        self,
+        roi_images: Any,
+        context_images: Any,
+        return_tensors: str | None = "pt",
+        input_data_format: str | None = None,
+        **settings: Any,
+    ) -> BatchFeature:
         """Already-cut pairs (the official code's `roi/` + `extra-roi/` layout) -> the two model inputs.
 
-        Each image is letterboxed/resized and normalised for its tower; nothing is masked again.
+        Each image is letterboxed/resized and normalised for its tower; nothing is masked again. Settings may be
+        overridden for this call, as in `preprocess`.
         """
+        if settings:
+            return self._for_call(settings).preprocess_pairs(
+                roi_images, context_images, return_tensors, input_data_format
+            )
         if not isinstance(roi_images, (list, tuple)):
             roi_images, context_images = [roi_images], [context_images]
         if len(roi_images) != len(context_images):
@@ -713,7 +869,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
                 (roi_image, self.roi_image_mean, self.roi_image_std, rois),
                 (context_image, self.context_image_mean, self.context_image_std, contexts),
             ):
-                array = load_image(source, index, background=self.pad_value)
+                array = load_image(source, index, self.pad_value, input_data_format, self.do_convert_rgb)
                 tensor = _chw_float(array)
                 full = torch.ones(array.shape[:2], dtype=torch.bool)
                 canvas, _ = self._resize_to_canvas(tensor, full)
@@ -730,17 +886,27 @@ class RveRNetImageProcessor(BaseImageProcessor):
         input_points: Any = None,
         input_labels: Any = None,
         input_boxes: Any = None,
+        input_data_format: str | None = None,
+        **settings: Any,
     ) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
         """Read the images and find each one's ROI masks (given, from SAM prompts, or automatic); no cut-outs.
 
         Everything is checked before SAM runs. Returns the RGB uint8 arrays and, per image, its list of bool masks
         at the original size. Arguments as in `preprocess`.
         """
+        if settings:
+            return self._for_call(settings).compute_roi_masks(
+                images, roi_masks, input_points, input_labels, input_boxes, input_data_format
+            )
         batched = isinstance(images, (list, tuple))
         image_list = list(images) if batched else [images]
         if not image_list:
             raise ValueError("`images` is empty.")
         count = len(image_list)
+        if not batched:  # SAM's batch nesting for one image: drop its image level
+            input_points, input_labels, input_boxes = _unwrap_single_image_prompts(
+                input_points, input_labels, input_boxes
+            )
         masks_in = _per_image(roi_masks, count, "roi_masks", batched)
         points_in = _per_image(input_points, count, "input_points", batched)
         labels_in = _per_image(input_labels, count, "input_labels", batched)
@@ -749,7 +915,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
         # 1. Read and check everything before any heavy work.
         arrays, requests = [], []
         for index, image in enumerate(image_list):
-            array = load_image(image, index, background=self.pad_value)
+            array = load_image(image, index, self.pad_value, input_data_format, self.do_convert_rgb)
             height, width = array.shape[:2]
             request: dict[str, Any] = {}
             if masks_in[index] is not None:
@@ -799,7 +965,9 @@ class RveRNetImageProcessor(BaseImageProcessor):
         return_tensors: str | None = "pt",
         return_roi_masks: bool = False,
         sam_model: Any = None,
-        **kwargs,
+        input_data_format: str | None = None,
+        device: str | torch.device | None = None,
+        **settings: Any,
     ) -> BatchFeature:
         r"""
         Args:
@@ -815,25 +983,58 @@ class RveRNetImageProcessor(BaseImageProcessor):
             return_tensors (`str`, *optional*, defaults to `"pt"`): As in every transformers processor.
             return_roi_masks (`bool`, *optional*, defaults to `False`):
                 Also return `roi_masks`: a list with the bool mask (original image size) used for each sample.
-            sam_model (`SamModel`, *optional*): Use this SAM instead of loading `sam_model_name_or_path`.
+            sam_model (`SamModel`, *optional*): Use this SAM for this call instead of loading `sam_model_name_or_path`.
+            input_data_format (`str` or `ChannelDimension`, *optional*):
+                `"channels_first"` (C, H, W) or `"channels_last"` (H, W, C) for numpy/torch images; inferred from the
+                shape when not given.
+            device (`str` or `torch.device`, *optional*):
+                Where the cut-outs are computed and returned (e.g. `"cuda"`). SAM runs there too unless
+                `sam_device` is set.
+            **settings:
+                Any setting of the constructor (`size`, `do_normalize`, `roi_image_mean`, `context_mode`,
+                `sam_batch_size`, ...), or `image_mean` / `image_std` for both towers at once, overrides the saved
+                value for this call only (validated as in the constructor; the processor itself is not changed).
+
+        Prompt nesting: for one image, the per-image forms above, or SAM's batch nesting as `SamProcessor` takes it
+        (`input_points=[[[[x, y]], [[x2, y2]]]]`: image, object, point, xy; `input_boxes=[[[x0, y0, x1, y1], ...]]`:
+        image, box, 4; `input_labels=[[[1], [1]]]`). For a list of images, one entry per image in the per-image forms
+        (which is SAM's batch nesting).
 
         Returns:
             [`BatchFeature`] with `roi_pixel_values` and `context_pixel_values` (N, 3, H, W), `roi_image_index` (N,)
             (which input image each sample comes from) and, on request, `roi_masks`.
         """
-        if kwargs:
-            raise TypeError(f"Unexpected arguments for RveRNetImageProcessor: {sorted(kwargs)}.")
-        if sam_model is not None:
-            self.set_sam_model(sam_model)
+        if device is not None and not settings.get("sam_device", self.sam_device):
+            settings["sam_device"] = str(device)
+        if settings or sam_model is not None:  # this call's settings, on a copy: `self` is never changed
+            call = copy.copy(self._for_call(settings))
+            if sam_model is not None:
+                call.set_sam_model(sam_model)
+            return call.preprocess(
+                images,
+                roi_masks,
+                input_points,
+                input_labels,
+                input_boxes,
+                return_tensors,
+                return_roi_masks,
+                input_data_format=input_data_format,
+                device=device,
+            )
         arrays, masks_per_image = self.compute_roi_masks(
-            images, roi_masks=roi_masks, input_points=input_points, input_labels=input_labels, input_boxes=input_boxes
+            images,
+            roi_masks=roi_masks,
+            input_points=input_points,
+            input_labels=input_labels,
+            input_boxes=input_boxes,
+            input_data_format=input_data_format,
         )
 
         # 3. Cut-outs.
         rois, contexts, image_index, used_masks = [], [], [], []
         for index, (array, masks) in enumerate(zip(arrays, masks_per_image)):
             for mask in masks:
-                roi, context, _ = self.make_cutouts(array, mask)
+                roi, context, _ = self.make_cutouts(array, mask, device)
                 rois.append(roi)
                 contexts.append(context)
                 image_index.append(index)
@@ -841,10 +1042,10 @@ class RveRNetImageProcessor(BaseImageProcessor):
         data = {
             "roi_pixel_values": torch.stack(rois),
             "context_pixel_values": torch.stack(contexts),
-            "roi_image_index": torch.tensor(image_index, dtype=torch.long),
+            "roi_image_index": torch.tensor(image_index, dtype=torch.long, device=device),
         }
         if return_tensors is None:
-            data = {k: v.numpy() for k, v in data.items()}
+            data = {k: v.cpu().numpy() for k, v in data.items()}
             batch = BatchFeature(data=data)
         else:
             batch = BatchFeature(data=data, tensor_type=return_tensors)

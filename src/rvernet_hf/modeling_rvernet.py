@@ -22,6 +22,44 @@ logger = logging.get_logger(__name__)
 
 
 @dataclass
+class RveRNetModelOutput(ModelOutput):
+    r"""
+    Output of [`RveRNetModel`]: what each tower hands to the fusion head, and (on request) what happened inside them.
+
+    Args:
+        pooler_output (`torch.FloatTensor` of shape `(batch_size, roi_output_size + context_output_size)`):
+            The concatenation `[roi_pooler_output, context_pooler_output]`: exactly what the fusion head of
+            [`RveRNetForImageClassification`] reads, one feature vector per sample.
+        roi_pooler_output (`torch.FloatTensor` of shape `(batch_size, roi_output_size)`):
+            What the ROI tower hands to the fusion head: its own logits (`fusion="logits"`, the paper) or its pooled
+            features (`fusion="features"`, the tower's head removed).
+        context_pooler_output (`torch.FloatTensor` of shape `(batch_size, context_output_size)`):
+            The same for the context tower.
+        roi_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The ROI tower's hidden states, as that tower returns them: for ViT-family towers one tensor of shape
+            `(batch_size, num_tokens, hidden_size)` per layer plus the embeddings; for CNNs one feature map
+            `(batch_size, channels, height, width)` per stage.
+        context_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The same for the context tower.
+        roi_attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            The ROI tower's attention maps after the softmax, one tensor of shape
+            `(batch_size, num_heads, num_tokens, num_tokens)` per layer (Swin: per window,
+            `(batch_size * num_windows, num_heads, window_tokens, window_tokens)`). `None` for a tower without
+            attention maps (CNNs, timm models).
+        context_attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            The same for the context tower.
+    """
+
+    pooler_output: torch.FloatTensor | None = None
+    roi_pooler_output: torch.FloatTensor | None = None
+    context_pooler_output: torch.FloatTensor | None = None
+    roi_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    context_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    roi_attentions: tuple[torch.FloatTensor, ...] | None = None
+    context_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
 class RveRNetImageClassifierOutput(ModelOutput):
     r"""
     Output of [`RveRNetForImageClassification`].
@@ -33,13 +71,14 @@ class RveRNetImageClassifierOutput(ModelOutput):
             Scores of the fusion head (before softmax).
         roi_logits (`torch.FloatTensor` of shape `(batch_size, roi_output_size)`):
             What the ROI tower passed to the fusion head: its own logits (`fusion="logits"`) or pooled features
-            (`fusion="features"`).
+            (`fusion="features"`). The base model's `roi_pooler_output`.
         context_logits (`torch.FloatTensor` of shape `(batch_size, context_output_size)`):
             The same for the context tower.
-        roi_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-            The ROI tower's hidden states, as that tower returns them.
-        context_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-            The context tower's hidden states.
+        roi_hidden_states, context_hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            Returned when `output_hidden_states=True`; see [`RveRNetModelOutput`].
+        roi_attentions, context_attentions (`tuple(torch.FloatTensor)`, *optional*):
+            Returned when `output_attentions=True` (eager attention); `None` for towers without attention maps. See
+            [`RveRNetModelOutput`] for the shapes.
     """
 
     loss: torch.FloatTensor | None = None
@@ -48,6 +87,8 @@ class RveRNetImageClassifierOutput(ModelOutput):
     context_logits: torch.FloatTensor | None = None
     roi_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     context_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    roi_attentions: tuple[torch.FloatTensor, ...] | None = None
+    context_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 def tower_class_for_config(config: PreTrainedConfig) -> type[PreTrainedModel]:
@@ -77,12 +118,17 @@ def tower_class_for_config(config: PreTrainedConfig) -> type[PreTrainedModel]:
     return model_class[0] if isinstance(model_class, (list, tuple)) else model_class
 
 
-def build_tower(config: PreTrainedConfig) -> PreTrainedModel:
-    """A tower with fresh weights, built from its config (weights arrive later through `from_pretrained`)."""
+def tower_build_class(config: PreTrainedConfig) -> type[PreTrainedModel]:
+    """The class `build_tower` builds for this config (timm in features mode is a `TimmWrapperModel`)."""
     if config.model_type == "timm_wrapper" and config.num_labels == 0:
         # timm's classifier refuses `num_labels=0`; its base model returns the same pooled features.
-        return transformers.TimmWrapperModel._from_config(config)
-    return tower_class_for_config(config)._from_config(config)
+        return transformers.TimmWrapperModel
+    return tower_class_for_config(config)
+
+
+def build_tower(config: PreTrainedConfig) -> PreTrainedModel:
+    """A tower with fresh weights, built from its config (weights arrive later through `from_pretrained`)."""
+    return tower_build_class(config)._from_config(config)
 
 
 def tower_output_size(tower: PreTrainedModel) -> int:
@@ -104,7 +150,62 @@ def tower_output_size(tower: PreTrainedModel) -> int:
     return heads[-1].in_features
 
 
-_CONFIG_LOADING_KEYS = ("revision", "cache_dir", "token", "local_files_only", "trust_remote_code")
+def tower_records_attentions(tower: PreTrainedModel) -> bool:
+    """Whether a tower can return attention maps (transformers' ViT-family and Swin towers; not CNNs, not timm)."""
+    return "attentions" in (getattr(tower, "_can_record_outputs", None) or {})
+
+
+# (name in messages, sub-config key, module attribute) of the two towers.
+TOWERS = (("ROI", "roi_config", "roi_model"), ("context", "context_config", "context_model"))
+# Which support flag of a tower class an attention implementation needs ("eager" needs none).
+_ATTN_SUPPORT_FLAGS = {
+    "sdpa": "_supports_sdpa",
+    "flex_attention": "_supports_flex_attn",
+    "flash": "_supports_flash_attn",
+}
+# Tower classes that do not declare `_can_compile_fullgraph` but compile with `fullgraph=True` inside RveRNet
+# (tests/test_modeling_rvernet.py::test_torch_compile_fullgraph compiles each of them).
+FULLGRAPH_TESTED_TOWERS = (
+    "ResNetForImageClassification",
+    "ConvNextForImageClassification",
+    "MobileNetV2ForImageClassification",
+)
+
+
+def supported_attn_implementations(model_class: type[PreTrainedModel]) -> list[str]:
+    """The attention implementations a tower class can run, as `attn_implementation` values."""
+    supported = ["eager"]
+    if model_class._supports_sdpa:
+        supported.append("sdpa")
+    if model_class._supports_flex_attn:
+        supported.append("flex_attention")
+    if model_class._supports_flash_attn:
+        supported.append("flash_attention_2 / flash_attention_3 / Hub kernels")
+    return supported
+
+
+def check_tower_attn_implementation(config: RveRNetConfig, requested: str | dict | None) -> None:
+    """Refuse, naming the tower, an explicit `attn_implementation` request that one tower cannot honour.
+
+    `requested` is what `from_pretrained(attn_implementation=...)` or `set_attn_implementation` received: one name for
+    both towers, or a dict per sub-config (`{"roi_config": "sdpa", "context_config": "eager"}`); `None` or a tower
+    left out of the dict keeps that tower's default (SDPA where it has it, else eager).
+    """
+    for name, key, _ in TOWERS:
+        wanted = requested.get(key) if isinstance(requested, dict) else requested
+        if isinstance(wanted, dict):
+            wanted = wanted.get("")
+        if wanted is None:
+            continue
+        family = wanted.removeprefix("paged|")
+        family = family if family in ("eager", "sdpa", "flex_attention") else "flash"
+        tower_class = tower_build_class(getattr(config, key))
+        if family != "eager" and not getattr(tower_class, _ATTN_SUPPORT_FLAGS[family]):
+            raise ValueError(
+                f"attn_implementation={wanted!r} cannot be used by the {name} tower ({tower_class.__name__}): it "
+                f"supports {supported_attn_implementations(tower_class)}. Ask per tower instead, e.g. "
+                f"attn_implementation={{'{key}': 'eager', ...}} (keys 'roi_config' and 'context_config')."
+            )
 
 
 class RveRNetFusionHead(nn.Module):
@@ -122,77 +223,80 @@ class RveRNetFusionHead(nn.Module):
 
 
 class RveRNetPreTrainedModel(PreTrainedModel):
+    """Common base of [`RveRNetModel`] and [`RveRNetForImageClassification`].
+
+    What RveRNet supports is what BOTH its towers support, read from the towers' classes (so it is known before any
+    weight is built): `_supports_sdpa`, `_supports_flash_attn`, `_supports_flex_attn`, `_supports_attention_backend`
+    and `_can_compile_fullgraph` are properties of the instance. An explicit `attn_implementation` that one tower
+    cannot run is refused with a `ValueError` naming that tower; a per-tower dict
+    (`{"roi_config": "sdpa", "context_config": "eager"}`) sets each tower on its own.
+    """
+
     config: RveRNetConfig
     config_class = RveRNetConfig
     base_model_prefix = "rvernet"
     main_input_name = "roi_pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
-    _supports_sdpa = True
-    _supports_flash_attn = True
-    _supports_flex_attn = True
-    _supports_attention_backend = True
-    _can_compile_fullgraph = False
 
+    def _towers_support(self, flag: str) -> bool:
+        return all(getattr(tower_build_class(getattr(self.config, key)), flag) for _, key, _ in TOWERS)
 
-class RveRNetForImageClassification(RveRNetPreTrainedModel):
-    r"""
-    RveRNet: an ROI tower reads the ROI cut-out, a context tower reads the complementary cut-out, and a fusion head
-    classifies the ROI from both.
+    @property
+    def _supports_sdpa(self) -> bool:
+        return self._towers_support("_supports_sdpa")
 
-    Example:
+    @property
+    def _supports_flash_attn(self) -> bool:
+        return self._towers_support("_supports_flash_attn")
 
-    ```python
-    >>> import torch
-    >>> from transformers import DeiTConfig
-    >>> from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
+    @property
+    def _supports_flex_attn(self) -> bool:
+        return self._towers_support("_supports_flex_attn")
 
-    >>> tiny = DeiTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-    ...                   image_size=32, patch_size=8)
-    >>> model = RveRNetForImageClassification(RveRNetConfig(roi_config=tiny, context_config=tiny, num_labels=3))
-    >>> roi, context = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
-    >>> model(roi_pixel_values=roi, context_pixel_values=context).logits.shape
-    torch.Size([2, 3])
-    ```
-    """
+    @property
+    def _supports_attention_backend(self) -> bool:
+        return self._towers_support("_supports_attention_backend")
 
-    def __init__(
-        self,
-        config: RveRNetConfig,
-        roi_model: PreTrainedModel | None = None,
-        context_model: PreTrainedModel | None = None,
-    ):
-        r"""
-        roi_model (`PreTrainedModel`, *optional*):
-            An already-built ROI tower (used by `from_towers_pretrained`); built from `config.roi_config` otherwise.
-        context_model (`PreTrainedModel`, *optional*):
-            An already-built context tower.
-        """
-        super().__init__(config)
-        self.num_labels = config.num_labels
-
-        if roi_model is None:
-            roi_model = build_tower(config.roi_config)
-        if context_model is None:
-            context_model = build_tower(config.context_config)
-        # The towers read and write the composite config's sub-configs, so that what is saved is what runs.
-        config.roi_config._attn_implementation_internal = roi_model.config._attn_implementation_internal
-        config.context_config._attn_implementation_internal = context_model.config._attn_implementation_internal
-        roi_model.config = config.roi_config
-        context_model.config = config.context_config
-        self.roi_model = roi_model
-        self.context_model = context_model
-
-        self.roi_output_size = tower_output_size(roi_model)
-        self.context_output_size = tower_output_size(context_model)
-        self.classifier = RveRNetFusionHead(
-            self.roi_output_size + self.context_output_size,
-            config.fusion_hidden_size,
-            config.num_labels,
-            float(config.classifier_dropout),
+    @property
+    def _can_compile_fullgraph(self) -> bool:
+        return all(
+            tower_class._can_compile_fullgraph or tower_class.__name__ in FULLGRAPH_TESTED_TOWERS
+            for tower_class in (tower_build_class(getattr(self.config, key)) for _, key, _ in TOWERS)
         )
 
-        self.post_init()
+    def _check_and_adjust_attn_implementation(
+        self, attn_implementation: str | None, is_init_check: bool = False, allow_all_kernels: bool = False
+    ) -> str:
+        if is_init_check:
+            # The sub-configs hold what was asked for each tower (transformers spreads a single name over them).
+            check_tower_attn_implementation(
+                self.config, {key: getattr(self.config, key)._attn_implementation for _, key, _ in TOWERS}
+            )
+        # RveRNet's own layers have no attention: keep a name both towers run, else let transformers pick the default.
+        if isinstance(attn_implementation, str) and attn_implementation != "eager":
+            try:
+                check_tower_attn_implementation(self.config, attn_implementation)
+            except ValueError:
+                attn_implementation = None  # the towers were set one by one
+        return super()._check_and_adjust_attn_implementation(
+            attn_implementation, is_init_check=is_init_check, allow_all_kernels=allow_all_kernels
+        )
+
+    def set_attn_implementation(self, attn_implementation: str | dict, allow_all_kernels: bool = False):
+        """As in transformers; a request one tower cannot honour is refused (naming it) before anything changes."""
+        check_tower_attn_implementation(self.config, attn_implementation)
+        return super().set_attn_implementation(attn_implementation, allow_all_kernels=allow_all_kernels)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Also declare both RveRNet classes in `auto_map`, so that `AutoModel` and `AutoModelForImageClassification`
+        load any saved RveRNet folder with `trust_remote_code=True`."""
+        if self._auto_class is not None:
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map.setdefault("AutoModel", "modeling_rvernet.RveRNetModel")
+            auto_map.setdefault("AutoModelForImageClassification", "modeling_rvernet.RveRNetForImageClassification")
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod
     def from_towers_pretrained(
@@ -203,9 +307,10 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
         id2label: dict[int, str] | None = None,
         fusion: str = "logits",
         **kwargs,
-    ) -> "RveRNetForImageClassification":
+    ):
         r"""
-        Build an RveRNet whose towers start from pretrained checkpoints, with a freshly initialised fusion head.
+        Build an RveRNet whose towers start from pretrained checkpoints (for the classifier, with a freshly
+        initialised fusion head).
 
         Keyword arguments are routed by prefix, as in `VisionTextDualEncoderModel.from_vision_text_pretrained`:
         `roi_<name>` goes to the ROI tower's `from_pretrained`, `context_<name>` to the context tower's, and the
@@ -270,16 +375,71 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
         config.context_config.name_or_path = str(context_model_name_or_path)
         model = cls(config, roi_model=towers["roi"], context_model=towers["context"])
         dtype = tower_kwargs["roi"].get("dtype")
-        if isinstance(dtype, torch.dtype):
+        if isinstance(dtype, torch.dtype) and hasattr(model, "classifier"):
             model.classifier.to(dtype)
         return model
 
-    def _check_inputs(
+
+_CONFIG_LOADING_KEYS = ("revision", "cache_dir", "token", "local_files_only", "trust_remote_code")
+
+
+class RveRNetModel(RveRNetPreTrainedModel):
+    r"""
+    The two RveRNet towers without the fusion head: the ROI tower reads the ROI cut-out, the context tower the
+    complementary cut-out, and the output is what the fusion head of [`RveRNetForImageClassification`] reads
+    (`pooler_output`, one vector per sample), with each tower's part, hidden states and attention maps on request.
+
+    `AutoModel.from_pretrained(folder)` builds it from any saved RveRNet (the fusion head's weights are left out),
+    and `pipeline("image-feature-extraction", model=folder)` returns `pooler_output` per sample.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from transformers import DeiTConfig
+    >>> from rvernet_hf import RveRNetConfig, RveRNetModel
+
+    >>> tiny = DeiTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+    ...                   image_size=32, patch_size=8, num_labels=5)
+    >>> model = RveRNetModel(RveRNetConfig(roi_config=tiny, context_config=tiny))
+    >>> roi, context = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    >>> model(roi_pixel_values=roi, context_pixel_values=context).pooler_output.shape
+    torch.Size([2, 10])
+    ```
+    """
+
+    # A classifier checkpoint loaded as the base model: its fusion head is not part of it.
+    _keys_to_ignore_on_load_unexpected = [r"^classifier\."]
+
+    def __init__(
         self,
-        roi_pixel_values: torch.Tensor | None,
-        context_pixel_values: torch.Tensor | None,
-        labels: torch.Tensor | None,
-    ) -> None:
+        config: RveRNetConfig,
+        roi_model: PreTrainedModel | None = None,
+        context_model: PreTrainedModel | None = None,
+    ):
+        r"""
+        roi_model (`PreTrainedModel`, *optional*):
+            An already-built ROI tower (used by `from_towers_pretrained`); built from `config.roi_config` otherwise.
+        context_model (`PreTrainedModel`, *optional*):
+            An already-built context tower.
+        """
+        super().__init__(config)
+        if roi_model is None:
+            roi_model = build_tower(config.roi_config)
+        if context_model is None:
+            context_model = build_tower(config.context_config)
+        # The towers read and write the composite config's sub-configs, so that what is saved is what runs.
+        config.roi_config._attn_implementation_internal = roi_model.config._attn_implementation_internal
+        config.context_config._attn_implementation_internal = context_model.config._attn_implementation_internal
+        roi_model.config = config.roi_config
+        context_model.config = config.context_config
+        self.roi_model = roi_model
+        self.context_model = context_model
+        self.roi_output_size = tower_output_size(roi_model)
+        self.context_output_size = tower_output_size(context_model)
+        self.post_init()
+
+    def _check_pixel_values(self, roi_pixel_values: torch.Tensor | None, context_pixel_values: torch.Tensor | None):
         for name, value, tower_config in (
             ("roi_pixel_values", roi_pixel_values, self.config.roi_config),
             ("context_pixel_values", context_pixel_values, self.config.context_config),
@@ -303,30 +463,175 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
                 f"`roi_pixel_values` and `context_pixel_values` have different batch sizes "
                 f"({roi_pixel_values.shape[0]} vs {context_pixel_values.shape[0]}): each ROI cut-out needs its context."
             )
-        if labels is not None:
-            if labels.shape[0] != roi_pixel_values.shape[0]:
+
+    def _run_tower(
+        self,
+        name: str,
+        tower: PreTrainedModel,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool,
+        output_attentions: bool,
+    ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
+        """(what the tower hands the fusion head, its hidden states or None, its attention maps or None)."""
+        options = {"output_hidden_states": output_hidden_states, "return_dict": True}
+        with_attentions = output_attentions and tower_records_attentions(tower)
+        if with_attentions:
+            if tower.config._attn_implementation != "eager":
                 raise ValueError(
-                    f"`labels` has {labels.shape[0]} entries for a batch of {roi_pixel_values.shape[0]} images."
+                    f"output_attentions=True needs eager attention, but the {name} tower "
+                    f"({type(tower).__name__}) runs {tower.config._attn_implementation!r}: load with "
+                    "attn_implementation='eager' or call model.set_attn_implementation('eager')."
                 )
-            single_label = self.config.problem_type in (None, "single_label_classification") and not (
-                labels.is_floating_point()
-            )
-            if single_label and self.num_labels > 1 and not torch.compiler.is_compiling():
-                valid = (labels == -100) | ((labels >= 0) & (labels < self.num_labels))
-                if not bool(valid.all()):
-                    bad = labels[~valid].unique().tolist()
-                    raise ValueError(
-                        f"`labels` must be in [0, {self.num_labels}) (or -100 to ignore), got {bad}. "
-                        "Check that the dataset's labels match the model's `label2id`."
-                    )
+            options["output_attentions"] = True
+        outputs = tower(pixel_values=pixel_values, **options)
+        # Classifiers return `logits` (their own head's, or pooled features when the head is an identity); a timm
+        # base model in features mode returns them as `pooler_output`.
+        pooled = outputs.logits if "logits" in outputs else outputs.pooler_output
+        hidden_states = outputs.hidden_states if output_hidden_states else None
+        attentions = outputs.attentions if with_attentions else None
+        return pooled, hidden_states, attentions
+
+    def forward(
+        self,
+        roi_pixel_values: torch.Tensor | None = None,
+        context_pixel_values: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        roi_image_index: torch.Tensor | None = None,
+    ) -> tuple | RveRNetModelOutput:
+        r"""
+        Args:
+            roi_pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+                The ROI cut-outs, normalised for the ROI tower.
+            context_pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+                The complementary (context) cut-outs, normalised for the context tower.
+            output_attentions (`bool`, *optional*):
+                Return each tower's attention maps (needs eager attention in a tower that has them; towers without
+                attention maps return `None`). Defaults to `config.output_attentions`.
+            output_hidden_states (`bool`, *optional*):
+                Return each tower's hidden states. Defaults to `config.output_hidden_states`.
+            return_dict (`bool`, *optional*):
+                Return a [`RveRNetModelOutput`] instead of a tuple.
+            roi_image_index (`torch.LongTensor`, *optional*):
+                Which input image each sample comes from, as `RveRNetImageProcessor` returns it: bookkeeping for
+                the caller, accepted so that `model(**processor(...))` works; not used by the model.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        self._check_pixel_values(roi_pixel_values, context_pixel_values)
+        roi, roi_hidden, roi_attentions = self._run_tower(
+            "ROI", self.roi_model, roi_pixel_values, output_hidden_states, output_attentions
+        )
+        context, context_hidden, context_attentions = self._run_tower(
+            "context", self.context_model, context_pixel_values, output_hidden_states, output_attentions
+        )
+        output = RveRNetModelOutput(
+            pooler_output=torch.cat([roi, context], dim=-1),
+            roi_pooler_output=roi,
+            context_pooler_output=context,
+            roi_hidden_states=roi_hidden,
+            context_hidden_states=context_hidden,
+            roi_attentions=roi_attentions,
+            context_attentions=context_attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class RveRNetForImageClassification(RveRNetPreTrainedModel):
+    r"""
+    RveRNet: an ROI tower reads the ROI cut-out, a context tower reads the complementary cut-out, and a fusion head
+    classifies the ROI from both. It is [`RveRNetModel`] (as `self.rvernet`) plus the fusion head (`self.classifier`);
+    `model.roi_model` and `model.context_model` reach the towers.
+
+    Checkpoints saved before the base model existed (tower keys `roi_model.*` / `context_model.*` at the top level)
+    load unchanged: transformers adds the `rvernet.` prefix to each key the model has under it.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from transformers import DeiTConfig
+    >>> from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
+
+    >>> tiny = DeiTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+    ...                   image_size=32, patch_size=8)
+    >>> model = RveRNetForImageClassification(RveRNetConfig(roi_config=tiny, context_config=tiny, num_labels=3))
+    >>> roi, context = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    >>> model(roi_pixel_values=roi, context_pixel_values=context).logits.shape
+    torch.Size([2, 3])
+    ```
+    """
+
+    def __init__(
+        self,
+        config: RveRNetConfig,
+        roi_model: PreTrainedModel | None = None,
+        context_model: PreTrainedModel | None = None,
+    ):
+        r"""
+        roi_model (`PreTrainedModel`, *optional*):
+            An already-built ROI tower (used by `from_towers_pretrained`); built from `config.roi_config` otherwise.
+        context_model (`PreTrainedModel`, *optional*):
+            An already-built context tower.
+        """
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.rvernet = RveRNetModel(config, roi_model=roi_model, context_model=context_model)
+        self.classifier = RveRNetFusionHead(
+            self.rvernet.roi_output_size + self.rvernet.context_output_size,
+            config.fusion_hidden_size,
+            config.num_labels,
+            float(config.classifier_dropout),
+        )
+        self.post_init()
+
+    # The towers and their widths, reached through the base model.
+    @property
+    def roi_model(self) -> PreTrainedModel:
+        return self.rvernet.roi_model
+
+    @property
+    def context_model(self) -> PreTrainedModel:
+        return self.rvernet.context_model
+
+    @property
+    def roi_output_size(self) -> int:
+        return self.rvernet.roi_output_size
+
+    @property
+    def context_output_size(self) -> int:
+        return self.rvernet.context_output_size
+
+    def _check_labels(self, labels: torch.Tensor, batch_size: int) -> None:
+        if labels.shape[0] != batch_size:
+            raise ValueError(f"`labels` has {labels.shape[0]} entries for a batch of {batch_size} images.")
+        # The range check reads the labels' values: free on the host, a device-to-host sync on an accelerator. It
+        # runs only for labels on the CPU; the training data is checked once when it is loaded (training.py).
+        single_label = self.config.problem_type in (None, "single_label_classification") and not (
+            labels.is_floating_point()
+        )
+        if single_label and self.num_labels > 1 and labels.device.type == "cpu" and not torch.compiler.is_compiling():
+            valid = (labels == -100) | ((labels >= 0) & (labels < self.num_labels))
+            if not bool(valid.all()):
+                bad = labels[~valid].unique().tolist()
+                raise ValueError(
+                    f"`labels` must be in [0, {self.num_labels}) (or -100 to ignore), got {bad}. "
+                    "Check that the dataset's labels match the model's `label2id`."
+                )
 
     def forward(
         self,
         roi_pixel_values: torch.Tensor | None = None,
         context_pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        roi_image_index: torch.Tensor | None = None,
         **kwargs,
     ) -> tuple | RveRNetImageClassifierOutput:
         r"""
@@ -337,46 +642,53 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
                 The complementary (context) cut-outs, normalised for the context tower.
             labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
                 Class ids in `[0, num_labels)` (or -100 to ignore a sample). Float multi-hot labels of shape
-                `(batch_size, num_labels)` select the multi-label loss, as in transformers' classifiers.
+                `(batch_size, num_labels)` select the multi-label loss, as in transformers' classifiers. Labels on
+                the CPU are range-checked here; on an accelerator that check would cost a host sync every step, so
+                it is left to the data side.
+            output_attentions (`bool`, *optional*):
+                Return each tower's attention maps (eager attention); see [`RveRNetModelOutput`].
             output_hidden_states (`bool`, *optional*):
                 Return each tower's hidden states.
             return_dict (`bool`, *optional*):
                 Return a [`RveRNetImageClassifierOutput`] instead of a tuple.
+            roi_image_index (`torch.LongTensor`, *optional*):
+                The processor's sample-to-image map; accepted so that `model(**processor(...))` works, not used.
             kwargs:
                 Loss keyword arguments, as in transformers' classifiers: `Trainer` passes `num_items_in_batch` so
                 that the single-label loss is normalised over the whole accumulated (and distributed) batch.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        outputs = self.rvernet(
+            roi_pixel_values=roi_pixel_values,
+            context_pixel_values=context_pixel_values,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
-        self._check_inputs(roi_pixel_values, context_pixel_values, labels)
-
-        roi_outputs = self.roi_model(
-            pixel_values=roi_pixel_values, output_hidden_states=output_hidden_states, return_dict=True
-        )
-        context_outputs = self.context_model(
-            pixel_values=context_pixel_values, output_hidden_states=output_hidden_states, return_dict=True
-        )
-        # Classifiers return `logits` (their own head's, or pooled features when the head is an identity); a timm
-        # base model in features mode returns them as `pooler_output`.
-        roi_logits = roi_outputs.logits if "logits" in roi_outputs else roi_outputs.pooler_output
-        context_logits = context_outputs.logits if "logits" in context_outputs else context_outputs.pooler_output
-        logits = self.classifier(torch.cat([roi_logits, context_logits], dim=-1))
+        logits = self.classifier(outputs.pooler_output)
 
         loss = None
         if labels is not None:
+            self._check_labels(labels, roi_pixel_values.shape[0])
             loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config, **kwargs)
 
         output = RveRNetImageClassifierOutput(
             loss=loss,
             logits=logits,
-            roi_logits=roi_logits,
-            context_logits=context_logits,
-            roi_hidden_states=roi_outputs.hidden_states if output_hidden_states else None,
-            context_hidden_states=context_outputs.hidden_states if output_hidden_states else None,
+            roi_logits=outputs.roi_pooler_output,
+            context_logits=outputs.context_pooler_output,
+            roi_hidden_states=outputs.roi_hidden_states,
+            context_hidden_states=outputs.context_hidden_states,
+            roi_attentions=outputs.roi_attentions,
+            context_attentions=outputs.context_attentions,
         )
         return output if return_dict else output.to_tuple()
 
 
-__all__ = ["RveRNetForImageClassification", "RveRNetImageClassifierOutput", "RveRNetPreTrainedModel"]
+__all__ = [
+    "RveRNetForImageClassification",
+    "RveRNetImageClassifierOutput",
+    "RveRNetModel",
+    "RveRNetModelOutput",
+    "RveRNetPreTrainedModel",
+]

@@ -252,7 +252,25 @@ def load_data(data_args: DataArguments, seed: int = 42):
     for name, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
         if limit is not None:
             splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
+    num_labels = len(splits["train"].features["label"].names)
+    for name, split in splits.items():
+        check_label_range(split, name, num_labels)
     return datasets.DatasetDict(splits), layout
+
+
+def check_label_range(dataset, split: str, num_labels: int) -> None:
+    """Every label id must be in [0, num_labels). Checked once when the data is loaded, so that the model's forward
+    needs no per-step check (which would cost a device-to-host sync on a GPU)."""
+    import numpy as np
+
+    labels = np.asarray(dataset.with_format("numpy")["label"])
+    bad = np.flatnonzero((labels < 0) | (labels >= num_labels))
+    if bad.size:
+        raise ValueError(
+            f"the {split} split has {bad.size} label(s) outside [0, {num_labels}): values "
+            f"{labels[bad[:5]].tolist()} at samples {bad[:5].tolist()} (-1 is a ClassLabel's 'no label'); fix or "
+            "drop those samples."
+        )
 
 
 def _standard_columns(dataset, data_args: DataArguments, split: str):
@@ -584,4 +602,14 @@ def _model_card(model, model_args, data_args, training_args, hub_args, results, 
     )  # fmt: skip
 
 
-__all__ = ["DataArguments", "HubArguments", "ModelArguments", "build_model", "check_labels", "load_data", "main", "run"]
+__all__ = [
+    "DataArguments",
+    "HubArguments",
+    "ModelArguments",
+    "build_model",
+    "check_label_range",
+    "check_labels",
+    "load_data",
+    "main",
+    "run",
+]
