@@ -121,3 +121,65 @@ def tiny_teacher_dir(tmp_path_factory):
     ResNetForImageClassification(config).save_pretrained(folder)
     ViTImageProcessor(size={"height": 24, "width": 24}, image_mean=[0.5] * 3, image_std=[0.25] * 3).save_pretrained(folder)
     return folder
+
+
+SEGMENTER_FAMILIES = ("sam", "sam_hq", "sam2", "edgetam", "sam3_tracker")
+
+
+def tiny_segmenter(family: str, seed: int = 0):
+    """A tiny random promptable segmenter of one family (the real transformers code path): SAM/SAM-HQ at 64 px,
+    SAM 2 / EdgeTAM at 128 px and the SAM 3 tracker at 112 px, 32-wide decoders."""
+    import torch
+    import transformers as T
+
+    torch.manual_seed(seed)
+
+    def prompt(prefix, image_size, patch_size):
+        return getattr(T, f"{prefix}PromptEncoderConfig")(
+            hidden_size=32, image_size=image_size, patch_size=patch_size, mask_input_channels=8
+        )
+
+    def decoder(prefix, **kwargs):
+        return getattr(T, f"{prefix}MaskDecoderConfig")(
+            hidden_size=32, mlp_dim=64, num_hidden_layers=2, num_attention_heads=4, iou_head_hidden_dim=32, **kwargs
+        )
+
+    if family in ("sam", "sam_hq"):
+        prefix = "Sam" if family == "sam" else "SamHQ"
+        vision = getattr(T, f"{prefix}VisionConfig")(
+            hidden_size=32, output_channels=32, num_hidden_layers=2, num_attention_heads=2, image_size=64,
+            patch_size=8, window_size=4, global_attn_indexes=[1], mlp_dim=37, num_pos_feats=16,
+        )  # fmt: skip
+        extra = {"vit_dim": 32} if family == "sam_hq" else {}
+        config = getattr(T, f"{prefix}Config")(
+            vision_config=vision, prompt_encoder_config=prompt(prefix, 64, 8), mask_decoder_config=decoder(prefix, **extra)
+        )
+        return getattr(T, f"{prefix}Model")(config).eval()
+    levels = {"backbone_feature_sizes": [[32, 32], [16, 16], [8, 8]], "fpn_hidden_size": 32}
+    if family == "sam2":
+        backbone = T.Sam2HieraDetConfig(
+            hidden_size=12, image_size=128, blocks_per_stage=[1, 1, 1, 1], embed_dim_per_stage=[12, 24, 48, 96],
+            num_attention_heads_per_stage=[1, 2, 4, 8],
+        )  # fmt: skip
+        vision = T.Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=[96, 48, 24, 12], **levels)
+        prefix, size, patch = "Sam2", 128, 16
+    elif family == "edgetam":
+        backbone = T.TimmWrapperConfig(
+            architecture="test_efficientnet",
+            model_args={"in_chans": 3, "features_only": True, "out_indices": [1, 2, 3, 4]},
+        )
+        vision = T.EdgeTamVisionConfig(backbone_config=backbone, backbone_channel_list=[64, 48, 32, 24], **levels)
+        prefix, size, patch = "EdgeTam", 128, 16
+    elif family == "sam3_tracker":
+        backbone = T.Sam3ViTConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, image_size=112,
+            patch_size=14,
+        )  # fmt: skip
+        vision = T.Sam3VisionConfig(backbone_config=backbone, **levels)
+        prefix, size, patch = "Sam3Tracker", 112, 14
+    else:
+        raise ValueError(family)
+    config = getattr(T, f"{prefix}Config")(
+        vision_config=vision, prompt_encoder_config=prompt(prefix, size, patch), mask_decoder_config=decoder(prefix)
+    )
+    return getattr(T, f"{prefix}Model")(config).eval()

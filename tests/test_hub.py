@@ -51,8 +51,17 @@ def test_dry_run_writes_exactly_the_uploadable_files(model_folder, tmp_path):
     _, folder = model_folder
     target = push_folder(folder, "me/rvernet-tiny", dry_run_dir=tmp_path / "dry")
     names = sorted(p.name for p in (tmp_path / "dry").iterdir())
-    assert names == ["README.md", "config.json", "configuration_rvernet.py", "image_processing_rvernet.py",
-                     "model.safetensors", "modeling_rvernet.py", "pipeline_rvernet.py", "preprocessor_config.json"]  # fmt: skip
+    assert names == [
+        "README.md",
+        "config.json",
+        "configuration_rvernet.py",
+        "image_processing_rvernet.py",
+        "model.safetensors",
+        "modeling_rvernet.py",
+        "pipeline_rvernet.py",
+        "preprocessor_config.json",
+        "segmentation_rvernet.py",  # the processor's masking module travels with it
+    ]
     assert json.loads((tmp_path / "dry" / "config.json").read_text())["auto_map"]
     assert target == str(tmp_path / "dry")
 

@@ -20,6 +20,7 @@ from transformers.utils import logging as hf_logging
 
 from rvernet_hf import RveRNetImageProcessor
 from rvernet_hf.image_processing_rvernet import load_image
+from rvernet_hf.segmentation_rvernet import Segmenter
 
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -269,7 +270,7 @@ def test_best_candidate_is_chosen_by_predicted_iou(sam, monkeypatch):
     low_res[0, 1, 8:, 8:] = 5.0  # candidate 1: bottom-right quarter
     low_res[0, 2, :, :8] = 5.0  # candidate 2: left half
     scores = torch.tensor([[0.2, 0.9, 0.5]])
-    monkeypatch.setattr(processor, "_decode", lambda *args, **kwargs: (low_res, scores))
+    monkeypatch.setattr(Segmenter, "decode", lambda *args, **kwargs: (low_res, scores))
     image = np.zeros((64, 64, 3), dtype=np.uint8)
     mask = processor(image, input_points=[10, 10], return_roi_masks=True)["roi_masks"][0]
     assert mask.shape == (64, 64)  # post-processed to the original size
@@ -278,7 +279,7 @@ def test_best_candidate_is_chosen_by_predicted_iou(sam, monkeypatch):
 
 def test_empty_sam_mask_falls_back_to_the_box(sam, monkeypatch):
     processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam)
-    monkeypatch.setattr(processor, "_decode", lambda *a, **k: (torch.full((1, 3, 16, 16), -5.0), torch.ones(1, 3)))
+    monkeypatch.setattr(Segmenter, "decode", lambda *a, **k: (torch.full((1, 3, 16, 16), -5.0), torch.ones(1, 3)))
     image = np.zeros((64, 64, 3), dtype=np.uint8)
     mask = processor(image, input_boxes=[8, 16, 24, 48], return_roi_masks=True)["roi_masks"][0]
     np.testing.assert_array_equal(mask, rectangle_mask((64, 64), 16, 8, 32, 16))
@@ -491,13 +492,13 @@ def test_device_argument_places_outputs_and_sam():
         seen.append(self.sam_device)
         raise OSError("stop before loading")
 
-    original = RveRNetImageProcessor.get_sam
-    RveRNetImageProcessor.get_sam = spy
+    original = RveRNetImageProcessor.get_segmenter
+    RveRNetImageProcessor.get_segmenter = spy
     try:
         with pytest.raises(OSError, match="stop before loading"):
             processor_with_spy(image, device="cpu")  # no prompt: needs SAM
     finally:
-        RveRNetImageProcessor.get_sam = original
+        RveRNetImageProcessor.get_segmenter = original
     assert seen == ["cpu"] and processor_with_spy.sam_device is None
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask
+from .image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask, normalize, resize_to_canvas
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -408,18 +408,16 @@ class FullImagePreprocessor:
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"`mean` and `std` need 3 values each (std > 0), got mean={mean!r}, std={std!r}.")
         self.size = (int(height), int(width))
-        self.mean = torch.tensor([float(v) for v in mean]).view(3, 1, 1)
-        self.std = torch.tensor([float(v) for v in std]).view(3, 1, 1)
+        self.mean = [float(v) for v in mean]
+        self.std = [float(v) for v in std]
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
-        pixels = F.interpolate(pixels[None], size=self.size, mode="bilinear", antialias=True, align_corners=False)[0]
-        return (pixels.clamp_(0.0, 1.0) - self.mean) / self.std
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float()
+        canvas, _ = resize_to_canvas(pixels, None, {"height": self.size[0], "width": self.size[1]}, "resize")
+        return normalize(canvas, self.mean, self.std)
 
     def __repr__(self) -> str:
-        return f"FullImagePreprocessor(size={self.size}, mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()})"
+        return f"FullImagePreprocessor(size={self.size}, mean={self.mean}, std={self.std})"
 
 
 def single_model_preprocessors(

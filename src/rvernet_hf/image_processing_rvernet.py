@@ -1,9 +1,11 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
 """Image processor for RveRNet: photos (+ an ROI mask, box, points, or nothing) -> ROI and context cut-outs.
 
-The processor holds settings, not weights. When a prompt (box/points) or nothing is given, it masks the ROI with
-Segment Anything (`SamModel`), loaded lazily on the first call that needs it, once per process. This file is uploaded
-next to the weights and read by the Hub's remote-code loader: it imports only torch, numpy, PIL and transformers.
+The processor holds settings, not weights, and is about pixels: decoding, letterbox/resize, normalisation, cut-outs.
+When a prompt (box/points) or nothing is given, the ROI mask comes from a promptable segmenter (SAM, SAM-HQ, SAM 2,
+EdgeTAM, SAM 3 tracker: see `segmentation_rvernet.py`), loaded lazily on the first call that needs it, once per
+process. This file and `segmentation_rvernet.py` are uploaded next to the weights and read by the Hub's remote-code
+loader: they import only torch, numpy, PIL and transformers.
 
 Pixel contract (per sample, at the output size, after letterbox/resize and per-tower normalisation `N_t`):
 
@@ -17,9 +19,7 @@ in the context cut-out.
 
 import copy
 import io
-import math
 import os
-import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -31,12 +31,25 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.utils import logging
 
+from .segmentation_rvernet import (
+    DEFAULT_SEGMENTER,
+    AutoRoiSettings,
+    Segmenter,
+    center_mask,
+    check_prompts_inside,
+    load_segmenter,
+    normalize_box_prompts,
+    normalize_point_prompts,
+    per_image,
+    segment,
+    unwrap_single_image_prompts,
+)
+
 
 logger = logging.get_logger(__name__)
 
 IMAGENET_DEFAULT_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_DEFAULT_STD = [0.229, 0.224, 0.225]
-DEFAULT_SAM_CHECKPOINT = "facebook/sam-vit-base"
 RESIZE_MODES = ("letterbox", "resize")
 CONTEXT_MODES = ("complement", "full")
 AUTO_ROI_STRATEGIES = ("sam_grid", "center")
@@ -77,10 +90,6 @@ _SETTING_DEFAULTS = {
     "context_image_mean": IMAGENET_DEFAULT_MEAN,
     "context_image_std": IMAGENET_DEFAULT_STD,
 }
-
-# One SAM per (checkpoint, revision, device, dtype) per process, shared by every processor instance.
-_SAM_CACHE: dict[tuple, Any] = {}
-_SAM_CACHE_LOCK = threading.Lock()
 
 
 # ----------------------------------------------------------------------------------------------- loading images
@@ -266,129 +275,55 @@ def load_mask(mask: Any, index: int, image_shape: tuple[int, int], allow_full: b
     return mask
 
 
-# ----------------------------------------------------------------------------------------------- prompts
+# ----------------------------------------------------------------------------------------------- resize + normalise
+# One resize and one normalisation serve every view: the two cut-outs, the paired layout and a single model's (the
+# teacher's) full-image input.
 
 
-def _depth(value: Any) -> int:
-    depth = 0
-    while isinstance(value, (list, tuple, np.ndarray, torch.Tensor)) and len(value) > 0:
-        value = value[0]
-        depth += 1
-    return depth
+def resize_to_canvas(
+    image: torch.Tensor,
+    mask: torch.Tensor | None,
+    size: dict[str, int],
+    resize_mode: str = "letterbox",
+    pad_value: float = 125,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """image (3, h, w) float 0-255 and an optional mask (h, w) bool -> the same geometry at `size`.
 
-
-def _as_float_list(value: Any) -> Any:
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        return value.tolist()
-    return value
-
-
-POINT_FORMS = (
-    "[x, y] (one ROI from one click), [[x, y], ...] (one ROI from several clicks), [[[x, y], ...], ...] (several "
-    "ROIs), or for one image SAM's batch nesting [[[[x, y], ...], ...]] (image, object, point, xy)"
-)
-BOX_FORMS = (
-    "[x0, y0, x1, y1] (one ROI), [[x0, y0, x1, y1], ...] (several ROIs), or for one image SAM's batch nesting "
-    "[[[x0, y0, x1, y1], ...]] (image, box, 4)"
-)
-
-
-def _unwrap_single_image_prompts(points: Any, labels: Any, boxes: Any) -> tuple[Any, Any, Any]:
-    """Prompts for ONE image written in SAM's batch nesting (with an image level) -> the per-image forms."""
-    points, labels, boxes = _as_float_list(points), _as_float_list(labels), _as_float_list(boxes)
-    if _depth(points) == 4:
-        if len(points) != 1:
-            raise ValueError(
-                f"input_points has SAM's batch nesting for {len(points)} images, but one image was given. "
-                f"Accepted: {POINT_FORMS}."
-            )
-        points = points[0]
-        if _depth(labels) == 3 and len(labels) == 1:
-            labels = labels[0]
-    if _depth(boxes) == 3:
-        if len(boxes) != 1:
-            raise ValueError(
-                f"input_boxes has SAM's batch nesting for {len(boxes)} images, but one image was given. "
-                f"Accepted: {BOX_FORMS}."
-            )
-        boxes = boxes[0]
-    return points, labels, boxes
-
-
-def normalize_point_prompts(points: Any, labels: Any, index: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One image's points -> a list of ROIs, each (points (P, 2) float xy, labels (P,) int).
-
-    Nesting: `[x, y]` is one ROI from one point; `[[x, y], ...]` one ROI from several points;
-    `[[[x, y], ...], ...]` several ROIs. Labels follow the same nesting without the xy (default 1, foreground).
+    `"letterbox"` keeps the aspect ratio and pads with `pad_value`; `"resize"` stretches. Bilinear, antialiased. A mask
+    keeps every pixel at least half covered, and a tiny ROI never vanishes when the image shrinks.
     """
-    points = _as_float_list(points)
-    depth = _depth(points)
-    if depth == 1:
-        points = [[points]]
-    elif depth == 2:
-        points = [points]
-    elif depth != 3:
-        raise ValueError(f"input_points of image {index} has nesting depth {depth}; accepted: {POINT_FORMS}.")
-    labels = _as_float_list(labels)
-    if labels is None:
-        labels = [[1] * len(roi) for roi in points]
+    height, width = image.shape[-2:]
+    out_h, out_w = size["height"], size["width"]
+    if resize_mode == "resize":
+        new_h, new_w, top, left = out_h, out_w, 0, 0
     else:
-        label_depth = _depth(labels)
-        if label_depth == 0:
-            labels = [[labels]]
-        elif label_depth == 1:
-            labels = [labels] if len(points) == 1 else [[label] for label in labels]
-    if len(labels) != len(points) or any(len(a) != len(b) for a, b in zip(labels, points)):
-        raise ValueError(f"input_labels of image {index} do not match its input_points (one label per point).")
-    rois = []
-    for roi_points, roi_labels in zip(points, labels):
-        array = np.asarray(roi_points, dtype=np.float64)
-        if array.ndim != 2 or array.shape[1] != 2:
-            raise ValueError(f"each point of image {index} must be [x, y], got {roi_points}.")
-        rois.append((array, np.asarray(roi_labels, dtype=np.int64)))
-    return rois
+        scale = min(out_h / height, out_w / width)
+        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+        top, left = (out_h - new_h) // 2, (out_w - new_w) // 2
+    resized = F.interpolate(image[None], size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)[0]
+    canvas = torch.full((3, out_h, out_w), float(pad_value), dtype=image.dtype, device=image.device)
+    canvas[:, top : top + new_h, left : left + new_w] = resized.clamp(0, 255)
+    if mask is None:
+        return canvas, None
+    coverage = F.interpolate(
+        mask[None, None].float(), size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
+    )[0, 0]
+    resized_mask = coverage >= 0.5
+    if not resized_mask.any():  # a tiny ROI must not vanish when the image shrinks
+        resized_mask = coverage >= coverage.max()
+    canvas_mask = torch.zeros((out_h, out_w), dtype=torch.bool, device=image.device)
+    canvas_mask[top : top + new_h, left : left + new_w] = resized_mask
+    return canvas, canvas_mask
 
 
-def normalize_box_prompts(boxes: Any, index: int) -> list[np.ndarray]:
-    """One image's boxes -> a list of (4,) float arrays [x0, y0, x1, y1]; `[x0, y0, x1, y1]` is one ROI."""
-    boxes = _as_float_list(boxes)
-    depth = _depth(boxes)
-    if depth == 1:
-        boxes = [boxes]
-    elif depth != 2:
-        raise ValueError(f"input_boxes of image {index} has nesting depth {depth}; accepted: {BOX_FORMS}.")
-    result = []
-    for box in boxes:
-        array = np.asarray(box, dtype=np.float64)
-        if array.shape != (4,):
-            raise ValueError(f"a box of image {index} must be [x0, y0, x1, y1], got {box}.")
-        result.append(array)
-    return result
-
-
-def _check_inside(index: int, height: int, width: int, points=(), boxes=()) -> None:
-    for roi_points, _ in points:
-        for x, y in roi_points:
-            if not (0 <= x < width and 0 <= y < height):
-                raise ValueError(
-                    f"input point ({x:g}, {y:g}) of image {index} is outside the image (width {width}, height {height})."
-                )
-    for x0, y0, x1, y1 in boxes:
-        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-            raise ValueError(
-                f"input box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) of image {index} must satisfy 0 <= x0 < x1 <= {width} "
-                f"and 0 <= y0 < y1 <= {height} (x0, y0, x1, y1 in pixels)."
-            )
-
-
-def _per_image(value: Any, num_images: int, name: str, batched: bool) -> list:
-    if value is None:
-        return [None] * num_images
-    if not batched:
-        return [value]
-    if not isinstance(value, (list, tuple)) or len(value) != num_images:
-        raise ValueError(f"`{name}` must have one entry per image ({num_images}), or None for an image.")
-    return list(value)
+def normalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float], do_normalize: bool = True):
+    """image float 0-255 -> [0, 1], then `(x - mean) / std` per channel when `do_normalize`."""
+    image = image / 255.0
+    if not do_normalize:
+        return image
+    mean_t = torch.tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    std_t = torch.tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    return (image - mean_t) / std_t
 
 
 # ----------------------------------------------------------------------------------------------- processor
@@ -405,8 +340,10 @@ class RveRNetImageProcessor(BaseImageProcessor):
 
     Args:
         sam_model_name_or_path (`str`, *optional*, defaults to `"facebook/sam-vit-base"`):
-            SAM checkpoint (Hub id or folder), loaded lazily on the first call that needs it (never when masks are
-            given), once per process.
+            Promptable segmenter checkpoint (Hub id or folder) of any family that `AutoModelForMaskGeneration` loads:
+            SAM ViT-B/L/H and SlimSAM (`facebook/sam-vit-base`, `nielsr/slimsam-50-uniform`), SAM-HQ, SAM 2 / 2.1
+            (`facebook/sam2.1-hiera-tiny`), EdgeTAM, the SAM 3 tracker. Loaded lazily on the first call that needs it
+            (never when masks are given), once per process; a checkpoint of another kind is refused, naming it.
         sam_revision (`str`, *optional*): Revision of the SAM checkpoint.
         sam_device (`str`, *optional*): Device for SAM; defaults to CUDA when available, else CPU.
         sam_dtype (`str`, *optional*, defaults to `"auto"`):
@@ -458,7 +395,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
 
     def __init__(
         self,
-        sam_model_name_or_path: str = DEFAULT_SAM_CHECKPOINT,
+        sam_model_name_or_path: str = DEFAULT_SEGMENTER,
         sam_revision: str | None = None,
         sam_device: str | None = None,
         sam_dtype: str = "auto",
@@ -601,232 +538,27 @@ class RveRNetImageProcessor(BaseImageProcessor):
         settings.update(kwargs)
         return cls(**settings)
 
-    # ------------------------------------------------------------------------------------------- SAM
+    # ------------------------------------------------------------------------------------------- segmenter
 
     def set_sam_model(self, sam_model: Any, sam_image_processor: Any = None) -> None:
-        """Use an already-built `SamModel` (for example a tiny random one in tests) instead of loading one."""
-        if sam_image_processor is None:
-            sam_image_processor = self._sam_image_processor_for(sam_model)
-        self._sam = (sam_model, sam_image_processor)
+        """Use an already-built promptable segmenter (any family of `segmentation_rvernet.SEGMENTER_FAMILIES`, for
+        example a tiny random one in tests) instead of loading `sam_model_name_or_path`; refused if it is not one."""
+        self._sam = Segmenter(sam_model, sam_image_processor)
 
-    @staticmethod
-    def _sam_image_processor_for(sam_model: Any) -> Any:
-        from transformers import SamImageProcessor
-
-        side = int(sam_model.config.vision_config.image_size)
-        return SamImageProcessor(size={"longest_edge": side}, pad_size={"height": side, "width": side})
-
-    def _resolve_sam_device_and_dtype(self) -> tuple[torch.device, torch.dtype]:
-        device = torch.device(self.sam_device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if self.sam_dtype == "auto":
-            if device.type == "cuda":
-                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            else:
-                dtype = torch.float32
-        else:
-            dtype = getattr(torch, str(self.sam_dtype).replace("torch.", ""))
-        return device, dtype
-
-    def get_sam(self) -> tuple[Any, Any]:
-        """The (SamModel, SamImageProcessor) pair: the one given with `sam_model`, else `sam_model_name_or_path`
-        loaded on first use (on `sam_device`) and shared across the process."""
+    def get_segmenter(self) -> Segmenter:
+        """The segmenter: the one given with `sam_model`, else `sam_model_name_or_path` loaded on first use (on
+        `sam_device`, in `sam_dtype`) through `AutoModelForMaskGeneration` and shared across the process."""
         if self._sam is not None:
             return self._sam
-        device, dtype = self._resolve_sam_device_and_dtype()
-        key = (self.sam_model_name_or_path, self.sam_revision, str(device), str(dtype))
-        with _SAM_CACHE_LOCK:
-            if key not in _SAM_CACHE:
-                from transformers import SamModel
-
-                logger.info(f"Loading SAM from {self.sam_model_name_or_path} on {device} ({dtype}).")
-                model = SamModel.from_pretrained(
-                    self.sam_model_name_or_path, revision=self.sam_revision or "main", dtype=dtype
-                )
-                model = model.to(device).eval().requires_grad_(False)
-                _SAM_CACHE[key] = (model, self._sam_image_processor_for(model))
-            return _SAM_CACHE[key]
-
-    @torch.no_grad()
-    def _sam_masks(self, images: list[np.ndarray], requests: list[dict]) -> list[list[np.ndarray]]:
-        """Run SAM for the images that need it. `requests[i]` holds `points`, `boxes` or `auto` for image i.
-
-        The image encoder runs once per image (in batches of `sam_batch_size`); all prompts of an image share its
-        embedding in one mask-decoder call. Returns, per request, a list of bool masks at the original size.
-        """
-        sam, sam_processor = self.get_sam()
-        device = next(sam.parameters()).device
-        dtype = next(sam.parameters()).dtype
-        results: list[list[np.ndarray]] = []
-        for start in range(0, len(images), self.sam_batch_size):
-            chunk = images[start : start + self.sam_batch_size]
-            encoded = sam_processor(images=[Image.fromarray(image) for image in chunk], return_tensors="pt")
-            embeddings = sam.get_image_embeddings(encoded["pixel_values"].to(device=device, dtype=dtype))
-            for offset in range(len(chunk)):
-                request = requests[start + offset]
-                original = tuple(int(v) for v in encoded["original_sizes"][offset])
-                reshaped = tuple(int(v) for v in encoded["reshaped_input_sizes"][offset])
-                decode = {"sam": sam, "sam_processor": sam_processor, "embedding": embeddings[offset : offset + 1]}
-                decode.update({"original": original, "reshaped": reshaped, "device": device, "dtype": dtype})
-                if request.get("auto"):
-                    results.append([self._auto_mask(**decode)])
-                else:
-                    results.append(self._prompted_masks(request, **decode))
-        return results
-
-    def _scale(self, coords: np.ndarray, original, reshaped) -> np.ndarray:
-        scaled = np.array(coords, dtype=np.float64)
-        scaled[..., 0::2] *= reshaped[1] / original[1]
-        scaled[..., 1::2] *= reshaped[0] / original[0]
-        return scaled
-
-    def _decode(self, sam, embedding, device, dtype, points=None, labels=None, boxes=None):
-        inputs = {"image_embeddings": embedding, "multimask_output": True}
-        if points is not None:
-            inputs["input_points"] = torch.as_tensor(points, dtype=dtype, device=device)[None]
-            inputs["input_labels"] = torch.as_tensor(labels, dtype=torch.long, device=device)[None]
-        if boxes is not None:
-            inputs["input_boxes"] = torch.as_tensor(boxes, dtype=dtype, device=device)[None]
-        outputs = sam(**inputs)
-        return outputs.pred_masks[0].float(), outputs.iou_scores[0].float()  # (k, 3, h, w), (k, 3)
-
-    def _to_original(self, sam_processor, low_res: torch.Tensor, original, reshaped) -> np.ndarray:
-        masks = sam_processor.post_process_masks(
-            [low_res[:, None].cpu()], [original], [reshaped], mask_threshold=self.mask_threshold
-        )[0]
-        return masks[:, 0].numpy()
-
-    def _prompted_masks(self, request, sam, sam_processor, embedding, original, reshaped, device, dtype):
-        points, boxes = request.get("points"), request.get("boxes")
-        count = len(points) if points else len(boxes)
-        point_array = label_array = box_array = None
-        if points:
-            width = max(len(p) for p, _ in points)
-            point_array = np.zeros((count, width, 2))
-            label_array = np.full((count, width), -10, dtype=np.int64)  # -10: SAM's padding label
-            for k, (roi_points, roi_labels) in enumerate(points):
-                point_array[k, : len(roi_points)] = self._scale(roi_points, original, reshaped)
-                label_array[k, : len(roi_labels)] = roi_labels
-        if boxes:
-            box_array = self._scale(np.stack(boxes), original, reshaped)
-        low_res, scores = self._decode(sam, embedding, device, dtype, point_array, label_array, box_array)
-        # Candidates by predicted IoU, best first; the first non-empty one after post-processing wins.
-        order = scores.argsort(dim=-1, descending=True)
-        best = low_res.gather(1, order[:, :, None, None].expand_as(low_res))  # (k, 3, h, w) sorted
-        masks = self._to_original(sam_processor, best.flatten(0, 1), original, reshaped).reshape(count, 3, *original)
-        chosen = []
-        for k in range(count):
-            non_empty = [m for m in masks[k] if m.any()]
-            if non_empty:
-                chosen.append(non_empty[0])
-                continue
-            if boxes:
-                fallback, how = self._box_mask(boxes[k], original), "the box itself"
-            else:
-                fallback, how = self._points_mask(points[k], original), "a disk around the positive points"
-            logger.warning(f"SAM returned an empty mask for prompt {k}; falling back to {how}.")
-            chosen.append(fallback)
-        return chosen
-
-    def _auto_mask(self, sam, sam_processor, embedding, original, reshaped, device, dtype) -> np.ndarray:
-        n = self.auto_roi_points_per_side
-        height, width = original
-        grid = [((i + 0.5) * width / n, (j + 0.5) * height / n) for j in range(n) for i in range(n)]
-        points = self._scale(np.asarray(grid)[:, None, :], original, reshaped)
-        labels = np.ones((len(grid), 1), dtype=np.int64)
-        low_res, scores = self._decode(sam, embedding, device, dtype, points, labels)
-        # Judge candidates on the low-resolution logits cropped to the un-padded image area.
-        side = sam_processor.pad_size["height"]
-        crop_h = max(1, round(low_res.shape[-2] * reshaped[0] / side))
-        crop_w = max(1, round(low_res.shape[-1] * reshaped[1] / side))
-        candidates = low_res[..., :crop_h, :crop_w].flatten(0, 1) > self.mask_threshold  # (k*3, h, w)
-        flat_scores = scores.flatten()
-        area = candidates.float().mean(dim=(-2, -1))
-        ys = torch.linspace(0, 1, crop_h)[:, None].expand(crop_h, crop_w)
-        xs = torch.linspace(0, 1, crop_w)[None, :].expand(crop_h, crop_w)
-        total = candidates.float().sum(dim=(-2, -1)).clamp(min=1)
-        cy = (candidates * ys).sum(dim=(-2, -1)) / total
-        cx = (candidates * xs).sum(dim=(-2, -1)) / total
-        distance = torch.sqrt((cx - 0.5) ** 2 + (cy - 0.5) ** 2) / math.sqrt(0.5)
-        usable = (area >= self.auto_roi_min_area) & (area <= self.auto_roi_max_area)
-        ranking = torch.where(usable, flat_scores - self.auto_roi_center_weight * distance, torch.tensor(-math.inf))
-        if bool(usable.any()):
-            best = int(ranking.argmax())  # argmax returns the first maximum: ties go to the earlier grid point
-            mask = self._to_original(sam_processor, low_res.flatten(0, 1)[best : best + 1], original, reshaped)[0]
-            if mask.any() and not mask.all():
-                return mask
-        logger.warning(
-            "SAM found no usable ROI (no candidate mask within the area range "
-            f"[{self.auto_roi_min_area}, {self.auto_roi_max_area}]); falling back to the central box."
-        )
-        return self._center_mask(original)
-
-    def _center_mask(self, shape: tuple[int, int]) -> np.ndarray:
-        height, width = shape
-        fraction = self.auto_roi_fallback_fraction
-        box_h, box_w = max(1, round(height * fraction)), max(1, round(width * fraction))
-        top, left = (height - box_h) // 2, (width - box_w) // 2
-        mask = np.zeros(shape, dtype=bool)
-        mask[top : top + box_h, left : left + box_w] = True
-        if mask.all():  # a 1x1 image cannot have a context; keep the ROI anyway
-            logger.warning("The image is too small to leave any context around the central ROI.")
-        return mask
-
-    @staticmethod
-    def _box_mask(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        x0, y0, x1, y1 = box
-        mask = np.zeros(shape, dtype=bool)
-        mask[
-            int(math.floor(y0)) : max(int(math.ceil(y1)), int(y0) + 1), int(x0) : max(int(math.ceil(x1)), int(x0) + 1)
-        ] = True
-        return mask
-
-    @staticmethod
-    def _points_mask(prompt: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-        points, labels = prompt
-        radius = max(1.0, 0.05 * min(shape))
-        yy, xx = np.mgrid[: shape[0], : shape[1]]
-        mask = np.zeros(shape, dtype=bool)
-        positive = points[labels == 1] if (labels == 1).any() else points
-        for x, y in positive:
-            mask |= (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
-        return mask
+        return load_segmenter(self.sam_model_name_or_path, self.sam_revision, self.sam_device, self.sam_dtype)
 
     # ------------------------------------------------------------------------------------------- cut-outs
 
-    def _geometry(self, height: int, width: int) -> tuple[int, int, int, int]:
-        """(new_h, new_w, top, left) of the resized image inside the output canvas."""
-        out_h, out_w = self.size["height"], self.size["width"]
-        if self.resize_mode == "resize":
-            return out_h, out_w, 0, 0
-        scale = min(out_h / height, out_w / width)
-        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-        return new_h, new_w, (out_h - new_h) // 2, (out_w - new_w) // 2
-
     def _resize_to_canvas(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """image (3, h, w) float 0-255 and mask (h, w) bool -> the same geometry at the output size."""
-        new_h, new_w, top, left = self._geometry(*image.shape[-2:])
-        out_h, out_w = self.size["height"], self.size["width"]
-        resized = F.interpolate(
-            image[None], size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
-        )[0]
-        coverage = F.interpolate(mask[None, None].float(), size=(new_h, new_w), mode="bilinear", antialias=True,
-                                 align_corners=False)[0, 0]  # fmt: skip
-        resized_mask = coverage >= 0.5
-        if not resized_mask.any():  # a tiny ROI must not vanish when the image shrinks
-            resized_mask = coverage >= coverage.max()
-        canvas = torch.full((3, out_h, out_w), float(self.pad_value), dtype=image.dtype, device=image.device)
-        canvas[:, top : top + new_h, left : left + new_w] = resized.clamp(0, 255)
-        canvas_mask = torch.zeros((out_h, out_w), dtype=torch.bool, device=image.device)
-        canvas_mask[top : top + new_h, left : left + new_w] = resized_mask
-        return canvas, canvas_mask
+        return resize_to_canvas(image, mask, self.size, self.resize_mode, self.pad_value)
 
     def _normalize(self, image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-        image = image / 255.0
-        if not self.do_normalize:
-            return image
-        mean_t = torch.tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
-        std_t = torch.tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)
-        return (image - mean_t) / std_t
+        return normalize(image, mean, std, self.do_normalize)
 
     def make_cutouts(
         self, image: np.ndarray, mask: np.ndarray, device: str | torch.device | None = None
@@ -904,13 +636,13 @@ class RveRNetImageProcessor(BaseImageProcessor):
             raise ValueError("`images` is empty.")
         count = len(image_list)
         if not batched:  # SAM's batch nesting for one image: drop its image level
-            input_points, input_labels, input_boxes = _unwrap_single_image_prompts(
+            input_points, input_labels, input_boxes = unwrap_single_image_prompts(
                 input_points, input_labels, input_boxes
             )
-        masks_in = _per_image(roi_masks, count, "roi_masks", batched)
-        points_in = _per_image(input_points, count, "input_points", batched)
-        labels_in = _per_image(input_labels, count, "input_labels", batched)
-        boxes_in = _per_image(input_boxes, count, "input_boxes", batched)
+        masks_in = per_image(roi_masks, count, "roi_masks", batched)
+        points_in = per_image(input_points, count, "input_points", batched)
+        labels_in = per_image(input_labels, count, "input_labels", batched)
+        boxes_in = per_image(input_boxes, count, "input_boxes", batched)
 
         # 1. Read and check everything before any heavy work.
         arrays, requests = [], []
@@ -931,7 +663,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
                     raise ValueError(f"image {index} has input_labels but no input_points.")
                 if boxes_in[index] is not None:
                     request["boxes"] = normalize_box_prompts(boxes_in[index], index)
-                _check_inside(index, height, width, request.get("points", ()), request.get("boxes", ()))
+                check_prompts_inside(index, height, width, request.get("points", ()), request.get("boxes", ()))
                 if "points" in request and "boxes" in request and len(request["points"]) != len(request["boxes"]):
                     raise ValueError(
                         f"image {index} has {len(request['boxes'])} boxes and {len(request['points'])} point groups: "
@@ -946,10 +678,24 @@ class RveRNetImageProcessor(BaseImageProcessor):
         masks_per_image: list[list[np.ndarray] | None] = [r.get("masks") for r in requests]
         for index, request in enumerate(requests):
             if request.get("auto") and self.auto_roi == "center":
-                masks_per_image[index] = [self._center_mask(arrays[index].shape[:2])]
+                masks_per_image[index] = [center_mask(arrays[index].shape[:2], self.auto_roi_fallback_fraction)]
         need_sam = [i for i, m in enumerate(masks_per_image) if m is None]
         if need_sam:
-            sam_results = self._sam_masks([arrays[i] for i in need_sam], [requests[i] for i in need_sam])
+            auto_roi = AutoRoiSettings(
+                points_per_side=self.auto_roi_points_per_side,
+                min_area=self.auto_roi_min_area,
+                max_area=self.auto_roi_max_area,
+                center_weight=self.auto_roi_center_weight,
+                fallback_fraction=self.auto_roi_fallback_fraction,
+            )
+            sam_results = segment(
+                self.get_segmenter(),
+                [arrays[i] for i in need_sam],
+                [requests[i] for i in need_sam],
+                batch_size=self.sam_batch_size,
+                threshold=self.mask_threshold,
+                auto_roi=auto_roi,
+            )
             for index, masks in zip(need_sam, sam_results):
                 masks_per_image[index] = masks
 
@@ -1057,4 +803,4 @@ class RveRNetImageProcessor(BaseImageProcessor):
         return self.preprocess(images, *args, **kwargs)
 
 
-__all__ = ["RveRNetImageProcessor", "load_image", "load_mask"]
+__all__ = ["RveRNetImageProcessor", "load_image", "load_mask", "normalize", "resize_to_canvas"]

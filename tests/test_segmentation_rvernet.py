@@ -1,0 +1,127 @@
+"""ROI masking with every promptable segmenter family transformers ships (tiny random configs, the real code path):
+one encoder pass per image, one decoder call per image whatever its prompt count, masks aligned on non-square
+photos, and a checkpoint that is not a segmenter refused by name."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import DeiTConfig
+
+from conftest import SEGMENTER_FAMILIES, tiny_segmenter
+from rvernet_hf import RveRNetImageProcessor
+from rvernet_hf.segmentation_rvernet import SEGMENTER_FAMILIES as SUPPORTED
+from rvernet_hf.segmentation_rvernet import Segmenter, load_segmenter
+from test_image_processing_rvernet import count_calls
+
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+@pytest.mark.parametrize("family", SEGMENTER_FAMILIES)
+def test_one_encoder_pass_per_image_and_one_decoder_call_per_image(family):
+    segmenter = tiny_segmenter(family)
+    assert segmenter.config.model_type in SUPPORTED
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_batch_size=2, sam_model=segmenter)
+    encoder_calls = count_calls(segmenter.vision_encoder)
+    decoder_calls = count_calls(segmenter.mask_decoder)
+    images = [skimage_data.coffee()[::4, ::4], skimage_data.rocket()[::4, ::4], skimage_data.astronaut()[::8, ::8]]
+    batch = processor(
+        images,
+        # image 0: three ROIs, one of them from two clicks (groups of different lengths are padded)
+        input_points=[[[[20, 20]], [[60, 40], [70, 50]], [[100, 10]]], None, None],
+        input_boxes=[None, [[5, 5, 60, 50], [20, 30, 100, 90]], None],  # image 1: two boxes
+        return_roi_masks=True,
+    )  # image 2: the automatic ROI (one grid decoder call)
+    assert encoder_calls == [2, 1]  # 3 images in batches of 2, one embedding each
+    assert len(decoder_calls) == 3  # one decoder call per image, whatever its number of prompts
+    assert batch["roi_image_index"].tolist() == [0, 0, 0, 1, 1, 2]
+    for mask, index in zip(batch["roi_masks"], batch["roi_image_index"].tolist()):
+        assert mask.shape == images[index].shape[:2] and mask.dtype == bool and mask.any()
+
+
+@pytest.mark.parametrize("family", SEGMENTER_FAMILIES)
+def test_a_box_prompt_mask_stays_in_its_box_on_a_3_to_1_image(family, monkeypatch):
+    """The decoder is made to answer 'exactly the prompt box, in the frame it was given': the mask that comes back
+    at the photo's size must then be the box. A wrong prompt frame or post-processing (SAM's padding crop, SAM 2's
+    square resize) would move or stretch it by up to 3x on a 3:1 photo."""
+    model = tiny_segmenter(family)
+    segmenter = Segmenter(model)
+    photo = np.zeros((60, 180, 3), dtype=np.uint8)
+    embedding = segmenter.embed([photo])[0]
+    low_res_size = segmenter.decode(embedding, boxes=[np.array([0.0, 0.0, 10.0, 10.0])])[0].shape[-1]
+    input_h, input_w = embedding.input_size
+
+    seen_boxes = []
+
+    def answer_the_box(**inputs):
+        x0, y0, x1, y1 = inputs["input_boxes"][0, 0].tolist()  # in the prompt encoder's frame
+        seen_boxes.append([x0, y0, x1, y1])
+        logits = torch.full((1, 1, 3, low_res_size, low_res_size), -10.0)
+        rows = torch.arange(low_res_size)[:, None] + 0.5
+        cols = torch.arange(low_res_size)[None, :] + 0.5
+        inside_x = (cols >= x0 * low_res_size / input_w) & (cols <= x1 * low_res_size / input_w)
+        inside = inside_x & (rows >= y0 * low_res_size / input_h) & (rows <= y1 * low_res_size / input_h)
+        logits[..., inside] = 10.0
+        return type("Output", (), {"pred_masks": logits, "iou_scores": torch.ones(1, 1, 3)})()
+
+    monkeypatch.setattr(model, "forward", answer_the_box)
+    box = [120, 10, 170, 50]  # x0, y0, x1, y1 near the right edge of the wide photo
+    mask = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=model)(
+        photo, input_boxes=box, return_roi_masks=True
+    )["roi_masks"][0]
+    # The frame is transformers' own: the family's processor scales the same box to the same coordinates.
+    import transformers
+
+    processor_class = {"sam": "SamProcessor", "sam_hq": "SamHQProcessor", "sam2": "Sam2Processor",
+                       "edgetam": "Sam2Processor", "sam3_tracker": "Sam3TrackerProcessor"}[family]  # fmt: skip
+    official = getattr(transformers, processor_class)(image_processor=segmenter.image_processor)(
+        images=Image.fromarray(photo), input_boxes=[[box]], return_tensors="pt"
+    )["input_boxes"][0, 0]
+    np.testing.assert_allclose(seen_boxes[-1], official.tolist(), atol=1e-3)
+    expected = np.zeros(photo.shape[:2], dtype=bool)
+    expected[10:50, 120:170] = True
+    cell = 180 / low_res_size  # one low-resolution cell, in photo pixels
+    grown = np.zeros_like(expected)
+    grown[max(0, int(10 - cell)) : int(50 + cell) + 1, max(0, int(120 - cell)) : int(170 + cell) + 1] = True
+    assert mask.any() and not (mask & ~grown).any(), "mask leaves its box"
+    assert (mask & expected).sum() / (mask | expected).sum() > 0.8
+
+
+def test_a_checkpoint_that_is_not_a_segmenter_is_refused_naming_it(tmp_path):
+    DeiTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37).save_pretrained(
+        tmp_path / "deit"
+    )
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model_name_or_path=str(tmp_path / "deit"))
+    with pytest.raises(ValueError, match=r"deit'? is a 'deit' checkpoint, not a promptable segmenter.*SAM 2"):
+        processor(skimage_data.coffee()[::8, ::8], input_boxes=[5, 5, 40, 30])
+    from transformers import DeiTModel
+
+    with pytest.raises(ValueError, match=r"DeiTModel is not a promptable segmenter.*Supported families"):
+        RveRNetImageProcessor(sam_model=DeiTModel(DeiTConfig(hidden_size=32, num_hidden_layers=1,
+                                                             num_attention_heads=2, intermediate_size=37)))  # fmt: skip
+
+
+@pytest.mark.parametrize("family", ["sam2", "sam_hq"])
+def test_a_checkpoint_folder_loads_as_its_own_family(tmp_path, family):
+    """A SAM 2 folder used to be loaded into `SamModel` (random ViT-B weights, a log line): now its own class."""
+    model = tiny_segmenter(family)
+    model.save_pretrained(tmp_path / family)
+    loaded = load_segmenter(str(tmp_path / family), device="cpu")
+    assert type(loaded.model) is type(model)
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[name], tensor, msg=name)
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model_name_or_path=str(tmp_path / family))
+    image = skimage_data.coffee()[::8, ::8]
+    from_folder = processor(image, input_boxes=[5, 5, 40, 30], return_roi_masks=True)["roi_masks"][0]
+    given = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=model)
+    np.testing.assert_array_equal(
+        from_folder, given(image, input_boxes=[5, 5, 40, 30], return_roi_masks=True)["roi_masks"][0]
+    )
+
+
+def test_bf16_segmenter_on_cpu():
+    model = tiny_segmenter("sam2").to(torch.bfloat16)
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=model)
+    batch = processor(skimage_data.coffee()[::8, ::8], input_points=[[10, 10]], return_roi_masks=True)
+    assert batch["roi_masks"][0].any() and batch["roi_pixel_values"].dtype == torch.float32
