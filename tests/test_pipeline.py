@@ -160,3 +160,38 @@ def test_predict_cli_prints_json_and_writes_the_picture(saved_model, tmp_path, c
         cli_main(["predict", str(tmp_path / "a.png"), "--model", str(saved_model), "--box", "1,2,3"])
     with pytest.raises(SystemExit, match="does not exist"):
         cli_main(["predict", str(tmp_path / "missing.png"), "--model", str(saved_model)])
+
+
+def test_prompted_pipeline_labels_every_object(saved_model):
+    """`all_objects=True`: one {box, mask, labels} per object, in the spirit of the object-detection pipeline."""
+    from transformers import AutoModelForImageClassification
+
+    from conftest import tiny_segmenter
+
+    processor = RveRNetImageProcessor(
+        size={"height": 30, "width": 30}, sam_model=tiny_segmenter("sam2"), all_objects_points_per_side=3,
+        all_objects_pred_iou_threshold=-10.0, all_objects_stability_threshold=0.0, all_objects_min_area=0.0,
+    )  # fmt: skip
+    model = AutoModelForImageClassification.from_pretrained(saved_model).eval()
+    classifier = RveRNetImageClassificationPipeline(model=model, image_processor=processor)
+    objects = classifier(photo(), all_objects=True, top_k=2)
+    assert isinstance(objects, list) and len(objects) >= 2
+    features = processor(photo(), all_objects=True, return_roi_masks=True)
+    with torch.no_grad():
+        expected = model(features["roi_pixel_values"], features["context_pixel_values"]).logits.softmax(-1)
+    for k, found in enumerate(objects):
+        assert set(found) == {"box", "mask", "labels"} and found["mask"].shape == (48, 64)
+        assert found["box"] == features["roi_boxes"][k].tolist()
+        assert [entry["label"] for entry in found["labels"]] == [
+            model.config.id2label[int(i)] for i in expected[k].topk(2).indices
+        ]
+    many = classifier([photo(1), photo(2)], all_objects=True, batch_size=2)
+    assert len(many) == 2 and all(isinstance(result, list) and result for result in many)
+    for result, seed in zip(many, (1, 2)):  # batching photos with different object counts changes nothing
+        alone = classifier(photo(seed), all_objects=True)
+        assert [o["box"] for o in result] == [o["box"] for o in alone]
+        for a, b in zip(result, alone):
+            assert a["labels"][0]["label"] == b["labels"][0]["label"]
+            assert abs(a["labels"][0]["score"] - b["labels"][0]["score"]) < 1e-5
+    with pytest.raises(ValueError, match="the `box` prompt cannot be given with it"):
+        classifier(photo(), all_objects=True, box=[1, 1, 10, 10])

@@ -125,3 +125,120 @@ def test_bf16_segmenter_on_cpu():
     processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=model)
     batch = processor(skimage_data.coffee()[::8, ::8], input_points=[[10, 10]], return_roi_masks=True)
     assert batch["roi_masks"][0].any() and batch["roi_pixel_values"].dtype == torch.float32
+
+
+# ---------------------------------------------------------------- every object
+
+
+def _relaxed(**overrides):
+    """Filters open wide: random weights predict low IoUs, so the default filters would keep nothing."""
+    settings = {
+        "all_objects_points_per_side": 4,
+        "all_objects_points_per_batch": 5,
+        "all_objects_pred_iou_threshold": -10.0,
+        "all_objects_stability_threshold": 0.0,
+        "all_objects_min_area": 0.0,
+        "all_objects_max_area": 1.0,
+    }
+    return settings | overrides
+
+
+@pytest.mark.parametrize("family", ["sam", "sam2"])
+def test_all_objects_gives_one_sample_per_object_with_its_own_mask_box_and_context(family):
+    model = tiny_segmenter(family)
+    processor = RveRNetImageProcessor(size={"height": 24, "width": 24}, sam_model=model, **_relaxed())
+    encoder_calls, decoder_calls = count_calls(model.vision_encoder), count_calls(model.mask_decoder)
+    images = [skimage_data.coffee()[::8, ::8], skimage_data.chelsea()[::8, ::8]]
+    batch = processor(images, all_objects=True, return_roi_masks=True)
+    assert encoder_calls == [2]  # both photos in one encoder pass
+    assert len(decoder_calls) == 2 * 4  # 16 grid points per photo, 5 per decoder call
+    count = batch["roi_pixel_values"].shape[0]
+    assert count >= 2 and sorted(set(batch["roi_image_index"].tolist())) == [0, 1]
+    assert batch["roi_boxes"].shape == (count, 4)
+    for k, (mask, box) in enumerate(zip(batch["roi_masks"], batch["roi_boxes"].tolist())):
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        assert box == [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
+        # each sample's context is the photo without ITS object: recompute the cut-outs from its own mask
+        image = images[batch["roi_image_index"][k]]
+        roi, context, _ = processor.make_cutouts(image, mask)
+        torch.testing.assert_close(batch["context_pixel_values"][k], context)
+        torch.testing.assert_close(batch["roi_pixel_values"][k], roi)
+    per_image = [m for m, i in zip(batch["roi_masks"], batch["roi_image_index"].tolist()) if i == 0]
+    for a in range(len(per_image)):  # no two kept objects are (nearly) the same region
+        for b in range(a + 1, len(per_image)):
+            inter = (per_image[a] & per_image[b]).sum()
+            assert inter / (per_image[a] | per_image[b]).sum() < 0.95
+
+
+def test_all_objects_caps_regions_and_nms_keeps_overlapping_distinct_objects():
+    from rvernet_hf.segmentation_rvernet import _nms_by_mask_iou
+
+    masks = torch.zeros(4, 10, 10, dtype=torch.bool)
+    masks[0, :5] = True  # top half
+    masks[1, :5] = True  # the same region, lower score: suppressed
+    masks[2, :, :5] = True  # left half: overlaps the top half (IoU 1/3), a different object: kept
+    masks[3, 8:, 8:] = True  # a small corner
+    kept = _nms_by_mask_iou(masks, torch.tensor([0.9, 0.8, 0.7, 0.6]), threshold=0.7, limit=10)
+    assert kept == [0, 2, 3]
+    assert _nms_by_mask_iou(masks, torch.tensor([0.9, 0.8, 0.7, 0.6]), threshold=0.7, limit=2) == [0, 2]
+    model = tiny_segmenter("sam")
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=model, **_relaxed(all_objects_max_regions=2))
+    batch = processor(skimage_data.coffee()[::8, ::8], all_objects=True)
+    assert batch["roi_pixel_values"].shape[0] <= 2
+
+
+def test_all_objects_filters_by_predicted_iou_stability_and_area(monkeypatch):
+    """The decoder answers three candidates per point: a confident stable half, a low-IoU one, a tiny one."""
+    model = tiny_segmenter("sam")
+
+    def decode(self, embedding, points=None, boxes=None):
+        k = len(points)
+        low_res = torch.full((k, 3, 16, 16), -10.0)
+        low_res[:, 0, :, :8] = 10.0  # left half, stable (logits far from the threshold)
+        low_res[:, 1, 8:, :] = 10.0  # bottom half, but predicted IoU 0.5
+        low_res[:, 2, 0, 0] = 10.0  # one low-res cell: below min_area
+        scores = torch.tensor([[0.95, 0.5, 0.95]]).expand(k, 3)
+        return low_res, scores
+
+    monkeypatch.setattr(Segmenter, "decode", decode)
+    processor = RveRNetImageProcessor(
+        size={"height": 16, "width": 16}, sam_model=model, all_objects_points_per_side=2, all_objects_min_area=0.01
+    )
+    batch = processor(np.zeros((64, 64, 3), dtype=np.uint8), all_objects=True, return_roi_masks=True)
+    assert len(batch["roi_masks"]) == 1  # four grid points found the same half: one object
+    assert batch["roi_masks"][0][:, :32].all() and not batch["roi_masks"][0][:, 32:].any()
+
+
+def test_all_objects_with_nothing_found_uses_the_automatic_roi_and_warns(caplog):
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    model = tiny_segmenter("sam")
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=model, all_objects_pred_iou_threshold=99.0)
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING):
+            batch = processor(skimage_data.coffee()[::8, ::8], all_objects=True)
+    finally:
+        hf_logging.disable_propagation()
+    assert batch["roi_pixel_values"].shape[0] == 1 and "No object of image 0 passed" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"all_objects": True, "input_boxes": [5, 5, 40, 30]}, r"`input_boxes` cannot be given with it"),
+        ({"all_objects": True, "input_points": [10, 10]}, r"`input_points` cannot be given with it"),
+        ({"all_objects": True, "roi_masks": np.ones((25, 38), dtype=bool)}, r"`roi_masks` cannot be given with it"),
+        ({"all_objects": True, "all_objects_points_per_side": 0}, r"all_objects_points_per_side` must be >= 1"),
+        ({"all_objects": "yes"}, r"`all_objects` must be True or False"),
+    ],
+)
+def test_all_objects_bad_arguments_are_refused_before_any_forward_pass(arguments, message):
+    model = tiny_segmenter("sam")
+    encoder_calls = count_calls(model.vision_encoder)
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=model)
+    with pytest.raises(ValueError, match=message):
+        processor(skimage_data.coffee()[::16, ::16], **arguments)
+    assert encoder_calls == []

@@ -33,6 +33,7 @@ from transformers.utils import logging
 
 from .segmentation_rvernet import (
     DEFAULT_SEGMENTER,
+    AllObjectsSettings,
     AutoRoiSettings,
     Segmenter,
     center_mask,
@@ -81,6 +82,14 @@ _SETTING_TYPES = {
     "auto_roi_max_area": float,
     "auto_roi_center_weight": float,
     "auto_roi_fallback_fraction": float,
+    "all_objects_points_per_side": int,
+    "all_objects_points_per_batch": int,
+    "all_objects_pred_iou_threshold": float,
+    "all_objects_stability_threshold": float,
+    "all_objects_nms_threshold": float,
+    "all_objects_min_area": float,
+    "all_objects_max_area": float,
+    "all_objects_max_regions": int,
 }
 SETTINGS = tuple(_SETTING_TYPES)
 _SETTING_DEFAULTS = {
@@ -275,6 +284,12 @@ def load_mask(mask: Any, index: int, image_shape: tuple[int, int], allow_full: b
     return mask
 
 
+def mask_box(mask: np.ndarray) -> list[int]:
+    """The extent `[x0, y0, x1, y1]` of a non-empty bool mask, in pixels (x1, y1 exclusive)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
+
+
 # ----------------------------------------------------------------------------------------------- resize + normalise
 # One resize and one normalisation serve every view: the two cut-outs, the paired layout and a single model's (the
 # teacher's) full-image input.
@@ -376,6 +391,16 @@ class RveRNetImageProcessor(BaseImageProcessor):
         auto_roi_max_area (`float`, *optional*, defaults to 0.8)
         auto_roi_center_weight (`float`, *optional*, defaults to 0.2)
         auto_roi_fallback_fraction (`float`, *optional*, defaults to 0.5)
+        all_objects_points_per_side (`int`, *optional*, defaults to 16):
+            Every-object mode (`all_objects=True` in a call): the segmenter is prompted with each point of this square
+            grid, `all_objects_points_per_batch` (64) points per decoder call and one image embedding per image. Each
+            point's three candidates are kept when their predicted IoU >= `all_objects_pred_iou_threshold` (0.88),
+            their stability (IoU of the mask thresholded at `mask_threshold` +- 1) >= `all_objects_stability_threshold`
+            (0.95) and their area is within [`all_objects_min_area`, `all_objects_max_area`] (0.001, 0.95) of the
+            photo; then non-maximum suppression on mask IoU (`all_objects_nms_threshold`, 0.7; overlapping objects keep
+            their own masks), best predicted IoU first, at most `all_objects_max_regions` (32) per image. These are
+            SAM's automatic-mask-generator defaults. An image where nothing passes gets its automatic ROI, with a
+            warning.
 
     Example:
 
@@ -417,6 +442,14 @@ class RveRNetImageProcessor(BaseImageProcessor):
         auto_roi_max_area: float = 0.8,
         auto_roi_center_weight: float = 0.2,
         auto_roi_fallback_fraction: float = 0.5,
+        all_objects_points_per_side: int = 16,
+        all_objects_points_per_batch: int = 64,
+        all_objects_pred_iou_threshold: float = 0.88,
+        all_objects_stability_threshold: float = 0.95,
+        all_objects_nms_threshold: float = 0.7,
+        all_objects_min_area: float = 0.001,
+        all_objects_max_area: float = 0.95,
+        all_objects_max_regions: int = 32,
         do_convert_rgb: bool = True,
         sam_model: Any = None,
         **kwargs,
@@ -446,6 +479,14 @@ class RveRNetImageProcessor(BaseImageProcessor):
             auto_roi_max_area=auto_roi_max_area,
             auto_roi_center_weight=auto_roi_center_weight,
             auto_roi_fallback_fraction=auto_roi_fallback_fraction,
+            all_objects_points_per_side=all_objects_points_per_side,
+            all_objects_points_per_batch=all_objects_points_per_batch,
+            all_objects_pred_iou_threshold=all_objects_pred_iou_threshold,
+            all_objects_stability_threshold=all_objects_stability_threshold,
+            all_objects_nms_threshold=all_objects_nms_threshold,
+            all_objects_min_area=all_objects_min_area,
+            all_objects_max_area=all_objects_max_area,
+            all_objects_max_regions=all_objects_max_regions,
         )
         self._sam = None  # a SAM the caller gave (set_sam_model), never serialised
         if sam_model is not None:
@@ -499,6 +540,19 @@ class RveRNetImageProcessor(BaseImageProcessor):
             raise ValueError("`auto_roi_min_area` and `auto_roi_max_area` must satisfy 0 <= min < max <= 1.")
         if self.sam_batch_size < 1:
             raise ValueError(f"`sam_batch_size` must be >= 1, got {self.sam_batch_size}.")
+        counts = (
+            "auto_roi_points_per_side",
+            "all_objects_points_per_side",
+            "all_objects_points_per_batch",
+            "all_objects_max_regions",
+        )
+        for name in counts:
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"`{name}` must be >= 1, got {getattr(self, name)} (a grid of 0 points finds nothing)."
+                )
+        if not 0.0 <= self.all_objects_min_area < self.all_objects_max_area <= 1.0:
+            raise ValueError("`all_objects_min_area` and `all_objects_max_area` must satisfy 0 <= min < max <= 1.")
         for name in ("do_normalize", "do_convert_rgb"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}.")
@@ -619,6 +673,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
         input_labels: Any = None,
         input_boxes: Any = None,
         input_data_format: str | None = None,
+        all_objects: bool = False,
         **settings: Any,
     ) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
         """Read the images and find each one's ROI masks (given, from SAM prompts, or automatic); no cut-outs.
@@ -628,8 +683,23 @@ class RveRNetImageProcessor(BaseImageProcessor):
         """
         if settings:
             return self._for_call(settings).compute_roi_masks(
-                images, roi_masks, input_points, input_labels, input_boxes, input_data_format
+                images, roi_masks, input_points, input_labels, input_boxes, input_data_format, all_objects
             )
+        if not isinstance(all_objects, bool):
+            raise ValueError(f"`all_objects` must be True or False, got {all_objects!r}.")
+        if all_objects:
+            prompts = {
+                "roi_masks": roi_masks,
+                "input_points": input_points,
+                "input_labels": input_labels,
+                "input_boxes": input_boxes,
+            }
+            for name, value in prompts.items():
+                if value is not None:
+                    raise ValueError(
+                        f"`all_objects=True` finds every object itself: `{name}` cannot be given with it (prompt the "
+                        "objects you want instead, or leave them out)."
+                    )
         batched = isinstance(images, (list, tuple))
         image_list = list(images) if batched else [images]
         if not image_list:
@@ -670,7 +740,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
                         "given together, each box pairs with one point group."
                     )
                 if not request:
-                    request["auto"] = True
+                    request["all" if all_objects else "auto"] = True
+            request["index"] = index
             arrays.append(array)
             requests.append(request)
 
@@ -695,6 +766,16 @@ class RveRNetImageProcessor(BaseImageProcessor):
                 batch_size=self.sam_batch_size,
                 threshold=self.mask_threshold,
                 auto_roi=auto_roi,
+                all_objects=AllObjectsSettings(
+                    points_per_side=self.all_objects_points_per_side,
+                    points_per_batch=self.all_objects_points_per_batch,
+                    pred_iou_threshold=self.all_objects_pred_iou_threshold,
+                    stability_threshold=self.all_objects_stability_threshold,
+                    nms_threshold=self.all_objects_nms_threshold,
+                    min_area=self.all_objects_min_area,
+                    max_area=self.all_objects_max_area,
+                    max_regions=self.all_objects_max_regions,
+                ),
             )
             for index, masks in zip(need_sam, sam_results):
                 masks_per_image[index] = masks
@@ -713,6 +794,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
         sam_model: Any = None,
         input_data_format: str | None = None,
         device: str | torch.device | None = None,
+        all_objects: bool = False,
         **settings: Any,
     ) -> BatchFeature:
         r"""
@@ -729,7 +811,13 @@ class RveRNetImageProcessor(BaseImageProcessor):
             return_tensors (`str`, *optional*, defaults to `"pt"`): As in every transformers processor.
             return_roi_masks (`bool`, *optional*, defaults to `False`):
                 Also return `roi_masks`: a list with the bool mask (original image size) used for each sample.
-            sam_model (`SamModel`, *optional*): Use this SAM for this call instead of loading `sam_model_name_or_path`.
+            sam_model (*optional*): Use this promptable segmenter (any supported family) for this call instead of
+                loading `sam_model_name_or_path`.
+            all_objects (`bool`, *optional*, defaults to `False`):
+                Every object of each photo becomes a sample (see the `all_objects_*` settings), each with its own mask
+                (overlapping objects keep theirs) and the rest of the photo as its context; the output then also has
+                `roi_boxes` (N, 4), each mask's extent `[x0, y0, x1, y1]` in pixels (x1, y1 exclusive). Cannot be
+                combined with masks or prompts.
             input_data_format (`str` or `ChannelDimension`, *optional*):
                 `"channels_first"` (C, H, W) or `"channels_last"` (H, W, C) for numpy/torch images; inferred from the
                 shape when not given.
@@ -766,6 +854,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
                 return_roi_masks,
                 input_data_format=input_data_format,
                 device=device,
+                all_objects=all_objects,
             )
         arrays, masks_per_image = self.compute_roi_masks(
             images,
@@ -774,6 +863,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
             input_labels=input_labels,
             input_boxes=input_boxes,
             input_data_format=input_data_format,
+            all_objects=all_objects,
         )
 
         # 3. Cut-outs.
@@ -790,6 +880,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
             "context_pixel_values": torch.stack(contexts),
             "roi_image_index": torch.tensor(image_index, dtype=torch.long, device=device),
         }
+        if all_objects:
+            data["roi_boxes"] = torch.tensor([mask_box(mask) for mask in used_masks], dtype=torch.long, device=device)
         if return_tensors is None:
             data = {k: v.cpu().numpy() for k, v in data.items()}
             batch = BatchFeature(data=data)

@@ -9,27 +9,34 @@ that was used. Uploaded next to the weights (remote code): imports only numpy, t
     >>> classifier([{"image": "a.jpg", "points": [[120, 80]]}, {"image": "b.jpg", "mask": "b_mask.png"}], top_k=3)
 
 Without a prompt the processor's automatic ROI is used (SAM's most salient mask), as in the plain
-`pipeline("image-classification")`.
+`pipeline("image-classification")`. With `all_objects=True` every object of the photo is labelled: the result is a
+list of `{"box": [x0, y0, x1, y1], "mask": bool array, "labels": [{"label", "score"}, ...]}`, one per object, in the
+spirit of transformers' object-detection pipeline.
+
+    >>> classifier("plate.jpg", all_objects=True, top_k=1)
+    [{'box': [12, 40, 96, 120], 'mask': array(...), 'labels': [{'label': 'fries', 'score': 0.87}]}, ...]
 """
 
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import Pipeline
+from transformers.pipelines.base import ChunkPipeline
 
 
 PIPELINE_TASK = "rvernet-image-classification"
 PROMPT_KEYS = ("box", "points", "point_labels", "mask")
 
 
-class RveRNetImageClassificationPipeline(Pipeline):
-    """Image classification of one prompted object per image.
+class RveRNetImageClassificationPipeline(ChunkPipeline):
+    """Image classification of the prompted object of each image, or of every object (`all_objects=True`).
 
     Inputs: an image (path, URL-free file, PIL, numpy, torch) with prompts as keyword arguments (`box=[x0, y0, x1, y1]`,
     `points=[[x, y], ...]` with optional `point_labels`, or `mask=`), or dicts `{"image": ..., "box": ...}` (one per
     image, for batches with a prompt each). Returns, per image, `{"labels": [{"label", "score"}, ...], "mask": bool
-    array at the image's size, "prompt": "box" | "points" | "mask" | "automatic"}`.
+    array at the image's size, "prompt": "box" | "points" | "mask" | "automatic"}`; with `all_objects=True`, a list of
+    `{"box", "mask", "labels"}`, one per object. Each ROI is one chunk, so `batch_size` batches ROIs across images
+    whatever their number per image.
     """
 
     _load_processor = False
@@ -37,21 +44,26 @@ class RveRNetImageClassificationPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def _sanitize_parameters(self, top_k=None, box=None, points=None, point_labels=None, mask=None, **kwargs):
-        preprocess = {key: value for key, value in
-                      (("box", box), ("points", points), ("point_labels", point_labels), ("mask", mask))
-                      if value is not None}  # fmt: skip
+    def _sanitize_parameters(
+        self, top_k=None, box=None, points=None, point_labels=None, mask=None, all_objects=None, **kwargs
+    ):
+        given = {"box": box, "points": points, "point_labels": point_labels, "mask": mask, "all_objects": all_objects}
+        preprocess = {key: value for key, value in given.items() if value is not None}
         unknown = set(kwargs) - {"timeout"}
         if unknown:
-            raise ValueError(f"unknown arguments {sorted(unknown)}; prompts are {PROMPT_KEYS} and top_k.")
+            raise ValueError(f"unknown arguments {sorted(unknown)}; prompts are {PROMPT_KEYS}, all_objects and top_k.")
         postprocess = {"top_k": top_k} if top_k is not None else {}
         return preprocess, {}, postprocess
 
-    def preprocess(self, inputs: Any, box=None, points=None, point_labels=None, mask=None, **kwargs):
+    def preprocess(
+        self, inputs: Any, box=None, points=None, point_labels=None, mask=None, all_objects=False, **kwargs
+    ):
         if isinstance(inputs, dict):
             unknown = set(inputs) - {"image", *PROMPT_KEYS}
             if "image" not in inputs or unknown:
-                raise ValueError(f"a dict input needs an 'image' and optional {PROMPT_KEYS}; got keys {sorted(inputs)}.")
+                raise ValueError(
+                    f"a dict input needs an 'image' and optional {PROMPT_KEYS}; got keys {sorted(inputs)}."
+                )
             box, points = inputs.get("box", box), inputs.get("points", points)
             point_labels, mask = inputs.get("point_labels", point_labels), inputs.get("mask", mask)
             inputs = inputs["image"]
@@ -59,35 +71,75 @@ class RveRNetImageClassificationPipeline(Pipeline):
             points = [points]  # one click
         if point_labels is None and points is not None:
             point_labels = [1] * len(points)
-        prompt = "mask" if mask is not None else "box" if box is not None else "points" if points is not None else "automatic"
+        prompt = (
+            "mask"
+            if mask is not None
+            else "box"
+            if box is not None
+            else "points"
+            if points is not None
+            else "automatic"
+        )
         if mask is not None and (box is not None or points is not None):
             raise ValueError("give one prompt per image: a mask, a box, or points.")
-        features = self.image_processor(
-            images=[inputs], roi_masks=[mask], input_boxes=[box], input_points=[points],
-            input_labels=[point_labels], return_tensors="pt", return_roi_masks=True,
-        )  # fmt: skip
-        used = np.asarray(features["roi_masks"][0], dtype=bool)
-        return {
-            "roi_pixel_values": features["roi_pixel_values"][:1].to(self.dtype),
-            "context_pixel_values": features["context_pixel_values"][:1].to(self.dtype),
-            "roi_mask": used,
-            "prompt": prompt,
-        }
+        if all_objects:
+            if prompt != "automatic":
+                raise ValueError(
+                    f"`all_objects=True` finds every object itself: the `{prompt}` prompt cannot be given with it."
+                )
+            features = self.image_processor(
+                images=[inputs], all_objects=True, return_tensors="pt", return_roi_masks=True
+            )
+            prompt = "all_objects"
+        else:
+            features = self.image_processor(
+                images=[inputs], roi_masks=[mask], input_boxes=[box], input_points=[points],
+                input_labels=[point_labels], return_tensors="pt", return_roi_masks=True,
+            )  # fmt: skip
+            features["roi_masks"] = features["roi_masks"][:1]
+        count = len(features["roi_masks"])
+        for k in range(count):  # one chunk per ROI
+            chunk = {
+                "roi_pixel_values": features["roi_pixel_values"][k : k + 1].to(self.dtype),
+                "context_pixel_values": features["context_pixel_values"][k : k + 1].to(self.dtype),
+                "roi_mask": np.asarray(features["roi_masks"][k], dtype=bool),
+                "prompt": prompt,
+                "is_last": k == count - 1,
+            }
+            if all_objects:
+                chunk["roi_box"] = features["roi_boxes"][k : k + 1]
+            yield chunk
 
     def _forward(self, model_inputs):
         outputs = self.model(
-            roi_pixel_values=model_inputs["roi_pixel_values"], context_pixel_values=model_inputs["context_pixel_values"]
+            roi_pixel_values=model_inputs["roi_pixel_values"],
+            context_pixel_values=model_inputs["context_pixel_values"],
         )
-        return {"logits": outputs.logits, "roi_mask": model_inputs["roi_mask"], "prompt": model_inputs["prompt"]}
+        return {"logits": outputs.logits, **{k: v for k, v in model_inputs.items() if not k.endswith("pixel_values")}}
 
-    def postprocess(self, model_outputs, top_k: int = 5):
-        logits = model_outputs["logits"]
+    def _labels(self, logits: torch.Tensor, top_k: int) -> list[dict]:
         logits = logits[0] if logits.ndim == 2 else logits
         scores = torch.softmax(logits.float(), dim=-1)
-        top_k = min(int(top_k), scores.numel())
-        values, indices = scores.topk(top_k)
-        labels = [{"label": self.model.config.id2label[int(i)], "score": float(v)} for v, i in zip(values, indices)]
-        mask = np.asarray(model_outputs["roi_mask"])
-        prompt = model_outputs["prompt"]
-        return {"labels": labels, "mask": mask.reshape(mask.shape[-2:]),
-                "prompt": prompt[0] if isinstance(prompt, list) else prompt}  # fmt: skip
+        values, indices = scores.topk(min(int(top_k), scores.numel()))
+        return [{"label": self.model.config.id2label[int(i)], "score": float(v)} for v, i in zip(values, indices)]
+
+    @staticmethod
+    def _one(value):
+        """A chunk's entry as the chunk saw it (batching wraps non-tensor entries in a list of one)."""
+        return value[0] if isinstance(value, list) else value
+
+    def postprocess(self, model_outputs, top_k: int = 5):
+        chunks = model_outputs if isinstance(model_outputs, list) else [model_outputs]
+        if self._one(chunks[0]["prompt"]) == "all_objects":  # every object of one photo
+            return [
+                {
+                    "box": [int(v) for v in chunk["roi_box"].reshape(-1)],
+                    "mask": np.asarray(self._one(chunk["roi_mask"])).reshape(self._one(chunk["roi_mask"]).shape[-2:]),
+                    "labels": self._labels(chunk["logits"], top_k),
+                }
+                for chunk in chunks
+            ]
+        chunk = chunks[0]
+        mask = np.asarray(self._one(chunk["roi_mask"]))
+        return {"labels": self._labels(chunk["logits"], top_k), "mask": mask.reshape(mask.shape[-2:]),
+                "prompt": self._one(chunk["prompt"])}  # fmt: skip

@@ -466,6 +466,77 @@ def automatic_mask(
     return center_mask(embedding.original_size, settings.fallback_fraction)
 
 
+@dataclass
+class AllObjectsSettings:
+    """Every object of a photo (`all_objects=True`): see `RveRNetImageProcessor`'s `all_objects_*` settings. The
+    filter defaults are those of SAM's automatic mask generator (predicted IoU 0.88, stability 0.95 with offset 1,
+    NMS 0.7), not tuned here: no real segmenter weights are available to this project's test machines."""
+
+    points_per_side: int = 16
+    points_per_batch: int = 64
+    pred_iou_threshold: float = 0.88
+    stability_threshold: float = 0.95
+    stability_offset: float = 1.0
+    nms_threshold: float = 0.7
+    min_area: float = 0.001
+    max_area: float = 0.95
+    max_regions: int = 32
+
+
+def _nms_by_mask_iou(masks: torch.Tensor, scores: torch.Tensor, threshold: float, limit: int) -> list[int]:
+    """Greedy non-maximum suppression on mask IoU (objects that overlap keep their own masks unless nearly the same
+    region). `masks` (k, h, w) bool; returns kept indices, best first, at most `limit`."""
+    if masks.shape[-1] > 64:  # IoU on a coarser grid: cheap, and enough to tell regions apart
+        factor = math.ceil(masks.shape[-1] / 64)
+        masks = torch.nn.functional.max_pool2d(masks[:, None].float(), factor, ceil_mode=True)[:, 0] > 0
+    flat = masks.flatten(1).float()
+    intersection = flat @ flat.T
+    areas = flat.sum(dim=1)
+    iou = intersection / (areas[:, None] + areas[None, :] - intersection).clamp(min=1)
+    kept: list[int] = []
+    for index in scores.argsort(descending=True).tolist():
+        if all(float(iou[index, other]) <= threshold for other in kept):
+            kept.append(index)
+            if len(kept) == limit:
+                break
+    return kept
+
+
+def all_object_masks(
+    segmenter: Segmenter, embedding: ImageEmbedding, threshold: float, settings: AllObjectsSettings
+) -> list[np.ndarray]:
+    """Every object: the segmenter prompted with each point of a square grid (`points_per_batch` points per decoder
+    call, one image embedding), each point's three candidates filtered by predicted IoU, stability (IoU of the mask
+    thresholded at `threshold +- stability_offset`) and area, then non-maximum suppression on mask IoU, best
+    predicted IoU first, at most `max_regions`. Returns bool masks at the photo's size (possibly none)."""
+    n = settings.points_per_side
+    height, width = embedding.original_size
+    grid = [((i + 0.5) * width / n, (j + 0.5) * height / n) for j in range(n) for i in range(n)]
+    kept_logits, kept_scores = [], []
+    for start in range(0, len(grid), settings.points_per_batch):
+        prompts = [
+            (np.asarray([p]), np.ones(1, dtype=np.int64)) for p in grid[start : start + settings.points_per_batch]
+        ]
+        low_res, scores = segmenter.decode(embedding, points=prompts)
+        low_res, scores = low_res.flatten(0, 1), scores.flatten()  # (k*3, h, w), (k*3,)
+        cropped = segmenter.unpadded_low_res(low_res, embedding)
+        strict = (cropped > threshold + settings.stability_offset).flatten(1).sum(1)
+        loose = (cropped > threshold - settings.stability_offset).flatten(1).sum(1)
+        stability = strict / loose.clamp(min=1)
+        area = (cropped > threshold).flatten(1).float().mean(1)
+        keep = (scores >= settings.pred_iou_threshold) & (stability >= settings.stability_threshold)
+        keep &= (area >= settings.min_area) & (area <= settings.max_area)
+        kept_logits.append(low_res[keep])
+        kept_scores.append(scores[keep])
+    logits, scores = torch.cat(kept_logits), torch.cat(kept_scores)
+    if logits.shape[0] == 0:
+        return []
+    cropped = segmenter.unpadded_low_res(logits, embedding) > threshold
+    chosen = _nms_by_mask_iou(cropped, scores, settings.nms_threshold, settings.max_regions)
+    masks = segmenter.to_original(logits[chosen], embedding, threshold)
+    return [mask for mask in masks if mask.any() and not mask.all()]
+
+
 def segment(
     segmenter: Segmenter,
     images: list[np.ndarray],
@@ -473,8 +544,10 @@ def segment(
     batch_size: int,
     threshold: float,
     auto_roi: AutoRoiSettings,
+    all_objects: AllObjectsSettings | None = None,
 ) -> list[list[np.ndarray]]:
-    """Masks for images that need the segmenter. `requests[i]` holds `points`, `boxes` or `auto` for image i.
+    """Masks for images that need the segmenter. `requests[i]` holds `points`, `boxes`, `auto` or `all` (every
+    object) for image i. An image where no object passes the filters gets its automatic ROI, with a warning.
 
     The image encoder runs once per image, `batch_size` images per forward pass; all prompts of an image share its
     embedding in one decoder call. Returns, per request, a list of bool masks at the original size.
@@ -484,7 +557,14 @@ def segment(
         embeddings = segmenter.embed(images[start : start + batch_size])
         for offset, embedding in enumerate(embeddings):
             request = requests[start + offset]
-            if request.get("auto"):
+            if request.get("all"):
+                masks = all_object_masks(segmenter, embedding, threshold, all_objects or AllObjectsSettings())
+                if not masks:
+                    index = request.get("index", start + offset)
+                    logger.warning(f"No object of image {index} passed the every-object filters; using its automatic ROI.")
+                    masks = [automatic_mask(segmenter, embedding, threshold, auto_roi)]
+                results.append(masks)
+            elif request.get("auto"):
                 results.append([automatic_mask(segmenter, embedding, threshold, auto_roi)])
             else:
                 results.append(prompted_masks(segmenter, embedding, request, threshold))
@@ -492,6 +572,7 @@ def segment(
 
 
 __all__ = [
+    "AllObjectsSettings",
     "AutoRoiSettings",
     "DEFAULT_SEGMENTER",
     "FAMILY_NAMES",
