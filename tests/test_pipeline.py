@@ -195,3 +195,51 @@ def test_prompted_pipeline_labels_every_object(saved_model):
             assert abs(a["labels"][0]["score"] - b["labels"][0]["score"]) < 1e-5
     with pytest.raises(ValueError, match="the `box` prompt cannot be given with it"):
         classifier(photo(), all_objects=True, box=[1, 1, 10, 10])
+
+
+def test_predict_cli_all_objects_table_json_and_picture(saved_model, tmp_path, capsys):
+    import shutil
+
+    from PIL import Image
+
+    folder = tmp_path / "model"
+    shutil.copytree(saved_model, folder)
+    saved = RveRNetImageProcessor.from_pretrained(folder)
+    relaxed = {"all_objects_points_per_side": 3, "all_objects_pred_iou_threshold": -10.0,
+               "all_objects_stability_threshold": 0.0, "all_objects_min_area": 0.0}  # fmt: skip
+    RveRNetImageProcessor(**{**saved.to_dict(), **relaxed}).save_pretrained(folder)
+    image = np.random.default_rng(3).integers(0, 255, (60, 120, 3)).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "plate.png")
+    args = ["predict", str(tmp_path / "plate.png"), "--model", str(folder), "--all-objects", "--top-k", "1"]
+    assert cli_main([*args, "--json", "--save-viz", str(tmp_path / "objects.png")]) == 0
+    printed = json.loads(capsys.readouterr().out)[0]
+    assert printed["prompt"] == "all_objects" and len(printed["objects"]) >= 2
+    for found in printed["objects"]:
+        x0, y0, x1, y1 = found["box"]
+        assert 0 <= x0 < x1 <= 120 and 0 <= y0 < y1 <= 60 and found["roi_pixels"] > 0 and len(found["labels"]) == 1
+    with Image.open(tmp_path / "objects.png") as picture:
+        assert picture.size == (120, 60)  # the photo itself, regions drawn on it
+        assert np.abs(np.asarray(picture, dtype=int) - image).max() > 0
+    assert cli_main(args) == 0
+    table = capsys.readouterr().out
+    assert f"{len(printed['objects'])} objects" in table and "box (x0, y0, x1, y1)" in table
+    with pytest.raises(SystemExit, match="--all-objects finds every object itself"):
+        cli_main([*args, "--box", "1,2,30,40"])
+
+
+def test_plain_pipeline_says_it_classifies_one_automatic_roi(saved_model, caplog):
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    from rvernet_hf import image_processing_rvernet
+
+    image_processing_rvernet.logger.warning_once.cache_clear()
+    classifier = pipeline("image-classification", model=str(saved_model))
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING):
+            classifier(photo(), top_k=1)
+    finally:
+        hf_logging.disable_propagation()
+    assert "ONE automatic ROI" in caplog.text and "all_objects=True" in caplog.text

@@ -95,7 +95,7 @@ def _predict(args: argparse.Namespace) -> int:
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     from .pipeline_rvernet import RveRNetImageClassificationPipeline
-    from .visualization import save_roi_visualization
+    from .visualization import save_objects_visualization, save_roi_visualization
 
     prompts = {}
     if args.point:
@@ -106,6 +106,8 @@ def _predict(args: argparse.Namespace) -> int:
         prompts["mask"] = args.mask
     if "mask" in prompts and len(prompts) > 1:
         raise SystemExit("give one prompt: --mask, or --box, or --point.")
+    if args.all_objects and prompts:
+        raise SystemExit("--all-objects finds every object itself: leave out --mask, --box and --point.")
     for image in args.images:
         if not Path(image).is_file():
             raise SystemExit(f"image {image} does not exist.")
@@ -116,19 +118,42 @@ def _predict(args: argparse.Namespace) -> int:
     classifier = RveRNetImageClassificationPipeline(model=model, image_processor=processor, device=args.device)
     results = []
     for index, image in enumerate(args.images):
-        prediction = classifier(image, top_k=args.top_k, **prompts)
-        results.append({"image": image, "prompt": prediction["prompt"], "labels": prediction["labels"],
-                        "roi_pixels": int(prediction["mask"].sum())})  # fmt: skip
+        target = None
         if args.save_viz:
             target = Path(args.save_viz)
             if len(args.images) > 1:
                 target = target.with_name(f"{target.stem}_{index}{target.suffix or '.png'}")
+        if args.all_objects:
+            objects = classifier(image, top_k=args.top_k, all_objects=True)
+            found_objects = [
+                {"box": found["box"], "roi_pixels": int(found["mask"].sum()), "labels": found["labels"]}
+                for found in objects
+            ]
+            results.append({"image": image, "prompt": "all_objects", "objects": found_objects})
+            if target is not None:
+                save_objects_visualization(image, objects, target, background=processor.pad_value)
+                results[-1]["visualization"] = str(target)
+            continue
+        prediction = classifier(image, top_k=args.top_k, **prompts)
+        results.append({"image": image, "prompt": prediction["prompt"], "labels": prediction["labels"],
+                        "roi_pixels": int(prediction["mask"].sum())})  # fmt: skip
+        if target is not None:
             save_roi_visualization(image, prediction["mask"], processor, target, labels=prediction["labels"])
             results[-1]["visualization"] = str(target)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for result in results:
+            if "objects" in result:
+                print(f"{result['image']}: {len(result['objects'])} objects")
+                print(f"  {'#':>3}  {'box (x0, y0, x1, y1)':<24} {'pixels':>8}  {'score':>5}  label")
+                for k, found in enumerate(result["objects"], 1):
+                    best = found["labels"][0]
+                    box = ", ".join(str(v) for v in found["box"])
+                    print(f"  {k:>3}  {box:<24} {found['roi_pixels']:>8}  {best['score']:.3f}  {best['label']}")
+                if "visualization" in result:
+                    print(f"  picture: {result['visualization']}")
+                continue
             print(f"{result['image']} ({result['prompt']} ROI, {result['roi_pixels']} px)")
             for entry in result["labels"]:
                 print(f"  {entry['score']:.3f}  {entry['label']}")
@@ -180,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--dry_run_dir", help="upload nothing: write the exact folder that would be uploaded here")
     push.set_defaults(func=_push)
 
-    predict = subparsers.add_parser("predict", help="classify images with a saved model (box, click, mask or automatic ROI)")
+    predict = subparsers.add_parser(
+        "predict", help="classify images with a saved model (box, click, mask or automatic ROI)"
+    )
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--model", required=True, help="a saved RveRNet folder or Hub id")
     predict.add_argument("--revision", help="Hub revision")
@@ -190,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", "--top_k", dest="top_k", type=int, default=5, help="labels to show")
     predict.add_argument("--save-viz", "--save_viz", dest="save_viz", metavar="OUT.png",
                          help="write the ROI outline, both cut-outs and the top-k bars (one file per image)")  # fmt: skip
+    predict.add_argument(
+        "--all-objects",
+        "--all_objects",
+        dest="all_objects",
+        action="store_true",
+        help="label every object of each photo (a table; with --save-viz every region outlined)",
+    )
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("--sam_model", help="SAM checkpoint for box/click/automatic ROIs (default: the processor's)")
     predict.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")

@@ -745,6 +745,14 @@ class RveRNetImageProcessor(BaseImageProcessor):
             arrays.append(array)
             requests.append(request)
 
+        if any(request.get("auto") for request in requests):
+            # What the plain `pipeline("image-classification")` does with a photo: say so once, it is one label.
+            logger.warning_once(
+                "An image without a mask or prompt gets ONE automatic ROI (the segmenter's most salient object, "
+                f"auto_roi={self.auto_roi!r}), so it yields one label; pass `all_objects=True` to label every object, "
+                "or a box/points/mask to choose the object."
+            )
+
         # 2. Masks: given, or from SAM (one image-encoder pass per image), or the center box without SAM.
         masks_per_image: list[list[np.ndarray] | None] = [r.get("masks") for r in requests]
         for index, request in enumerate(requests):

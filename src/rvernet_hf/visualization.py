@@ -89,6 +89,59 @@ def save_roi_visualization(
     return path
 
 
+# Distinct colours for regions (tab10), cycled.
+REGION_COLOURS = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]
+
+
+def objects_visualization(image: Any, objects: list[dict], background: int = 125) -> Image.Image:
+    """The photo with every object (`{"box", "mask", "labels"}`, as the pipeline's `all_objects=True` returns them)
+    tinted and outlined in its own colour, numbered, with its top label and score written at its centroid."""
+    array = load_image(image, background=background).astype(np.float32)
+    width = max(1, min(array.shape[:2]) // 150)
+    edges = []
+    for k, found in enumerate(objects):
+        colour = np.array(REGION_COLOURS[k % len(REGION_COLOURS)], dtype=np.float32)
+        mask = np.asarray(found["mask"], dtype=bool)
+        array[mask] = 0.65 * array[mask] + 0.35 * colour
+        edges.append((_outline(mask, width), colour))
+    for edge, colour in edges:  # outlines on top of every tint
+        array[edge] = colour
+    picture = Image.fromarray(array.round().clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    for k, found in enumerate(objects):
+        best = found["labels"][0] if found["labels"] else {"label": "?", "score": 0.0}
+        text = f"{k + 1}: {best['label']} {float(best['score']):.2f}"
+        rows, cols = np.nonzero(np.asarray(found["mask"], dtype=bool))
+        # the label sits at the object's centroid (inside the object for compact shapes), kept on the picture
+        left, top, right, bottom = draw.textbbox((0, 0), text)
+        x = int(np.clip(cols.mean() - (right - left) / 2, 0, max(0, picture.width - (right - left) - 2)))
+        y = int(np.clip(rows.mean() - (bottom - top) / 2, 0, max(0, picture.height - (bottom - top) - 2)))
+        left, top, right, bottom = draw.textbbox((x, y), text)
+        draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=REGION_COLOURS[k % len(REGION_COLOURS)])
+        draw.text((x, y), text, fill=(255, 255, 255))
+    return picture
+
+
+def save_objects_visualization(image: Any, objects: list[dict], path: str | os.PathLike, background: int = 125) -> str:
+    """Write `objects_visualization(...)` as a PNG, atomically."""
+    path = os.fspath(path)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    objects_visualization(image, objects, background).save(temporary, format="PNG")
+    os.replace(temporary, path)
+    return path
+
+
 def save_training_curves(log_history: list[dict], path: str | os.PathLike) -> str | None:
     """Training curves from `trainer.state.log_history`: the losses (total, task, distillation) per step on the left,
     the evaluation metrics per step on the right. Written atomically; returns None when nothing was logged."""
@@ -124,4 +177,3 @@ def save_training_curves(log_history: list[dict], path: str | os.PathLike) -> st
     plt.close(figure)
     os.replace(temporary, path)
     return path
-
