@@ -104,7 +104,7 @@ def main(argv=None):
     if needs_teacher and not (teacher / "model.safetensors").exists() and not args.table_only:
         train([*folders, *common, "--model_type", "single", "--model_name_or_path", "efficientnet-lite0-imagenet",
                "--num_train_epochs", str(args.teacher_epochs), "--learning_rate", "2e-3", "--warmup_steps", "20",
-               "--output_dir", str(teacher)])  # fmt: skip
+               "--output_dir", str(teacher), "--overwrite_output_dir"])  # fmt: skip
     test = load_split(data, "test")
 
     def evaluate(run_dir: Path) -> dict:
@@ -131,7 +131,7 @@ def main(argv=None):
                     continue
                 if not (run_dir / "train_results.json").exists():  # trained but not scored: only scored below
                     train([*folders, *student, *table[name], "--num_train_epochs", str(args.epochs), "--seed",
-                           str(seed), "--output_dir", str(run_dir)])  # fmt: skip
+                           str(seed), "--output_dir", str(run_dir), "--overwrite_output_dir"])  # fmt: skip
             scores.setdefault(name, []).append(evaluate(run_dir))
 
     def cell(runs, probe, metric):

@@ -183,3 +183,38 @@ def tiny_segmenter(family: str, seed: int = 0):
         vision_config=vision, prompt_encoder_config=prompt(prefix, size, patch), mask_decoder_config=decoder(prefix)
     )
     return getattr(T, f"{prefix}Model")(config).eval()
+
+
+def tiny_sam3():
+    """A tiny random SAM 3 (`Sam3Model`, text prompts) and its `Sam3Processor`, with a word-level tokenizer of a few
+    food words (no tokenizer can be downloaded here): 112 px, 32 wide, 10 queries."""
+    import tokenizers
+    import torch
+    import transformers as T
+
+    torch.manual_seed(0)
+    backbone = T.Sam3ViTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, image_size=112, patch_size=14
+    )
+    config = T.Sam3Config(
+        vision_config=T.Sam3VisionConfig(
+            backbone_config=backbone, backbone_feature_sizes=[[32, 32], [16, 16], [8, 8]], fpn_hidden_size=32
+        ),
+        text_config=T.CLIPTextConfig(
+            vocab_size=16, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+            max_position_embeddings=32, projection_dim=32,
+        ),
+        geometry_encoder_config=T.Sam3GeometryEncoderConfig(hidden_size=32, num_layers=1, num_attention_heads=2,
+                                                             intermediate_size=37),
+        detr_encoder_config=T.Sam3DETREncoderConfig(hidden_size=32, num_layers=1, num_attention_heads=2,
+                                                     intermediate_size=37),
+        detr_decoder_config=T.Sam3DETRDecoderConfig(hidden_size=32, num_layers=1, num_queries=10,
+                                                     num_attention_heads=2, intermediate_size=37),
+        mask_decoder_config=T.Sam3MaskDecoderConfig(hidden_size=32, num_attention_heads=2),
+    )  # fmt: skip
+    words = ["[PAD]", "[UNK]", "food", "sauce", "ketchup", "fries", "plate", "cup"]
+    backend = tokenizers.Tokenizer(tokenizers.models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tokenizer = T.PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]")
+    processor = T.Sam3Processor(image_processor=T.Sam3ImageProcessor(size={"height": 112, "width": 112}), tokenizer=tokenizer)
+    return T.Sam3Model(config).eval(), processor

@@ -216,13 +216,18 @@ def test_all_objects_with_nothing_found_uses_the_automatic_roi_and_warns(caplog)
 
     model = tiny_segmenter("sam")
     processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=model, all_objects_pred_iou_threshold=99.0)
+    decoder_calls = count_calls(model.mask_decoder)
     hf_logging.enable_propagation()
     try:
         with caplog.at_level(logging.WARNING):
-            batch = processor(skimage_data.coffee()[::8, ::8], all_objects=True)
+            batch = processor(skimage_data.coffee()[::8, ::8], all_objects=True, return_roi_masks=True)
     finally:
         hf_logging.disable_propagation()
     assert batch["roi_pixel_values"].shape[0] == 1 and "No object of image 0 passed" in caplog.text
+    # the automatic ROI is chosen among the grid's own candidates: 16 x 16 points / 64 per call, nothing more
+    assert len(decoder_calls) == 4
+    mask = batch["roi_masks"][0]
+    assert mask.any() and not mask.all()
 
 
 @pytest.mark.parametrize(
@@ -242,3 +247,56 @@ def test_all_objects_bad_arguments_are_refused_before_any_forward_pass(arguments
     with pytest.raises(ValueError, match=message):
         processor(skimage_data.coffee()[::16, ::16], **arguments)
     assert encoder_calls == []
+
+
+# ---------------------------------------------------------------- a concept as text (SAM 3)
+
+
+def test_text_prompt_gives_one_sample_per_instance_with_sam3():
+    from conftest import tiny_sam3
+
+    model, sam3_processor = tiny_sam3()
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, text_score_threshold=0.0)
+    processor.set_sam_model(model, sam3_processor)
+    vision_calls = count_calls(model.vision_encoder)
+    images = [skimage_data.coffee()[::8, ::8], skimage_data.chelsea()[::8, ::8]]
+    batch = processor(images, text="food", return_roi_masks=True)
+    assert vision_calls == [2]  # both photos in one forward pass
+    found = batch["roi_image_index"].tolist()
+    assert sorted(set(found)) == [0, 1] and len(found) >= 2
+    for mask, index in zip(batch["roi_masks"], found):
+        assert mask.shape == images[index].shape[:2] and mask.any() and not mask.all()
+    # the same through the processor's own post-processing: our masks are SAM 3's instances
+    inputs = sam3_processor(images=[Image.fromarray(images[0])], text=["food"], return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(pixel_values=inputs["pixel_values"], input_ids=inputs["input_ids"],
+                        attention_mask=inputs["attention_mask"])  # fmt: skip
+    expected = sam3_processor.post_process_instance_segmentation(
+        outputs, threshold=0.0, mask_threshold=0.5, target_sizes=[images[0].shape[:2]]
+    )[0]["masks"]
+    ours = [m for m, i in zip(batch["roi_masks"], found) if i == 0]
+    kept = [np.asarray(m, dtype=bool) for m in expected if m.any() and not m.all()]
+    assert len(ours) == len(kept) and all(np.array_equal(a, b) for a, b in zip(ours, kept))
+
+
+def test_text_is_refused_by_a_box_and_click_segmenter_and_boxes_by_sam3():
+    from conftest import tiny_sam3
+
+    model = tiny_segmenter("sam2")
+    encoder_calls = count_calls(model.vision_encoder)
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=model)
+    image = skimage_data.coffee()[::8, ::8]
+    with pytest.raises(ValueError, match=r"`text` needs a text-prompted segmenter \(SAM 3.*'sam2' model"):
+        processor(image, text="food")
+    assert encoder_calls == []
+    with pytest.raises(ValueError, match="`input_boxes` cannot be given with it"):
+        processor(image, text="food", input_boxes=[1, 1, 20, 20])
+    with pytest.raises(ValueError, match="must be a non-empty string"):
+        processor([image, image], text=["food", ""])
+    sam3, sam3_processor = tiny_sam3()
+    text_processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
+    text_processor.set_sam_model(sam3, sam3_processor)
+    with pytest.raises(ValueError, match=r"SAM 3 \(text prompts\): give `text=`"):
+        text_processor(image, input_boxes=[1, 1, 20, 20])
+    with pytest.raises(ValueError, match="needs its `Sam3Processor`"):
+        RveRNetImageProcessor().set_sam_model(sam3)

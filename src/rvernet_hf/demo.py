@@ -80,7 +80,10 @@ def run_demo(argv: list[str] | None = None) -> dict:
     ambiguous = ",".join(info["ambiguous_labels"])
     step("generate data")
 
-    common = _args(report_to="none", seed=args.seed, per_device_train_batch_size=args.batch_size,
+    for previous in (root / "rvernet",) if args.skip_teacher else (root / "teacher", root / "rvernet"):
+        if any(previous.glob("*.safetensors")):
+            print(f"[demo] replacing the previous demo run in {previous} (--overwrite_output_dir)", flush=True)
+    common = _args(report_to="none", seed=args.seed, per_device_train_batch_size=args.batch_size, overwrite_output_dir=True,
                    per_device_eval_batch_size=64, logging_steps=10, save_strategy="no", eval_strategy="epoch",
                    do_train=True, do_eval=True, dataloader_num_workers=0, ambiguous_labels=ambiguous, bf16=args.bf16,
                    disable_tqdm="true")  # fmt: skip

@@ -11,6 +11,7 @@ normalisation), the student sees the two cut-outs: the teacher's input is passed
 
 import math
 import os
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer, TrainingArguments
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from transformers.utils import logging
 
 from .data import TEACHER_INPUTS, FullImagePreprocessor
+from .run_folder import STAGING_DIR, find_resumable_checkpoint
 from .teachers import load_classifier
 
 
@@ -38,6 +42,11 @@ class DistillationTrainingArguments(TrainingArguments):
     `Trainer` would otherwise drop because the model's `forward` does not name them.
     """
 
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start over in an --output_dir that holds an earlier run: its checkpoints and model are "
+                          "deleted first. Without it (or --resume_from_checkpoint True) such a folder is refused."},
+    )  # fmt: skip
     distillation_type: str = field(
         default="none",
         metadata={"help": "none: plain cross-entropy. soft: (1-a)*CE + a*T^2*KL(teacher/T || student/T). "
@@ -323,6 +332,55 @@ class RveRNetDistillationTrainer(Trainer):
             outputs["loss"] = loss
             return loss, outputs
         return loss
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
+        """As `Trainer.train`; `resume_from_checkpoint=True` takes the newest COMPLETE checkpoint of `output_dir`
+        (an incomplete one is skipped, named in a warning), where Trainer would take the newest folder."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = find_resumable_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No complete checkpoint to resume from in {self.args.output_dir}.")
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Write the checkpoint under `<output_dir>/.incomplete/` and rename it into place once every process has
+        written its part, so that a `checkpoint-N` folder is always complete: a kill or a full disk while saving
+        leaves only the staging copy, which resume skips (naming it). With `push_to_hub` (uploads read the folder
+        in the background) Trainer's own path is kept."""
+        if self.args.push_to_hub:
+            return super()._save_checkpoint(model, trial)
+        run_dir = self._get_output_dir(trial=trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging = os.path.join(run_dir, STAGING_DIR)
+        if self.args.should_save:  # a leftover of a run killed at this very step
+            shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self._get_output_dir = lambda trial=None: staging  # Trainer writes (and rotates) inside the staging folder
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            del self._get_output_dir
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            final = os.path.join(run_dir, name)
+            if os.path.isdir(final):  # the same step saved twice (e.g. at the end of training)
+                shutil.rmtree(final)
+            os.replace(os.path.join(staging, name), final)
+            if not os.listdir(staging):
+                os.rmdir(staging)
+            best = self.state.best_model_checkpoint
+            if best and os.path.dirname(os.path.abspath(best)) == os.path.abspath(staging):
+                self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(best))
+                state_file = os.path.join(final, TRAINER_STATE_NAME)
+                self.state.save_to_json(state_file + ".tmp")
+                os.replace(state_file + ".tmp", state_file)
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )
+        self.accelerator.wait_for_everyone()
 
     # transformers 5 saves some models (DeiT, ViT, ...) under their legacy key names and renames them back inside
     # `from_pretrained`; Trainer's resume and best-model reload read the raw state dict, so every tower weight would

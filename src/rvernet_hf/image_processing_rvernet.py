@@ -33,9 +33,11 @@ from transformers.utils import logging
 
 from .segmentation_rvernet import (
     DEFAULT_SEGMENTER,
+    TEXT_FAMILIES,
     AllObjectsSettings,
     AutoRoiSettings,
     Segmenter,
+    TextSegmenter,
     center_mask,
     check_prompts_inside,
     load_segmenter,
@@ -43,6 +45,7 @@ from .segmentation_rvernet import (
     normalize_point_prompts,
     per_image,
     segment,
+    segment_text,
     unwrap_single_image_prompts,
 )
 
@@ -90,6 +93,8 @@ _SETTING_TYPES = {
     "all_objects_min_area": float,
     "all_objects_max_area": float,
     "all_objects_max_regions": int,
+    "text_score_threshold": float,
+    "text_mask_threshold": float,
 }
 SETTINGS = tuple(_SETTING_TYPES)
 _SETTING_DEFAULTS = {
@@ -450,6 +455,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
         all_objects_min_area: float = 0.001,
         all_objects_max_area: float = 0.95,
         all_objects_max_regions: int = 32,
+        text_score_threshold: float = 0.3,
+        text_mask_threshold: float = 0.5,
         do_convert_rgb: bool = True,
         sam_model: Any = None,
         **kwargs,
@@ -487,6 +494,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
             all_objects_min_area=all_objects_min_area,
             all_objects_max_area=all_objects_max_area,
             all_objects_max_regions=all_objects_max_regions,
+            text_score_threshold=text_score_threshold,
+            text_mask_threshold=text_mask_threshold,
         )
         self._sam = None  # a SAM the caller gave (set_sam_model), never serialised
         if sam_model is not None:
@@ -597,9 +606,13 @@ class RveRNetImageProcessor(BaseImageProcessor):
     def set_sam_model(self, sam_model: Any, sam_image_processor: Any = None) -> None:
         """Use an already-built promptable segmenter (any family of `segmentation_rvernet.SEGMENTER_FAMILIES`, for
         example a tiny random one in tests) instead of loading `sam_model_name_or_path`; refused if it is not one."""
-        self._sam = Segmenter(sam_model, sam_image_processor)
+        model_type = getattr(getattr(sam_model, "config", None), "model_type", None)
+        if model_type in TEXT_FAMILIES:  # SAM 3: `sam_image_processor` is its Sam3Processor (with the tokenizer)
+            self._sam = TextSegmenter(sam_model, sam_image_processor)
+        else:
+            self._sam = Segmenter(sam_model, sam_image_processor)
 
-    def get_segmenter(self) -> Segmenter:
+    def get_segmenter(self) -> Segmenter | TextSegmenter:
         """The segmenter: the one given with `sam_model`, else `sam_model_name_or_path` loaded on first use (on
         `sam_device`, in `sam_dtype`) through `AutoModelForMaskGeneration` and shared across the process."""
         if self._sam is not None:
@@ -674,6 +687,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
         input_boxes: Any = None,
         input_data_format: str | None = None,
         all_objects: bool = False,
+        text: str | list[str] | None = None,
         **settings: Any,
     ) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
         """Read the images and find each one's ROI masks (given, from SAM prompts, or automatic); no cut-outs.
@@ -683,10 +697,16 @@ class RveRNetImageProcessor(BaseImageProcessor):
         """
         if settings:
             return self._for_call(settings).compute_roi_masks(
-                images, roi_masks, input_points, input_labels, input_boxes, input_data_format, all_objects
+                images, roi_masks, input_points, input_labels, input_boxes, input_data_format, all_objects, text
             )
         if not isinstance(all_objects, bool):
             raise ValueError(f"`all_objects` must be True or False, got {all_objects!r}.")
+        if text is not None:
+            given = {"roi_masks": roi_masks, "input_points": input_points, "input_boxes": input_boxes}
+            given["all_objects"] = all_objects or None
+            for name, value in given.items():
+                if value is not None:
+                    raise ValueError(f"`text` names the objects itself: `{name}` cannot be given with it.")
         if all_objects:
             prompts = {
                 "roi_masks": roi_masks,
@@ -713,6 +733,12 @@ class RveRNetImageProcessor(BaseImageProcessor):
         points_in = per_image(input_points, count, "input_points", batched)
         labels_in = per_image(input_labels, count, "input_labels", batched)
         boxes_in = per_image(input_boxes, count, "input_boxes", batched)
+        texts_in = [text] * count if isinstance(text, str) or text is None else per_image(text, count, "text", batched)
+        for index, value in enumerate(texts_in):
+            if text is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(
+                    f"`text` of image {index} must be a non-empty string (a concept, e.g. 'food'), got {value!r}."
+                )
 
         # 1. Read and check everything before any heavy work.
         arrays, requests = [], []
@@ -739,6 +765,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
                         f"image {index} has {len(request['boxes'])} boxes and {len(request['points'])} point groups: "
                         "given together, each box pairs with one point group."
                     )
+                if texts_in[index] is not None:
+                    request["text"] = texts_in[index]
                 if not request:
                     request["all" if all_objects else "auto"] = True
             request["index"] = index
@@ -760,6 +788,34 @@ class RveRNetImageProcessor(BaseImageProcessor):
                 masks_per_image[index] = [center_mask(arrays[index].shape[:2], self.auto_roi_fallback_fraction)]
         need_sam = [i for i, m in enumerate(masks_per_image) if m is None]
         if need_sam:
+            segmenter = self.get_segmenter()
+            takes_text = isinstance(segmenter, TextSegmenter)
+            if text is not None and not takes_text:
+                raise ValueError(
+                    f"`text` needs a text-prompted segmenter (SAM 3, model_type 'sam3'), but the segmenter "
+                    f"({self.sam_model_name_or_path if self._sam is None else type(segmenter.model).__name__}) is a "
+                    f"{segmenter.model_type!r} model, which takes boxes and clicks. Set `sam_model_name_or_path` to a "
+                    "SAM 3 checkpoint (e.g. facebook/sam3)."
+                )
+            if text is None and takes_text:
+                raise ValueError(
+                    "The segmenter is SAM 3 (text prompts): give `text=` (a concept such as 'food'), or use a "
+                    "box/click segmenter (SAM, SAM 2, or SAM 3's tracker checkpoint) for boxes, clicks and automatic ROIs."
+                )
+        if need_sam and text is not None:
+            text_results = segment_text(
+                segmenter,
+                [arrays[i] for i in need_sam],
+                [requests[i] for i in need_sam],
+                batch_size=self.sam_batch_size,
+                score_threshold=self.text_score_threshold,
+                mask_threshold=self.text_mask_threshold,
+                fallback_fraction=self.auto_roi_fallback_fraction,
+            )
+            for index, masks in zip(need_sam, text_results):
+                masks_per_image[index] = masks
+            need_sam = []
+        if need_sam:
             auto_roi = AutoRoiSettings(
                 points_per_side=self.auto_roi_points_per_side,
                 min_area=self.auto_roi_min_area,
@@ -768,7 +824,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
                 fallback_fraction=self.auto_roi_fallback_fraction,
             )
             sam_results = segment(
-                self.get_segmenter(),
+                segmenter,
                 [arrays[i] for i in need_sam],
                 [requests[i] for i in need_sam],
                 batch_size=self.sam_batch_size,
@@ -803,6 +859,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
         input_data_format: str | None = None,
         device: str | torch.device | None = None,
         all_objects: bool = False,
+        text: str | list[str] | None = None,
         **settings: Any,
     ) -> BatchFeature:
         r"""
@@ -826,6 +883,12 @@ class RveRNetImageProcessor(BaseImageProcessor):
                 (overlapping objects keep theirs) and the rest of the photo as its context; the output then also has
                 `roi_boxes` (N, 4), each mask's extent `[x0, y0, x1, y1]` in pixels (x1, y1 exclusive). Cannot be
                 combined with masks or prompts.
+            text (`str` or `list[str]`, *optional*):
+                A concept ("food", "sauce"), for all images or one per image: every instance SAM 3 finds (score >=
+                `text_score_threshold`, mask probability >= `text_mask_threshold`: SAM 3's defaults 0.3 and 0.5)
+                becomes a sample. Needs a SAM 3 segmenter (`model_type` "sam3"); any other family refuses it, and SAM
+                3 refuses boxes and clicks (use its tracker checkpoint for those). An image where nothing is found
+                gets the central box, with a warning.
             input_data_format (`str` or `ChannelDimension`, *optional*):
                 `"channels_first"` (C, H, W) or `"channels_last"` (H, W, C) for numpy/torch images; inferred from the
                 shape when not given.
@@ -863,6 +926,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
                 input_data_format=input_data_format,
                 device=device,
                 all_objects=all_objects,
+                text=text,
             )
         arrays, masks_per_image = self.compute_roi_masks(
             images,
@@ -872,6 +936,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
             input_boxes=input_boxes,
             input_data_format=input_data_format,
             all_objects=all_objects,
+            text=text,
         )
 
         # 3. Cut-outs.

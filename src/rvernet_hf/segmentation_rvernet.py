@@ -44,7 +44,9 @@ SEGMENTER_FAMILIES = {
     "sam3_tracker": "sam2",
     "sam3_video": "sam2",
 }
-FAMILY_NAMES = "SAM (ViT-B/L/H, SlimSAM), SAM-HQ, SAM 2 / 2.1, EdgeTAM, SAM 3 tracker"
+FAMILY_NAMES = "SAM (ViT-B/L/H, SlimSAM), SAM-HQ, SAM 2 / 2.1, EdgeTAM, SAM 3 tracker; SAM 3 for text prompts"
+# Segmenters that take a text prompt (a concept: every instance of it becomes an ROI), model_type -> its class.
+TEXT_FAMILIES = {"sam3": "Sam3Model"}
 _PAD_LABEL = -10  # SAM's and SAM 2's "not a point" label, used to pad point groups of different lengths
 
 # One segmenter per (checkpoint, revision, device, dtype) per process, shared by every processor instance.
@@ -351,6 +353,49 @@ def resolve_device_and_dtype(device: str | None, dtype: str) -> tuple[torch.devi
     return resolved, getattr(torch, str(dtype).replace("torch.", ""))
 
 
+class TextSegmenter:
+    """SAM 3 (`Sam3Model` with its `Sam3Processor`: image processor + tokenizer): a text prompt (a concept, e.g.
+    "food") -> one mask per instance found, scored and filtered by the processor's own post-processing. It takes no
+    box or click prompts here (SAM 3's tracker does: load it as a `sam3_tracker` checkpoint)."""
+
+    takes_text = True
+
+    def __init__(self, model: Any, processor: Any = None, name: str | None = None):
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        if model_type not in TEXT_FAMILIES:
+            raise ValueError(f"{name or type(model).__name__} is not a text-prompted segmenter (SAM 3).")
+        if processor is None or getattr(processor, "tokenizer", None) is None:
+            raise ValueError(
+                f"{name or type(model).__name__} needs its `Sam3Processor` (image processor and tokenizer): pass it "
+                "as `sam_image_processor`, or load the checkpoint by name."
+            )
+        self.model, self.processor, self.model_type = model, processor, model_type
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def segment_text(
+        self, images: list[np.ndarray], texts: list[str], score_threshold: float, mask_threshold: float
+    ) -> list[list[np.ndarray]]:
+        """One forward pass for the images (each with its text): per image, the bool masks of the instances whose
+        score passes `score_threshold`, at the photo's size."""
+        inputs = self.processor(images=[Image.fromarray(image) for image in images], text=texts, return_tensors="pt")
+        original_sizes = [tuple(int(v) for v in size) for size in inputs["original_sizes"]]
+        dtype = next(self.model.parameters()).dtype
+        model_inputs = {
+            k: (v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device))
+            for k, v in inputs.items()
+            if isinstance(v, torch.Tensor) and k != "original_sizes"
+        }
+        outputs = self.model(**model_inputs)
+        results = self.processor.post_process_instance_segmentation(
+            outputs, threshold=score_threshold, mask_threshold=mask_threshold, target_sizes=original_sizes
+        )
+        return [[np.asarray(mask.cpu(), dtype=bool) for mask in result["masks"]] for result in results]
+
+
 def load_segmenter(name_or_path: str, revision: str | None = None, device: str | None = None, dtype: str = "auto"):
     """The segmenter of a checkpoint (Hub id or folder), loaded once per process per (checkpoint, revision, device,
     dtype) through `AutoModelForMaskGeneration`. A checkpoint of another kind is refused, naming it, before any
@@ -362,6 +407,14 @@ def load_segmenter(name_or_path: str, revision: str | None = None, device: str |
     with _SEGMENTER_CACHE_LOCK:
         if key not in _SEGMENTER_CACHE:
             config = transformers.AutoConfig.from_pretrained(name_or_path, revision=revision or "main")
+            if config.model_type in TEXT_FAMILIES:
+                model = getattr(transformers, TEXT_FAMILIES[config.model_type]).from_pretrained(
+                    name_or_path, revision=revision or "main", dtype=resolved_dtype
+                )
+                model = model.to(resolved_device).eval().requires_grad_(False)
+                processor = transformers.AutoProcessor.from_pretrained(name_or_path, revision=revision or "main")
+                _SEGMENTER_CACHE[key] = TextSegmenter(model, processor, name=name_or_path)
+                return _SEGMENTER_CACHE[key]
             if config.model_type not in SEGMENTER_FAMILIES:
                 raise ValueError(
                     f"sam_model_name_or_path={name_or_path!r} is a {config.model_type!r} checkpoint, not a promptable "
@@ -429,22 +482,26 @@ def prompted_masks(
     return chosen
 
 
-def automatic_mask(
-    segmenter: Segmenter, embedding: ImageEmbedding, threshold: float, settings: AutoRoiSettings
-) -> np.ndarray:
-    """The automatic ROI: the segmenter prompted with each point of a square grid (one decoder call); among the
-    candidates whose area is within [min_area, max_area] of the photo, the highest `predicted IoU - center_weight *
-    distance of its centroid from the centre` wins (ties: the earlier grid point); none usable: the central box."""
-    n = settings.points_per_side
-    height, width = embedding.original_size
-    grid = [((i + 0.5) * width / n, (j + 0.5) * height / n) for j in range(n) for i in range(n)]
-    prompts = [(np.asarray([point]), np.ones(1, dtype=np.int64)) for point in grid]
-    low_res, scores = segmenter.decode(embedding, points=prompts)
-    # Judge candidates on the low-resolution logits of the photo's area (no padding).
-    cropped = segmenter.unpadded_low_res(low_res, embedding)
-    crop_h, crop_w = cropped.shape[-2:]
-    candidates = cropped.flatten(0, 1) > threshold  # (k*3, h, w)
-    flat_scores = scores.flatten()
+def _grid(shape: tuple[int, int], n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One single-click prompt per point of an n x n grid over a photo of `shape` (H, W), row by row."""
+    height, width = shape
+    points = [((i + 0.5) * width / n, (j + 0.5) * height / n) for j in range(n) for i in range(n)]
+    return [(np.asarray([point]), np.ones(1, dtype=np.int64)) for point in points]
+
+
+def _automatic_ranking(
+    segmenter: Segmenter,
+    embedding: ImageEmbedding,
+    low_res: torch.Tensor,
+    scores: torch.Tensor,
+    threshold: float,
+    settings: AutoRoiSettings,
+) -> torch.Tensor:
+    """Per candidate (`low_res` (k, h, w), `scores` (k,)): `predicted IoU - center_weight * distance of its centroid
+    from the centre`, or -inf where its area is outside [min_area, max_area] of the photo (judged on the
+    low-resolution logits of the photo's area)."""
+    candidates = segmenter.unpadded_low_res(low_res, embedding) > threshold
+    crop_h, crop_w = candidates.shape[-2:]
     area = candidates.float().mean(dim=(-2, -1))
     ys = torch.linspace(0, 1, crop_h)[:, None].expand(crop_h, crop_w).to(candidates.device)
     xs = torch.linspace(0, 1, crop_w)[None, :].expand(crop_h, crop_w).to(candidates.device)
@@ -453,10 +510,20 @@ def automatic_mask(
     cx = (candidates * xs).sum(dim=(-2, -1)) / total
     distance = torch.sqrt((cx - 0.5) ** 2 + (cy - 0.5) ** 2) / math.sqrt(0.5)
     usable = (area >= settings.min_area) & (area <= settings.max_area)
-    ranking = torch.where(usable, flat_scores - settings.center_weight * distance, torch.tensor(-math.inf))
-    if bool(usable.any()):
-        best = int(ranking.argmax())  # argmax returns the first maximum: ties go to the earlier grid point
-        mask = segmenter.to_original(low_res.flatten(0, 1)[best : best + 1], embedding, threshold)[0]
+    unusable = torch.tensor(-math.inf, device=scores.device)
+    return torch.where(usable, scores - settings.center_weight * distance, unusable)
+
+
+def _automatic_or_center(
+    segmenter: Segmenter,
+    embedding: ImageEmbedding,
+    best_logits: torch.Tensor | None,
+    threshold: float,
+    settings: AutoRoiSettings,
+) -> np.ndarray:
+    """The chosen candidate at the photo's size, or (none usable) the central box, with a warning."""
+    if best_logits is not None:
+        mask = segmenter.to_original(best_logits[None], embedding, threshold)[0]
         if mask.any() and not mask.all():
             return mask
     logger.warning(
@@ -464,6 +531,20 @@ def automatic_mask(
         f"[{settings.min_area}, {settings.max_area}]); falling back to the central box."
     )
     return center_mask(embedding.original_size, settings.fallback_fraction)
+
+
+def automatic_mask(
+    segmenter: Segmenter, embedding: ImageEmbedding, threshold: float, settings: AutoRoiSettings
+) -> np.ndarray:
+    """The automatic ROI: the segmenter prompted with each point of a square grid (one decoder call); among the
+    candidates whose area is within [min_area, max_area] of the photo, the highest `predicted IoU - center_weight *
+    distance of its centroid from the centre` wins (ties: the earlier grid point); none usable: the central box."""
+    low_res, scores = segmenter.decode(embedding, points=_grid(embedding.original_size, settings.points_per_side))
+    low_res, scores = low_res.flatten(0, 1), scores.flatten()
+    ranking = _automatic_ranking(segmenter, embedding, low_res, scores, threshold, settings)
+    best = int(ranking.argmax())  # argmax returns the first maximum: ties go to the earlier grid point
+    best_logits = low_res[best] if torch.isfinite(ranking[best]) else None
+    return _automatic_or_center(segmenter, embedding, best_logits, threshold, settings)
 
 
 @dataclass
@@ -503,22 +584,29 @@ def _nms_by_mask_iou(masks: torch.Tensor, scores: torch.Tensor, threshold: float
 
 
 def all_object_masks(
-    segmenter: Segmenter, embedding: ImageEmbedding, threshold: float, settings: AllObjectsSettings
-) -> list[np.ndarray]:
+    segmenter: Segmenter,
+    embedding: ImageEmbedding,
+    threshold: float,
+    settings: AllObjectsSettings,
+    auto_roi: AutoRoiSettings | None = None,
+) -> tuple[list[np.ndarray], torch.Tensor | None]:
     """Every object: the segmenter prompted with each point of a square grid (`points_per_batch` points per decoder
     call, one image embedding), each point's three candidates filtered by predicted IoU, stability (IoU of the mask
     thresholded at `threshold +- stability_offset`) and area, then non-maximum suppression on mask IoU, best
-    predicted IoU first, at most `max_regions`. Returns bool masks at the photo's size (possibly none)."""
-    n = settings.points_per_side
-    height, width = embedding.original_size
-    grid = [((i + 0.5) * width / n, (j + 0.5) * height / n) for j in range(n) for i in range(n)]
+    predicted IoU first, at most `max_regions`. Returns the bool masks at the photo's size (possibly none) and the
+    low-resolution logits of the automatic ROI chosen among the same candidates (`auto_roi`'s rule; None when none is
+    usable), so that a photo where no object passes needs no second decoder pass."""
+    grid = _grid(embedding.original_size, settings.points_per_side)
+    auto_roi = auto_roi or AutoRoiSettings()
     kept_logits, kept_scores = [], []
+    best_rank, best_logits = -math.inf, None
     for start in range(0, len(grid), settings.points_per_batch):
-        prompts = [
-            (np.asarray([p]), np.ones(1, dtype=np.int64)) for p in grid[start : start + settings.points_per_batch]
-        ]
-        low_res, scores = segmenter.decode(embedding, points=prompts)
+        low_res, scores = segmenter.decode(embedding, points=grid[start : start + settings.points_per_batch])
         low_res, scores = low_res.flatten(0, 1), scores.flatten()  # (k*3, h, w), (k*3,)
+        ranking = _automatic_ranking(segmenter, embedding, low_res, scores, threshold, auto_roi)
+        index = int(ranking.argmax())
+        if float(ranking[index]) > best_rank:  # strictly better: ties go to the earlier grid point
+            best_rank, best_logits = float(ranking[index]), low_res[index].clone()
         cropped = segmenter.unpadded_low_res(low_res, embedding)
         strict = (cropped > threshold + settings.stability_offset).flatten(1).sum(1)
         loose = (cropped > threshold - settings.stability_offset).flatten(1).sum(1)
@@ -530,11 +618,38 @@ def all_object_masks(
         kept_scores.append(scores[keep])
     logits, scores = torch.cat(kept_logits), torch.cat(kept_scores)
     if logits.shape[0] == 0:
-        return []
+        return [], best_logits
     cropped = segmenter.unpadded_low_res(logits, embedding) > threshold
     chosen = _nms_by_mask_iou(cropped, scores, settings.nms_threshold, settings.max_regions)
     masks = segmenter.to_original(logits[chosen], embedding, threshold)
-    return [mask for mask in masks if mask.any() and not mask.all()]
+    return [mask for mask in masks if mask.any() and not mask.all()], best_logits
+
+
+def segment_text(
+    segmenter: "TextSegmenter",
+    images: list[np.ndarray],
+    requests: list[dict],
+    batch_size: int,
+    score_threshold: float,
+    mask_threshold: float,
+    fallback_fraction: float,
+) -> list[list[np.ndarray]]:
+    """Masks from a text prompt (`requests[i]["text"]`), `batch_size` images per forward pass; an image where no
+    instance passes gets the central box, with a warning (the ROI is never empty)."""
+    results: list[list[np.ndarray]] = []
+    for start in range(0, len(images), batch_size):
+        chunk, chunk_requests = images[start : start + batch_size], requests[start : start + batch_size]
+        found = segmenter.segment_text(chunk, [r["text"] for r in chunk_requests], score_threshold, mask_threshold)
+        for image, request, masks in zip(chunk, chunk_requests, found):
+            masks = [mask for mask in masks if mask.any() and not mask.all()]
+            if not masks:
+                logger.warning(
+                    f"No instance of {request['text']!r} found in image {request.get('index', start)} (score "
+                    f">= {score_threshold}); falling back to the central box."
+                )
+                masks = [center_mask(image.shape[:2], fallback_fraction)]
+            results.append(masks)
+    return results
 
 
 def segment(
@@ -558,11 +673,14 @@ def segment(
         for offset, embedding in enumerate(embeddings):
             request = requests[start + offset]
             if request.get("all"):
-                masks = all_object_masks(segmenter, embedding, threshold, all_objects or AllObjectsSettings())
-                if not masks:
+                settings = all_objects or AllObjectsSettings()
+                masks, automatic = all_object_masks(segmenter, embedding, threshold, settings, auto_roi)
+                if not masks:  # the automatic ROI among the grid's own candidates: no second decoder pass
                     index = request.get("index", start + offset)
-                    logger.warning(f"No object of image {index} passed the every-object filters; using its automatic ROI.")
-                    masks = [automatic_mask(segmenter, embedding, threshold, auto_roi)]
+                    logger.warning(
+                        f"No object of image {index} passed the every-object filters; using its automatic ROI."
+                    )
+                    masks = [_automatic_or_center(segmenter, embedding, automatic, threshold, auto_roi)]
                 results.append(masks)
             elif request.get("auto"):
                 results.append([automatic_mask(segmenter, embedding, threshold, auto_roi)])
@@ -579,6 +697,9 @@ __all__ = [
     "ImageEmbedding",
     "SEGMENTER_FAMILIES",
     "Segmenter",
+    "TEXT_FAMILIES",
+    "TextSegmenter",
     "load_segmenter",
     "segment",
+    "segment_text",
 ]

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import transformers
 from transformers import HfArgumentParser, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from .data import (
@@ -46,6 +45,7 @@ from .distillation import (
     compute_teacher_logits,
     load_teacher,
 )
+from .run_folder import OutputDirLock, check_output_dir, find_resumable_checkpoint, incomplete_reason
 
 
 logger = logging.get_logger(__name__)
@@ -420,12 +420,16 @@ def main(argv: list[str] | None = None) -> dict:
     return run(model_args, data_args, training_args, hub_args)
 
 
-def run(model_args: ModelArguments, data_args: DataArguments, training_args: DistillationTrainingArguments,
-        hub_args: HubArguments | None = None) -> dict:  # fmt: skip
-    from .hub import push_folder, verify_reload
-    from .metrics import ClassificationMetrics, resolve_label_ids, save_confusion_matrix
-    from .visualization import save_training_curves
-
+def run(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: DistillationTrainingArguments,
+    hub_args: HubArguments | None = None,
+) -> dict:
+    """Train and/or evaluate, then save, card and push (see the module docstring). Before any work a training run
+    claims its `output_dir`: an earlier run there is resumed (`--resume_from_checkpoint True`: the newest complete
+    checkpoint), replaced (`--overwrite_output_dir`) or refused, and a second run into the same folder is refused
+    while this one holds its lock."""
     hub_args = hub_args or HubArguments()
     std_logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
                             datefmt="%m/%d/%Y %H:%M:%S", handlers=[std_logging.StreamHandler(sys.stdout)])  # fmt: skip
@@ -443,11 +447,42 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Dis
     if push_wanted and not training_args.hub_model_id and hub_args.push_dry_run_dir is None:
         raise ValueError("--push_to_hub needs --hub_model_id (namespace/name).")
 
-    last_checkpoint = None
-    if training_args.do_train and os.path.isdir(training_args.output_dir):
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
-        if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
-            logger.info(f"Checkpoint found in {training_args.output_dir}: resume with --resume_from_checkpoint True.")
+    checkpoint, lock = claim_output_dir(training_args)
+    try:
+        return _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def claim_output_dir(training_args: DistillationTrainingArguments):
+    """(the checkpoint to resume from or None, the folder's lock or None), decided before any work (see `run`)."""
+    if not training_args.do_train:
+        return None, None
+    resume = training_args.resume_from_checkpoint
+    latest = resume in ("True", "true", True)
+    if resume and not latest:  # an explicit checkpoint folder
+        reason = incomplete_reason(resume) if os.path.isdir(resume) else "it does not exist"
+        if reason is not None:
+            raise ValueError(f"--resume_from_checkpoint {resume} cannot be resumed from: {reason}.")
+        checkpoint = resume
+    elif training_args.process_index == 0:
+        checkpoint = check_output_dir(training_args.output_dir, resume=latest, overwrite=training_args.overwrite_output_dir)
+    else:  # the other processes only read the folder (the main one deletes, with --overwrite_output_dir)
+        checkpoint = find_resumable_checkpoint(training_args.output_dir) if latest else None
+    lock = None
+    if training_args.process_index == 0:
+        lock = OutputDirLock(training_args.output_dir, command=" ".join(sys.argv)).acquire()
+    if checkpoint:
+        logger.info(f"Resuming from {checkpoint}.")
+    return checkpoint, lock
+
+
+def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted) -> dict:
+    from .hub import push_folder, verify_reload
+    from .metrics import ClassificationMetrics, resolve_label_ids, save_confusion_matrix
+    from .visualization import save_training_curves
+
     set_seed(training_args.seed)
 
     # ---- data, labels, model: every check happens here, before any training step
@@ -516,9 +551,6 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Dis
 
     results: dict = {}
     if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint
-        if checkpoint in ("True", "true", True):
-            checkpoint = last_checkpoint or True
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
         trainer.log_metrics("train", train_result.metrics)
