@@ -125,9 +125,7 @@ def sam_costs(args):
     from transformers import SamConfig, SamModel
 
     from rvernet_hf import RveRNetImageProcessor
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-    from test_image_processing_rvernet import tiny_sam
+    from rvernet_hf.testing_utils import tiny_sam
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
@@ -158,9 +156,7 @@ def sam_passes_in_second_epoch(workdir: Path):
 
     from rvernet_hf import RveRNetImageProcessor
     from rvernet_hf.data import RveRNetTransform, load_image_folder_dataset, precompute_roi_masks
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-    from test_image_processing_rvernet import tiny_sam
+    from rvernet_hf.testing_utils import tiny_sam
 
     root = workdir / "sam-epochs"
     for i in range(6):
@@ -185,9 +181,7 @@ def pipeline_latency(args, workdir: Path):
     from transformers import pipeline
 
     from rvernet_hf import RveRNetConfig, RveRNetForImageClassification, RveRNetImageProcessor
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-    from test_image_processing_rvernet import tiny_sam
+    from rvernet_hf.testing_utils import tiny_sam
 
     tower = deit_config(args.hidden, args.layers, args.image_size)
     folder = workdir / "pipeline-model"

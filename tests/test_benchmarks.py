@@ -73,3 +73,15 @@ def test_cost_benchmark_quick_parts(tmp_path):
                 "pipeline_tiny_sam_automatic_batched_per_image_s", "pipeline_tiny_sam_box_single_s"):  # fmt: skip
         assert figures[key] > 0, key
     assert json.loads(out.read_text())["sam_passes_two_epochs_after"] == 0
+
+
+@pytest.mark.slow
+def test_segmenters_benchmark_quick_runs_every_family_and_writes_its_figures(tmp_path):
+    out = tmp_path / "segmenters.json"
+    result = script("segmenters").main(["--quick", "--repeats", "1", "--points_per_side", "4", "--json", str(out)])
+    families = [row["family"] for row in result["families"]]
+    assert families == list(script("segmenters").FAMILIES)
+    for row in result["families"]:
+        assert row["encoder_s"] > 0 and row["every_object_s"] > 0 and row["labelled_objects_per_s"] > 0
+        assert row["mask_generation_s"] is not None, row.get("mask_generation_error")  # transformers' own pipeline ran
+    assert json.loads(out.read_text())["rvernet"]["regions"] == 8

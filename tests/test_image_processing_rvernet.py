@@ -9,11 +9,6 @@ import torch
 from PIL import Image
 from transformers import (
     AutoImageProcessor,
-    SamConfig,
-    SamMaskDecoderConfig,
-    SamModel,
-    SamPromptEncoderConfig,
-    SamVisionConfig,
     ViTImageProcessor,
 )
 from transformers.utils import logging as hf_logging
@@ -21,25 +16,10 @@ from transformers.utils import logging as hf_logging
 from rvernet_hf import RveRNetImageProcessor
 from rvernet_hf.image_processing_rvernet import load_image
 from rvernet_hf.segmentation_rvernet import Segmenter
+from rvernet_hf.testing_utils import tiny_sam
 
 
 skimage_data = pytest.importorskip("skimage.data")
-
-
-def tiny_sam(seed: int = 0) -> SamModel:
-    """The real SamModel code path with random weights: 64 px input, 8x8 embedding."""
-    torch.manual_seed(seed)
-    vision = SamVisionConfig(
-        hidden_size=32, output_channels=16, num_hidden_layers=2, num_attention_heads=2, image_size=64, patch_size=8,
-        window_size=4, global_attn_indexes=[1], mlp_dim=37, num_pos_feats=8,
-    )  # fmt: skip
-    prompt = SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4)
-    decoder = SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32,
-                                   iou_head_hidden_dim=16)  # fmt: skip
-    config = SamConfig(
-        vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(), mask_decoder_config=decoder.to_dict()
-    )
-    return SamModel(config).eval()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 """The `rvernet-hf` command line. Each subcommand lives in the module that does the work; this file only routes."""
 
 import argparse
+import re
 import sys
 
 
@@ -72,6 +73,7 @@ def _push(args: argparse.Namespace) -> int:
     where = push_folder(
         args.folder, args.repo_id, revision=args.revision, create_pr=args.create_pr, private=args.private,
         token=args.token, commit_message=args.commit_message, dry_run_dir=args.dry_run_dir,
+        sam_model_id=args.sam_model_id,
     )  # fmt: skip
     print(f"dry run: the upload would be exactly {where}" if args.dry_run_dir else f"pushed: {where}")
     return 0
@@ -102,11 +104,15 @@ def _predict(args: argparse.Namespace) -> int:
         prompts["points"] = [_numbers(point, 2, "--point") for point in args.point]
     if args.box:
         prompts["box"] = _numbers(args.box, 4, "--box")
-    if args.mask:
-        prompts["mask"] = args.mask
-    if "mask" in prompts and len(prompts) > 1:
+    masks = args.mask or []
+    if masks and len(masks) != len(args.images):
+        raise SystemExit(
+            f"--mask gives one image's mask: give one --mask per image, in order ({len(args.images)} images, "
+            f"{len(masks)} masks)."
+        )
+    if masks and prompts:
         raise SystemExit("give one prompt: --mask, or --box, or --point.")
-    if args.all_objects and prompts:
+    if args.all_objects and (prompts or masks):
         raise SystemExit("--all-objects finds every object itself: leave out --mask, --box and --point.")
     for image in args.images:
         if not Path(image).is_file():
@@ -123,8 +129,13 @@ def _predict(args: argparse.Namespace) -> int:
             target = Path(args.save_viz)
             if len(args.images) > 1:
                 target = target.with_name(f"{target.stem}_{index}{target.suffix or '.png'}")
+        request = {"all_objects": True} if args.all_objects else {**prompts, **({"mask": masks[index]} if masks else {})}
+        try:
+            prediction = classifier(image, top_k=args.top_k, **request)
+        except ValueError as error:  # the pipeline sees one image at a time: name the file, not "image 0"
+            raise ValueError(f"{image}: {error}") from error
         if args.all_objects:
-            objects = classifier(image, top_k=args.top_k, all_objects=True)
+            objects = prediction
             found_objects = [
                 {"box": found["box"], "roi_pixels": int(found["mask"].sum()), "labels": found["labels"]}
                 for found in objects
@@ -134,7 +145,6 @@ def _predict(args: argparse.Namespace) -> int:
                 save_objects_visualization(image, objects, target, background=processor.pad_value)
                 results[-1]["visualization"] = str(target)
             continue
-        prediction = classifier(image, top_k=args.top_k, **prompts)
         results.append({"image": image, "prompt": prediction["prompt"], "labels": prediction["labels"],
                         "roi_pixels": int(prediction["mask"].sum())})  # fmt: skip
         if target is not None:
@@ -203,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--token", help="Hub token (default: the logged-in one)")
     push.add_argument("--commit_message", default="Upload RveRNet model")
     push.add_argument("--dry_run_dir", help="upload nothing: write the exact folder that would be uploaded here")
+    push.add_argument("--sam_model_id", help="the segmenter's Hub id to name in the upload when the saved processor "
+                                             "names a local path (default: facebook/sam-vit-base)")  # fmt: skip
     push.set_defaults(func=_push)
 
     predict = subparsers.add_parser(
@@ -213,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--revision", help="Hub revision")
     predict.add_argument("--point", action="append", metavar="X,Y", help="a foreground click (repeat for more)")
     predict.add_argument("--box", metavar="X0,Y0,X1,Y1", help="a box around the object")
-    predict.add_argument("--mask", metavar="FILE", help="a binary mask image of the object")
+    predict.add_argument("--mask", metavar="FILE", action="append",
+                         help="a binary mask image of the object: one per image, in the images' order")  # fmt: skip
     predict.add_argument("--top-k", "--top_k", dest="top_k", type=int, default=5, help="labels to show")
     predict.add_argument("--save-viz", "--save_viz", dest="save_viz", metavar="OUT.png",
                          help="write the ROI outline, both cut-outs and the top-k bars (one file per image)")  # fmt: skip
@@ -231,8 +244,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors a user fixes by changing an input or an option (a bad image, a bad box, a missing file, a folder in use, a
+# missing extra): one clear line and a non-zero exit, the traceback only with --debug.
+USER_ERRORS = (ValueError, OSError, RuntimeError, ImportError)
+_NUMBER_LIST = re.compile(r"^-?\d+(\.\d*)?(,-?\d+(\.\d*)?)*$")
+
+
+def _join_negative_values(argv: list[str], flags=("--box", "--point")) -> list[str]:
+    """`--box -10,5,30,40` as `--box=-10,5,30,40`: argparse would take the value for an option."""
+    joined, index = [], 0
+    while index < len(argv):
+        token = argv[index]
+        if token in flags and index + 1 < len(argv) and _NUMBER_LIST.match(argv[index + 1]):
+            joined.append(f"{token}={argv[index + 1]}")
+            index += 2
+            continue
+        joined.append(token)
+        index += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    argv = [token for token in argv if token != "--debug"]
+    try:
+        return _dispatch(argv)
+    except USER_ERRORS as error:
+        if debug:
+            raise
+        print(f"rvernet-hf: error: {error}", file=sys.stderr)
+        print("(run again with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["demo"]:
         from .demo import main as demo_main
 
@@ -240,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["train"]:  # the training script parses its own arguments (including --help and a JSON file)
         return _train(argparse.Namespace(training_args=argv[1:]))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(argv))
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

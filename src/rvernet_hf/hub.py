@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers.utils import logging
 
 
 TEMPLATE_PATH = Path(__file__).with_name("templates") / "model_card.md"
@@ -18,6 +19,7 @@ TEMPLATE_PATH = Path(__file__).with_name("templates") / "model_card.md"
 UPLOAD_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "preprocessor_config.json",
                    "generation_config.json", "*.py", "README.md", "*_results.json", "per_class_report.json", "*.png")  # fmt: skip
 PIPELINE_TAG = "image-classification"
+logger = logging.get_logger(__name__)
 
 
 def render_model_card(
@@ -166,6 +168,7 @@ def push_folder(
     token: str | None = None,
     commit_message: str = "Upload RveRNet model",
     dry_run_dir: str | os.PathLike | None = None,
+    sam_model_id: str | None = None,
 ):
     """Upload a saved model folder to the Hub over HTTP (`HfApi.create_repo` + `upload_folder`).
 
@@ -173,17 +176,19 @@ def push_folder(
         revision: a branch to push to (created from main if missing).
         create_pr: open a pull request instead of committing to the branch.
         dry_run_dir: upload nothing; copy exactly the files that would be uploaded there and return its path.
+        sam_model_id: the Hub id of the segmenter to name in the uploaded `preprocessor_config.json` when the saved
+            one names a path on this machine (default: the package's default segmenter); never a machine path.
     Returns:
         the commit info (or the dry-run folder).
     """
+    import tempfile
+
     files = check_folder(folder)
     if dry_run_dir is not None:
         target = Path(dry_run_dir)
         if target.exists() and any(target.iterdir()):
             raise ValueError(f"dry_run_dir {target} exists and is not empty.")
-        target.mkdir(parents=True, exist_ok=True)
-        for name in files:
-            shutil.copy2(Path(folder) / name, target / name)
+        _stage_upload(folder, files, target, sam_model_id)
         return str(target)
     from huggingface_hub import HfApi
 
@@ -191,10 +196,34 @@ def push_folder(
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     if revision and not create_pr:
         api.create_branch(repo_id, branch=revision, exist_ok=True)
-    return api.upload_folder(
-        repo_id=repo_id, folder_path=str(folder), allow_patterns=files, revision=revision, create_pr=create_pr,
-        commit_message=commit_message, repo_type="model",
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="rvernet-upload-") as staged:
+        _stage_upload(folder, files, Path(staged), sam_model_id)
+        return api.upload_folder(
+            repo_id=repo_id, folder_path=staged, allow_patterns=files, revision=revision, create_pr=create_pr,
+            commit_message=commit_message, repo_type="model",
+        )  # fmt: skip
+
+
+def _stage_upload(folder: str | os.PathLike, files: list[str], target: Path, sam_model_id: str | None) -> None:
+    """Copy the files to upload into `target`, with a processor config that names its segmenter portably."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        shutil.copy2(Path(folder) / name, target / name)
+    processor_file = target / "preprocessor_config.json"
+    if not processor_file.exists():
+        return
+    settings = json.loads(processor_file.read_text())
+    named = settings.get("sam_model_name_or_path")
+    if named and (os.path.isabs(named) or os.path.exists(named) or os.path.exists(Path(folder) / named)):
+        from .segmentation_rvernet import DEFAULT_SEGMENTER
+
+        portable = sam_model_id or DEFAULT_SEGMENTER
+        logger.warning(
+            f"{Path(folder) / 'preprocessor_config.json'} names its segmenter by a path on this machine ({named}); "
+            f"the upload names {portable} instead (set it with sam_model_id / --sam_model_id)."
+        )
+        settings["sam_model_name_or_path"] = portable
+        processor_file.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 __all__ = ["TEMPLATE_PATH", "check_folder", "files_to_upload", "push_folder", "render_model_card", "verify_reload"]

@@ -121,14 +121,14 @@ def _describe(index: int, source: Any) -> str:
     return f"image {index}"
 
 
-def _pil_to_rgb(image: Image.Image, background: int) -> Image.Image:
-    """Any PIL mode to RGB: alpha composited on a grey `background`, 16/32-bit and float scaled to 8 bits."""
+def _pil_to_rgb(image: Image.Image, background: int, name: str = "the image") -> Image.Image:
+    """Any PIL mode to RGB: alpha composited on a grey `background`; 16- and 32-bit integer modes read as 16-bit
+    (0-65535) and float mode "F" as 0-1, each scaled to 8 bits (never clipped: values outside are refused)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
-        if image.mode == "F" and array.max(initial=0) <= 1.0:
-            peak = 1.0
-        array = np.clip(array / peak * 255.0, 0, 255).round().astype(np.uint8)
+        peak = 1.0 if image.mode == "F" else 65535.0
+        _check_range(array, 0.0, peak, name, f"PIL mode {image.mode!r} is read as 0-{peak:g}")
+        array = (array / peak * 255.0).round().astype(np.uint8)
         return Image.fromarray(array, mode="L").convert("RGB")
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -141,6 +141,20 @@ def _pil_to_rgb(image: Image.Image, background: int) -> Image.Image:
     return image
 
 
+def _check_range(array: np.ndarray, low: float, high: float, name: str, rule: str) -> None:
+    """Refuse NaN/inf and values outside [low, high], naming the image and the rule that reads its values."""
+    if array.size == 0:
+        return
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} has NaN or infinite values: fix or drop it (nothing is guessed for them).")
+    found_low, found_high = float(array.min()), float(array.max())
+    if found_low < low or found_high > high:
+        raise ValueError(
+            f"{name} has values in [{found_low:g}, {found_high:g}], but {rule}: rescale it (e.g. a 0-255 float image "
+            "divided by 255) or pass it as uint8."
+        )
+
+
 def load_image(
     image: Any,
     index: int = 0,
@@ -151,7 +165,8 @@ def load_image(
     """Read one image (path, PIL, numpy or torch) into an RGB `uint8` array of shape (H, W, 3).
 
     EXIF orientation is applied; any PIL mode is converted (see `_pil_to_rgb`); numpy/torch inputs may be HW, HWC or
-    CHW, uint8 or float in [0, 1]. `input_data_format` (`"channels_first"` or `"channels_last"`) says where the
+    CHW. Their value range comes from the dtype: bool, uint8 (0-255), uint16 (0-65535), other integers (0-255),
+    floats (0-1); NaN, inf and values outside that range are refused, naming the image. `input_data_format` (`"channels_first"` or `"channels_last"`) says where the
     channels of a 3-D array are; without it they are inferred from the shape. With `do_convert_rgb=False` an image
     that is not already 3-channel RGB is refused instead of converted. Raises `ValueError` naming the image for: a
     file that is not an image or is truncated, an image over PIL's decompression-bomb limit, a zero-size image, an
@@ -197,7 +212,7 @@ def load_image(
                 f"{name} has PIL mode {image.mode!r}, not RGB, and `do_convert_rgb=False`: convert it, or leave "
                 "`do_convert_rgb=True` (the default) to convert it."
             )
-        return np.asarray(_pil_to_rgb(image, background))
+        return np.asarray(_pil_to_rgb(image, background, name))
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     if not isinstance(image, np.ndarray):
@@ -223,19 +238,18 @@ def load_image(
         raise ValueError(f"{name} must have shape (H, W), (H, W, C) or (C, H, W) with C in 1/3/4, got {image.shape}.")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{name} has zero size ({array.shape[1]}x{array.shape[0]}).")
+    # The value range comes from the dtype, never from the values: bool 0/1, uint8 0-255, uint16 0-65535, other
+    # integers 0-255, floats 0-1 (transformers' convention for rescaled images). Anything else is refused, named.
     if array.dtype == np.bool_:
         array = array.astype(np.uint8) * 255
     elif np.issubdtype(array.dtype, np.floating):
-        if array.size and (np.nanmin(array) < 0 or np.nanmax(array) > 1.0 + 1e-6):
-            if np.nanmax(array) <= 255.0 and np.nanmin(array) >= 0:
-                array = array / 255.0
-            else:
-                raise ValueError(f"{name} is a float array outside [0, 1] (or [0, 255]); normalise it first.")
-        array = (np.nan_to_num(array) * 255.0).round().astype(np.uint8)
+        _check_range(array, 0.0, 1.0, name, f"a float array ({array.dtype}) is read as 0-1")
+        array = (array * 255.0).round().astype(np.uint8)
     elif array.dtype == np.uint16:
         array = (array >> 8).astype(np.uint8)
     elif array.dtype != np.uint8:
-        array = np.clip(array, 0, 255).astype(np.uint8)
+        _check_range(array, 0, 255, name, f"an integer array ({array.dtype}) is read as 0-255")
+        array = array.astype(np.uint8)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=-1)
     if array.shape[-1] == 4:
@@ -745,6 +759,11 @@ class RveRNetImageProcessor(BaseImageProcessor):
         for index, image in enumerate(image_list):
             array = load_image(image, index, self.pad_value, input_data_format, self.do_convert_rgb)
             height, width = array.shape[:2]
+            if height * width < 2:
+                raise ValueError(
+                    f"{_describe(index, image)} is {width}x{height}: too small for an ROI and a context (RveRNet "
+                    "needs both)."
+                )
             request: dict[str, Any] = {}
             if masks_in[index] is not None:
                 if points_in[index] is not None or boxes_in[index] is not None:
@@ -844,6 +863,15 @@ class RveRNetImageProcessor(BaseImageProcessor):
             for index, masks in zip(need_sam, sam_results):
                 masks_per_image[index] = masks
 
+        # One rule for every ROI source (given, prompted, automatic, fallback): an ROI must leave a context.
+        for index, masks in enumerate(masks_per_image):
+            for k, mask in enumerate(masks):
+                if mask.all():
+                    height, width = mask.shape
+                    raise ValueError(
+                        f"the ROI {k} of image {index} ({width}x{height}) covers the whole image: nothing is left for "
+                        "the context tower. Give a smaller box or click, or a mask of the object."
+                    )
         return arrays, masks_per_image
 
     def preprocess(

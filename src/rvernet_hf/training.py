@@ -174,6 +174,11 @@ class HubArguments:
     model_card_dataset: str | None = field(
         default=None, metadata={"help": "Dataset name shown in the model card (default: the data source)."}
     )
+    hub_sam_model_id: str | None = field(
+        default=None,
+        metadata={"help": "The segmenter's Hub id written in the uploaded processor config when the saved one names a "
+                          "local path (default: facebook/sam-vit-base). Machine paths are never uploaded."},
+    )  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None):
@@ -580,14 +585,36 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
                     output_dir, training_args.hub_model_id or output_dir.name, revision=training_args.hub_revision,
                     create_pr=hub_args.hub_create_pr, private=training_args.hub_private_repo,
                     token=training_args.hub_token, dry_run_dir=hub_args.push_dry_run_dir,
+                    sam_model_id=hub_args.hub_sam_model_id,
                 )  # fmt: skip
                 logger.info(f"Pushed: {where}")
                 results["pushed"] = str(where)
+        print(_written_summary(output_dir, results.get("pushed")), flush=True)
     # Every rank waits for the main one's writes, then the process group is torn down before the interpreter
     # exits: a live gloo group at exit can abort a rank ("terminate called without an active exception").
     trainer.accelerator.wait_for_everyone()
     trainer.accelerator.end_training()
     return results
+
+
+def _written_summary(output_dir: Path, pushed: str | None) -> str:
+    """Where the run wrote what (printed at its end, as the demo does)."""
+    described = [
+        ("model.safetensors", "model weights (+ config.json, code files, preprocessor_config.json)"),
+        ("README.md", "model card"),
+        ("all_results.json", "metrics (train_results.json, eval_results.json)"),
+        ("per_class_report.json", "per-class report"),
+        ("confusion_matrix.png", "confusion matrix"),
+        ("training_curves.png", "training curves"),
+    ]
+    lines = [f"[rvernet-hf train] wrote to {output_dir}:"]
+    lines += [f"  {name:<24} {what}" for name, what in described if (output_dir / name).exists()]
+    kept = sorted(p.name for p in output_dir.glob("checkpoint-*"))
+    if kept:
+        lines.append(f"  {'checkpoint-*':<24} {', '.join(kept)} (resume with --resume_from_checkpoint True)")
+    if pushed:
+        lines.append(f"  pushed to / dry run in   {pushed}")
+    return "\n".join(lines)
 
 
 def _model_card(model, model_args, data_args, training_args, hub_args, results, ambiguous, layout):

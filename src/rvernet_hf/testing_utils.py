@@ -1,0 +1,229 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""Tiny random models for tests, examples and benchmark smoke runs (the way `transformers.testing_utils` serves
+transformers' tests): deliberately odd tower configs (hidden 32, intermediate 37, 30 px images) so that shape bugs
+fail loudly, and a tiny random model of every promptable segmenter family. Random weights: their outputs mean
+nothing; their shapes, code paths and costs are real. Not imported by the files uploaded with a model."""
+
+IMAGE_SIZE = 30
+
+
+def tiny_tower_config(family: str, num_labels: int = 5, image_size: int = IMAGE_SIZE):
+    """A tiny config of one backbone family. `family` is one of `TOWER_FAMILIES`."""
+    from transformers import (
+        ConvNextConfig,
+        DeiTConfig,
+        MobileNetV2Config,
+        ResNetConfig,
+        SwinConfig,
+        TimmWrapperConfig,
+        ViTConfig,
+    )
+
+    vit_kwargs = {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 37,
+        "image_size": image_size,
+        "patch_size": 6 if image_size % 6 == 0 else 8,
+        "num_labels": num_labels,
+    }
+    if family == "deit":
+        return DeiTConfig(**vit_kwargs)
+    if family == "deit_distilled":
+        return DeiTConfig(**vit_kwargs, architectures=["DeiTForImageClassificationWithTeacher"])
+    if family == "vit":
+        return ViTConfig(**vit_kwargs)
+    if family == "convnext":
+        return ConvNextConfig(
+            num_channels=3,
+            hidden_sizes=[8, 16],
+            depths=[1, 1],
+            num_stages=2,
+            patch_size=2,
+            image_size=image_size,
+            num_labels=num_labels,
+        )
+    if family == "resnet":
+        return ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=num_labels)
+    if family == "mobilenet_v2":
+        return MobileNetV2Config(depth_multiplier=0.25, image_size=image_size, num_labels=num_labels)
+    if family == "swin":
+        return SwinConfig(
+            image_size=image_size,
+            patch_size=3,
+            embed_dim=8,
+            depths=[1, 1],
+            num_heads=[2, 2],
+            window_size=5,
+            num_labels=num_labels,
+        )
+    if family == "timm":
+        return TimmWrapperConfig(architecture="test_efficientnet", num_labels=num_labels)
+    raise ValueError(family)
+
+
+TOWER_FAMILIES = ("deit", "deit_distilled", "vit", "convnext", "resnet", "mobilenet_v2", "swin", "timm")
+
+
+def tiny_sam(seed: int = 0):
+    """A tiny random `SamModel` (the real code path): 64 px input, 8x8 embedding, 16-wide decoder."""
+    import torch
+    from transformers import SamConfig, SamMaskDecoderConfig, SamModel, SamPromptEncoderConfig, SamVisionConfig
+
+    torch.manual_seed(seed)
+    vision = SamVisionConfig(
+        hidden_size=32,
+        output_channels=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=64,
+        patch_size=8,
+        window_size=4,
+        global_attn_indexes=[1],
+        mlp_dim=37,
+        num_pos_feats=8,
+    )
+    prompt = SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4)
+    decoder = SamMaskDecoderConfig(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32, iou_head_hidden_dim=16
+    )
+    config = SamConfig(
+        vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(), mask_decoder_config=decoder.to_dict()
+    )
+    return SamModel(config).eval()
+
+
+SEGMENTER_FAMILIES = ("sam", "sam_hq", "sam2", "edgetam", "sam3_tracker")
+
+
+def tiny_segmenter(family: str, seed: int = 0):
+    """A tiny random promptable segmenter of one family (the real transformers code path): SAM/SAM-HQ at 64 px,
+    SAM 2 / EdgeTAM at 128 px and the SAM 3 tracker at 112 px, 32-wide decoders."""
+    import torch
+    import transformers as T
+
+    torch.manual_seed(seed)
+
+    def prompt(prefix, image_size, patch_size):
+        return getattr(T, f"{prefix}PromptEncoderConfig")(
+            hidden_size=32, image_size=image_size, patch_size=patch_size, mask_input_channels=8
+        )
+
+    def decoder(prefix, **kwargs):
+        return getattr(T, f"{prefix}MaskDecoderConfig")(
+            hidden_size=32, mlp_dim=64, num_hidden_layers=2, num_attention_heads=4, iou_head_hidden_dim=32, **kwargs
+        )
+
+    if family in ("sam", "sam_hq"):
+        prefix = "Sam" if family == "sam" else "SamHQ"
+        vision = getattr(T, f"{prefix}VisionConfig")(
+            hidden_size=32,
+            output_channels=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=64,
+            patch_size=8,
+            window_size=4,
+            global_attn_indexes=[1],
+            mlp_dim=37,
+            num_pos_feats=16,
+        )
+        extra = {"vit_dim": 32} if family == "sam_hq" else {}
+        config = getattr(T, f"{prefix}Config")(
+            vision_config=vision,
+            prompt_encoder_config=prompt(prefix, 64, 8),
+            mask_decoder_config=decoder(prefix, **extra),
+        )
+        return getattr(T, f"{prefix}Model")(config).eval()
+    levels = {"backbone_feature_sizes": [[32, 32], [16, 16], [8, 8]], "fpn_hidden_size": 32}
+    if family == "sam2":
+        backbone = T.Sam2HieraDetConfig(
+            hidden_size=12,
+            image_size=128,
+            blocks_per_stage=[1, 1, 1, 1],
+            embed_dim_per_stage=[12, 24, 48, 96],
+            num_attention_heads_per_stage=[1, 2, 4, 8],
+        )
+        vision = T.Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=[96, 48, 24, 12], **levels)
+        prefix, size, patch = "Sam2", 128, 16
+    elif family == "edgetam":
+        backbone = T.TimmWrapperConfig(
+            architecture="test_efficientnet",
+            model_args={"in_chans": 3, "features_only": True, "out_indices": [1, 2, 3, 4]},
+        )
+        vision = T.EdgeTamVisionConfig(backbone_config=backbone, backbone_channel_list=[64, 48, 32, 24], **levels)
+        prefix, size, patch = "EdgeTam", 128, 16
+    elif family == "sam3_tracker":
+        backbone = T.Sam3ViTConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=37,
+            image_size=112,
+            patch_size=14,
+        )
+        vision = T.Sam3VisionConfig(backbone_config=backbone, **levels)
+        prefix, size, patch = "Sam3Tracker", 112, 14
+    else:
+        raise ValueError(family)
+    config = getattr(T, f"{prefix}Config")(
+        vision_config=vision, prompt_encoder_config=prompt(prefix, size, patch), mask_decoder_config=decoder(prefix)
+    )
+    return getattr(T, f"{prefix}Model")(config).eval()
+
+
+def tiny_sam3():
+    """A tiny random SAM 3 (`Sam3Model`, text prompts) and its `Sam3Processor`, with a word-level tokenizer of a few
+    food words (no tokenizer can be downloaded here): 112 px, 32 wide, 10 queries."""
+    import tokenizers
+    import torch
+    import transformers as T
+
+    torch.manual_seed(0)
+    backbone = T.Sam3ViTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, image_size=112, patch_size=14
+    )
+    config = T.Sam3Config(
+        vision_config=T.Sam3VisionConfig(
+            backbone_config=backbone, backbone_feature_sizes=[[32, 32], [16, 16], [8, 8]], fpn_hidden_size=32
+        ),
+        text_config=T.CLIPTextConfig(
+            vocab_size=16,
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=32,
+            projection_dim=32,
+        ),
+        geometry_encoder_config=T.Sam3GeometryEncoderConfig(
+            hidden_size=32, num_layers=1, num_attention_heads=2, intermediate_size=37
+        ),
+        detr_encoder_config=T.Sam3DETREncoderConfig(
+            hidden_size=32, num_layers=1, num_attention_heads=2, intermediate_size=37
+        ),
+        detr_decoder_config=T.Sam3DETRDecoderConfig(
+            hidden_size=32, num_layers=1, num_queries=10, num_attention_heads=2, intermediate_size=37
+        ),
+        mask_decoder_config=T.Sam3MaskDecoderConfig(hidden_size=32, num_attention_heads=2),
+    )
+    words = ["[PAD]", "[UNK]", "food", "sauce", "ketchup", "fries", "plate", "cup"]
+    backend = tokenizers.Tokenizer(tokenizers.models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tokenizer = T.PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]")
+    processor = T.Sam3Processor(
+        image_processor=T.Sam3ImageProcessor(size={"height": 112, "width": 112}), tokenizer=tokenizer
+    )
+    return T.Sam3Model(config).eval(), processor
+
+
+__all__ = [
+    "IMAGE_SIZE",
+    "SEGMENTER_FAMILIES",
+    "TOWER_FAMILIES",
+    "tiny_sam",
+    "tiny_sam3",
+    "tiny_segmenter",
+    "tiny_tower_config",
+]

@@ -1,0 +1,172 @@
+"""Bad inputs, by class of failure (issue 15): each case must end in a clear early error that names the input, or in
+what the documentation says, never in a silent coercion. Work-lost cases (output folders, locks, half checkpoints)
+are in test_run_folder.py."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rvernet_hf import RveRNetImageProcessor
+from rvernet_hf.cli import main as cli_main
+from rvernet_hf.image_processing_rvernet import load_image
+
+
+MASK = np.zeros((20, 30), dtype=bool)
+MASK[5:15, 5:20] = True
+
+
+# ---------------------------------------------------------------- silently wrong -> refused, named
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.full((20, 30, 3), np.nan, dtype=np.float32), r"image 0 has NaN or infinite values"),
+        (np.full((20, 30, 3), np.inf, dtype=np.float64), r"image 0 has NaN or infinite values"),
+        (np.full((20, 30, 3), 200.0, dtype=np.float32), r"values in \[200, 200\], but a float array .* is read as 0-1"),
+        (np.full((20, 30, 3), -0.5, dtype=np.float32), r"read as 0-1"),
+        (np.full((20, 30, 3), 300, dtype=np.int32), r"an integer array \(int32\) is read as 0-255"),
+        (np.full((20, 30, 3), -1, dtype=np.int64), r"read as 0-255"),
+    ],
+)
+def test_array_values_are_read_by_dtype_never_guessed(array, message):
+    with pytest.raises(ValueError, match=message):
+        RveRNetImageProcessor(size={"height": 16, "width": 16})(array, roi_masks=MASK)
+
+
+def test_a_float_image_all_below_one_is_not_rescaled_by_guess():
+    """A 0-255 float photo whose values happen to be <= 1 (a very dark one) used to be read as 0-1 by guess; the
+    rule is the dtype's: floats are 0-1, so this is read as bright 0-1 values, as documented, and a 0-255 float
+    photo with larger values is refused (above)."""
+    dark = np.full((20, 30, 3), 0.5, dtype=np.float32)
+    assert load_image(dark)[0, 0, 0] == 128
+    assert load_image(np.full((20, 30, 3), 128, dtype=np.uint8))[0, 0, 0] == 128
+    assert load_image(np.full((20, 30, 3), 32896, dtype=np.uint16))[0, 0, 0] == 128
+
+
+def test_pil_float_and_32_bit_modes_are_read_by_mode():
+    with pytest.raises(ValueError, match=r"PIL mode 'F' is read as 0-1"):
+        load_image(Image.fromarray(np.full((4, 4), 200.0, dtype=np.float32), mode="F"))
+    grey = load_image(Image.fromarray(np.full((4, 4), 0.5, dtype=np.float32), mode="F"))
+    assert grey[0, 0, 0] == 128
+
+
+@pytest.mark.parametrize("size", [(1, 1)])
+def test_an_image_too_small_for_roi_and_context_is_refused_whatever_the_roi_source(size):
+    tiny = np.zeros((*size, 3), dtype=np.uint8)
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, auto_roi="center")
+    for call in ({}, {"input_points": [0, 0]}, {"roi_masks": np.ones(size, dtype=bool)}):
+        with pytest.raises(ValueError, match=r"too small for an ROI and a context|covers the whole image"):
+            processor(tiny, **call)
+
+
+def test_an_roi_that_covers_the_whole_image_is_refused_from_any_source(monkeypatch):
+    """The same rule for a given mask and a segmenter's mask (it used to refuse only the first)."""
+    from conftest import tiny_segmenter
+    from rvernet_hf.segmentation_rvernet import Segmenter
+
+    photo = np.zeros((20, 30, 3), dtype=np.uint8)
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=tiny_segmenter("sam"))
+    with pytest.raises(ValueError, match="covers the whole image"):
+        processor(photo, roi_masks=np.ones((20, 30), dtype=bool))
+    monkeypatch.setattr(Segmenter, "decode", lambda *a, **k: (torch.full((1, 3, 16, 16), 5.0), torch.ones(1, 3)))
+    with pytest.raises(ValueError, match=r"the ROI 0 of image 0 \(30x20\) covers the whole image"):
+        processor(photo, input_boxes=[0, 0, 30, 20])
+
+
+# ---------------------------------------------------------------- the command line: one clear line, the file named
+
+
+@pytest.fixture
+def photo_file(tmp_path):
+    path = tmp_path / "plate.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_cli_prints_one_clear_line_for_a_user_error_and_the_traceback_with_debug(saved_model_dir, photo_file, capsys):
+    code = cli_main(["predict", str(photo_file), "--model", str(saved_model_dir), "--box", "10,5,300,40"])
+    error = capsys.readouterr().err
+    messages = [line for line in error.splitlines() if line.startswith("rvernet-hf: error:")]
+    assert code == 1 and len(messages) == 1 and "Traceback" not in error
+    assert f"rvernet-hf: error: {photo_file}: input box (10, 5, 300, 40)" in error  # the file, not "image 0"
+    with pytest.raises(ValueError, match="input box"):
+        cli_main(["predict", str(photo_file), "--model", str(saved_model_dir), "--box", "10,5,300,40", "--debug"])
+
+
+def test_cli_accepts_negative_numbers_in_box_and_point(saved_model_dir, photo_file, capsys):
+    """`--box -10,5,30,40` used to be taken for an option; now the value reaches the processor, which says why a
+    negative coordinate is outside the image."""
+    assert cli_main(["predict", str(photo_file), "--model", str(saved_model_dir), "--box", "-10,5,30,40"]) == 1
+    assert "input box (-10, 5, 30, 40)" in capsys.readouterr().err
+    assert cli_main(["predict", str(photo_file), "--model", str(saved_model_dir), "--point", "-3,4"]) == 1
+    assert "input point (-3, 4)" in capsys.readouterr().err
+
+
+def test_cli_one_mask_per_image(saved_model_dir, photo_file, tmp_path, capsys):
+    import json
+
+    mask = np.zeros((48, 64), dtype=np.uint8)
+    mask[10:30, 20:40] = 255
+    Image.fromarray(mask).save(tmp_path / "m1.png")
+    Image.fromarray(np.roll(mask, 10, axis=1)).save(tmp_path / "m2.png")
+    with pytest.raises(SystemExit, match=r"one --mask per image.*2 images, 1 masks"):
+        cli_main(["predict", str(photo_file), str(photo_file), "--model", str(saved_model_dir), "--mask",
+                  str(tmp_path / "m1.png")])  # fmt: skip
+    assert cli_main(["predict", str(photo_file), str(photo_file), "--model", str(saved_model_dir), "--mask",
+                     str(tmp_path / "m1.png"), "--mask", str(tmp_path / "m2.png"), "--json"]) == 0  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+    assert [entry["roi_pixels"] for entry in printed] == [400, 400] and printed[0]["prompt"] == "mask"
+
+
+@pytest.fixture(scope="module")
+def saved_model_dir(tmp_path_factory):
+    from transformers import AutoModelForImageClassification  # noqa: F401  (registers the Auto classes)
+
+    from conftest import tiny_tower_config
+    from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
+
+    folder = tmp_path_factory.mktemp("bad_inputs_model")
+    config = RveRNetConfig(roi_config=tiny_tower_config("deit"), context_config=tiny_tower_config("resnet"),
+                           id2label={0: "a", 1: "b"}, fusion_hidden_size=8)  # fmt: skip
+    RveRNetForImageClassification(config).save_pretrained(folder)
+    RveRNetImageProcessor(size={"height": 30, "width": 30}, sam_model_name_or_path="/no/segmenter/here").save_pretrained(folder)
+    return folder
+
+
+# ---------------------------------------------------------------- what leaves the machine
+
+
+def test_an_upload_never_names_a_local_segmenter_path(saved_model_dir, tmp_path, caplog):
+    import json
+    import logging
+    import shutil
+
+    from huggingface_hub import ModelCard
+    from transformers.utils import logging as hf_logging
+
+    from rvernet_hf.hub import push_folder, render_model_card
+
+    folder = tmp_path / "model"
+    shutil.copytree(saved_model_dir, folder)
+    (tmp_path / "sam-local").mkdir()
+    settings = json.loads((folder / "preprocessor_config.json").read_text())
+    settings["sam_model_name_or_path"] = str(tmp_path / "sam-local")  # a folder on the trainer's machine
+    (folder / "preprocessor_config.json").write_text(json.dumps(settings))
+    ModelCard(str(render_model_card("m", repo_id="me/m"))).save(folder / "README.md")
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING):
+            push_folder(folder, "me/m", dry_run_dir=tmp_path / "dry")
+    finally:
+        hf_logging.disable_propagation()
+    uploaded = json.loads((tmp_path / "dry" / "preprocessor_config.json").read_text())
+    assert uploaded["sam_model_name_or_path"] == "facebook/sam-vit-base" and "a path on this machine" in caplog.text
+    assert json.loads((folder / "preprocessor_config.json").read_text())["sam_model_name_or_path"] == str(
+        tmp_path / "sam-local"
+    )  # the local folder keeps working here
+    push_folder(folder, "me/m", dry_run_dir=tmp_path / "dry2", sam_model_id="facebook/sam2.1-hiera-tiny")
+    assert json.loads((tmp_path / "dry2" / "preprocessor_config.json").read_text())["sam_model_name_or_path"] == (
+        "facebook/sam2.1-hiera-tiny"
+    )
