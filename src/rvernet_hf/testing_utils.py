@@ -67,31 +67,8 @@ TOWER_FAMILIES = ("deit", "deit_distilled", "vit", "convnext", "resnet", "mobile
 
 
 def tiny_sam(seed: int = 0):
-    """A tiny random `SamModel` (the real code path): 64 px input, 8x8 embedding, 16-wide decoder."""
-    import torch
-    from transformers import SamConfig, SamMaskDecoderConfig, SamModel, SamPromptEncoderConfig, SamVisionConfig
-
-    torch.manual_seed(seed)
-    vision = SamVisionConfig(
-        hidden_size=32,
-        output_channels=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=64,
-        patch_size=8,
-        window_size=4,
-        global_attn_indexes=[1],
-        mlp_dim=37,
-        num_pos_feats=8,
-    )
-    prompt = SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4)
-    decoder = SamMaskDecoderConfig(
-        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32, iou_head_hidden_dim=16
-    )
-    config = SamConfig(
-        vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(), mask_decoder_config=decoder.to_dict()
-    )
-    return SamModel(config).eval()
+    """A tiny random `SamModel` (the real code path): 64 px input, 8x8 embedding (`tiny_segmenter("sam")`)."""
+    return tiny_segmenter("sam", seed)
 
 
 SEGMENTER_FAMILIES = ("sam", "sam_hq", "sam2", "edgetam", "sam3_tracker")
