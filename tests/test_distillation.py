@@ -315,8 +315,10 @@ main(sys.argv[1:])
 
 
 @pytest.mark.slow
-def test_two_process_gloo_run_matches_one_process(tmp_path, synthetic_data, tower_dir):
-    """torchrun, 2 CPU processes (gloo) x batch 4 = 1 process x batch 8: same weights after 3 steps."""
+@pytest.mark.parametrize("token_selection", ["dense", "mask"])
+def test_two_process_gloo_run_matches_one_process(tmp_path, synthetic_data, tower_dir, token_selection):
+    """torchrun, 2 CPU processes (gloo) x batch 4 = 1 process x batch 8: same weights after 3 steps (token-sparse
+    towers too: each process pads its own batch, and padding changes nothing)."""
     script = tmp_path / "train.py"
     script.write_text(DDP_SCRIPT)
     common = ["--train_dir", str(synthetic_data / "train"), "--train_masks_dir", str(synthetic_data / "train_masks"),
@@ -325,7 +327,8 @@ def test_two_process_gloo_run_matches_one_process(tmp_path, synthetic_data, towe
               "--roi_model_name_or_path", str(tower_dir), "--context_model_name_or_path", str(tower_dir),
               "--from_scratch", "--fusion_hidden_size", "16", "--do_train", "--max_steps", "3", "--learning_rate",
               "1e-2", "--report_to", "none", "--use_cpu",
-              "--save_strategy", "no", "--seed", "0", "--dataloader_num_workers", "0"]  # fmt: skip
+              "--save_strategy", "no", "--seed", "0", "--dataloader_num_workers", "0",
+              "--token_selection", token_selection]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
     single = subprocess.run([sys.executable, str(script), *common, "--output_dir", str(tmp_path / "one"),
                              "--per_device_train_batch_size", "8"], env=env, capture_output=True, text=True)  # fmt: skip

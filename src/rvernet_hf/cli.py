@@ -117,7 +117,8 @@ def _predict(args: argparse.Namespace) -> int:
     for image in args.images:
         if not Path(image).is_file():
             raise SystemExit(f"image {image} does not exist.")
-    model = AutoModelForImageClassification.from_pretrained(args.model, revision=args.revision).eval()
+    selection = {"token_selection": args.token_selection} if args.token_selection else {}
+    model = AutoModelForImageClassification.from_pretrained(args.model, revision=args.revision, **selection).eval()
     processor = AutoImageProcessor.from_pretrained(args.model, revision=args.revision)
     if args.sam_model:
         processor.sam_model_name_or_path = args.sam_model
@@ -240,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("--sam_model", help="SAM checkpoint for box/click/automatic ROIs (default: the processor's)")
     predict.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+    predict.add_argument(
+        "--token_selection",
+        choices=["dense", "mask"],
+        help="override the model's: mask = ViT-family towers read only the patches of their region (same weights)",
+    )
     predict.set_defaults(func=_predict)
     return parser
 

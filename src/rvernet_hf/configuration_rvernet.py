@@ -16,6 +16,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 
 FUSION_TYPES = ("logits", "features")
+TOKEN_SELECTIONS = ("dense", "mask")
 # The prompted pipeline (pipeline_rvernet.py) travels with every saved model, declared in config.json so that
 # `pipeline("rvernet-image-classification", model=..., trust_remote_code=True)` finds it.
 PIPELINE_FILE = "pipeline_rvernet.py"
@@ -53,6 +54,13 @@ class RveRNetConfig(PreTrainedConfig):
             Dropout probability after the fusion head's activation.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialiser of the fusion head.
+        token_selection (`str`, *optional*, defaults to `"dense"`):
+            What the ViT-family towers (DeiT, distilled DeiT, ViT) read. `"dense"` (the paper): every patch of their
+            cut-out. `"mask"`: the ROI tower runs its encoder only over the patches that overlap the ROI and the
+            context tower only over those that overlap the rest of the image (special tokens always kept), as told
+            by the `roi_token_mask` / `context_token_mask` inputs that [`RveRNetImageProcessor`] makes when its
+            `patch_size` is set. Same weights: a dense checkpoint loads as sparse with
+            `from_pretrained(folder, token_selection="mask")`, and back. Towers of other families stay dense.
         num_labels, id2label, label2id, problem_type:
             As in every transformers classification config.
 
@@ -83,6 +91,7 @@ class RveRNetConfig(PreTrainedConfig):
     fusion_hidden_size: int = 640
     classifier_dropout: float | int = 0.0
     initializer_range: float = 0.02
+    token_selection: str = "dense"
 
     def __post_init__(self, **kwargs: Any):
         # Dict sub-configs go through their class's `from_dict`, which knows each family's serialised form
@@ -96,6 +105,8 @@ class RveRNetConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.fusion not in FUSION_TYPES:
             raise ValueError(f"`fusion` must be one of {FUSION_TYPES}, got {self.fusion!r}.")
+        if self.token_selection not in TOKEN_SELECTIONS:
+            raise ValueError(f"`token_selection` must be one of {TOKEN_SELECTIONS}, got {self.token_selection!r}.")
         if not isinstance(self.fusion_hidden_size, int) or self.fusion_hidden_size < 1:
             raise ValueError(f"`fusion_hidden_size` must be a positive integer, got {self.fusion_hidden_size!r}.")
         if not 0.0 <= float(self.classifier_dropout) < 1.0:

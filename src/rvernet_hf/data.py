@@ -437,8 +437,13 @@ SINGLE_VIEWS = ("full_image", "roi", "context")
 TEACHER_INPUTS = ("full_image", "augmented_full_image")
 
 
+# What the transforms emit that a model reads (the rest: labels, teacher inputs and cached teacher logits).
+MODEL_INPUTS = ("pixel_values", "roi_pixel_values", "context_pixel_values", "roi_token_mask", "context_token_mask")
+
+
 class RveRNetTransform:
-    """`dataset.with_transform(...)` callable: rows -> `roi_pixel_values`, `context_pixel_values`, `labels`.
+    """`dataset.with_transform(...)` callable: rows -> `roi_pixel_values`, `context_pixel_values`, `labels` (and
+    `roi_token_mask` / `context_token_mask`, from the augmented mask, when the processor has a `patch_size`).
 
     With `train=True`, augmentations are drawn once per sample and applied to the image and its mask together,
     before the cut-outs are made, so the ROI and context cut-outs always share the same flip, crop and scale (the
@@ -558,8 +563,14 @@ class RveRNetTransform:
         return output
 
     def __call__(self, batch: dict[str, list]) -> dict[str, torch.Tensor]:
-        views: dict[str, list] = {"roi_pixel_values": [], "context_pixel_values": [], "pixel_values": [],
-                                  "teacher_pixel_values": []}  # fmt: skip
+        views: dict[str, list] = {
+            "roi_pixel_values": [],
+            "context_pixel_values": [],
+            "roi_token_mask": [],
+            "context_token_mask": [],
+            "pixel_values": [],
+            "teacher_pixel_values": [],
+        }
         needs_mask = self.single_view != "full_image"
         masks = batch.get(self.mask_column) or [None] * len(batch[self.image_column])
         for index, (image, mask) in enumerate(zip(batch[self.image_column], masks)):
@@ -581,10 +592,12 @@ class RveRNetTransform:
             if self.single_view == "full_image":
                 views["pixel_values"].append(self.single_processor(array))
             else:
-                roi, context, _ = self.processor.make_cutouts(array, mask)
+                roi, context, canvas_mask = self.processor.make_cutouts(array, mask)
                 if self.single_view is None:
                     views["roi_pixel_values"].append(roi)
                     views["context_pixel_values"].append(context)
+                    for name, token_mask in self.processor.token_masks(canvas_mask).items():
+                        views[name].append(token_mask)
                 else:
                     views["pixel_values"].append(roi if self.single_view == "roi" else context)
             if self.teacher_processor is not None:
@@ -630,6 +643,7 @@ def augmentation_epoch_callback(*transforms: RveRNetTransform):
 
 
 __all__ = [
+    "MODEL_INPUTS",
     "FullImagePreprocessor",
     "add_sample_index",
     "augmentation_epoch_callback",

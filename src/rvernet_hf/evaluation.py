@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .data import RveRNetTransform, load_image_folder_dataset, single_model_preprocessors
+from .data import MODEL_INPUTS, RveRNetTransform, load_image_folder_dataset, single_model_preprocessors
 from .image_processing_rvernet import load_image, load_mask
 from .metrics import load_metric, resolve_label_ids
 
@@ -67,7 +67,7 @@ def predict_dataset(model, transform: RveRNetTransform, dataset, batch_size: int
             rows = {**rows, "image": images, "roi_mask": masks}
         batch = transform(rows)
         labels = batch.pop("labels")
-        batch = {k: v.to(device) for k, v in batch.items() if k.endswith("pixel_values") and k != "teacher_pixel_values"}
+        batch = {k: v.to(device) for k, v in batch.items() if k in MODEL_INPUTS}
         all_logits.append(model(**batch).logits.float().cpu())
         all_labels.append(labels)
     return torch.cat(all_logits).numpy(), torch.cat(all_labels).numpy()

@@ -145,6 +145,11 @@ def verify_reload(model: torch.nn.Module, folder: str | os.PathLike, atol: float
         context_size = getattr(config.context_config, "image_size", size)
         inputs = {"roi_pixel_values": torch.randn(2, 3, size, size, generator=generator),
                   "context_pixel_values": torch.randn(2, 3, context_size, context_size, generator=generator)}  # fmt: skip
+        for tower, patch in model.token_patch_sizes.items():  # sparse towers read random patches; dense ignore them
+            if patch is not None:
+                pixels = inputs[f"{tower}_pixel_values"]
+                grid = (pixels.shape[-2] // patch) * (pixels.shape[-1] // patch)
+                inputs[f"{tower}_token_mask"] = torch.rand(2, grid, generator=generator) < 0.5
     else:
         size = getattr(config, "image_size", None) or (config.pretrained_cfg or {}).get("input_size", (3, 224, 224))[-1]
         inputs = {"pixel_values": torch.randn(2, 3, size, size, generator=generator)}

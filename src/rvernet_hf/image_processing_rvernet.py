@@ -59,6 +59,24 @@ CONTEXT_MODES = ("complement", "full")
 AUTO_ROI_STRATEGIES = ("sam_grid", "center")
 INPUT_DATA_FORMATS = ("channels_first", "channels_last")
 
+TOKEN_TOWERS = ("roi", "context")
+
+
+def _patch_sizes(value: Any) -> dict[str, int | None]:
+    """`patch_size` in its saved form: `{"roi": p or None, "context": q or None}` (an int means both towers)."""
+    if isinstance(value, dict):
+        unknown = set(value) - set(TOKEN_TOWERS)
+        if unknown:
+            raise ValueError(f"`patch_size` keys must be {TOKEN_TOWERS}, got {sorted(value)}.")
+        sizes = {tower: value.get(tower) for tower in TOKEN_TOWERS}
+    else:
+        sizes = dict.fromkeys(TOKEN_TOWERS, value)
+    for tower, size in sizes.items():
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"`patch_size` of the {tower} tower must be a positive integer or None, got {size!r}.")
+    return sizes
+
+
 # The processor's settings (constructor arguments, saved in preprocessor_config.json): every one can also be given to
 # a single call, overriding the saved value for that call only.
 _SETTING_TYPES = {
@@ -95,6 +113,8 @@ _SETTING_TYPES = {
     "all_objects_max_regions": int,
     "text_score_threshold": float,
     "text_mask_threshold": float,
+    "patch_size": _patch_sizes,
+    "token_keep_threshold": float,
 }
 SETTINGS = tuple(_SETTING_TYPES)
 _SETTING_DEFAULTS = {
@@ -420,6 +440,15 @@ class RveRNetImageProcessor(BaseImageProcessor):
             their own masks), best predicted IoU first, at most `all_objects_max_regions` (32) per image. These are
             SAM's automatic-mask-generator defaults. An image where nothing passes gets its automatic ROI, with a
             warning.
+        patch_size (`int` or `dict`, *optional*):
+            The patch size of each ViT-family tower (`{"roi": 16, "context": 16}`; an int for both), as
+            `model.token_patch_sizes` gives it. When set, the output also has `roi_token_mask` and
+            `context_token_mask` `(N, (height // p) * (width // p))` bool, raster order: the patches each tower reads
+            under `token_selection="mask"` (dense models accept and ignore them). A patch is read by the ROI tower
+            when more than `token_keep_threshold` of its pixels are in the ROI, by the context tower when more than
+            that fraction is outside it (with the default 0.0, any pixel: a boundary patch belongs to both towers;
+            with `context_mode="full"` the context tower reads every patch). `size` must be a multiple of it.
+        token_keep_threshold (`float`, *optional*, defaults to 0.0): See `patch_size`; in [0, 1).
 
     Example:
 
@@ -435,7 +464,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
     ```
     """
 
-    model_input_names = ["roi_pixel_values", "context_pixel_values"]
+    model_input_names = ["roi_pixel_values", "context_pixel_values", "roi_token_mask", "context_token_mask"]
 
     def __init__(
         self,
@@ -471,6 +500,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
         all_objects_max_regions: int = 32,
         text_score_threshold: float = 0.3,
         text_mask_threshold: float = 0.5,
+        patch_size: int | dict[str, int | None] | None = None,
+        token_keep_threshold: float = 0.0,
         do_convert_rgb: bool = True,
         sam_model: Any = None,
         **kwargs,
@@ -510,6 +541,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
             all_objects_max_regions=all_objects_max_regions,
             text_score_threshold=text_score_threshold,
             text_mask_threshold=text_mask_threshold,
+            patch_size=patch_size,
+            token_keep_threshold=token_keep_threshold,
         )
         self._sam = None  # a SAM the caller gave (set_sam_model), never serialised
         if sam_model is not None:
@@ -579,6 +612,14 @@ class RveRNetImageProcessor(BaseImageProcessor):
         for name in ("do_normalize", "do_convert_rgb"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}.")
+        if not 0.0 <= self.token_keep_threshold < 1.0:
+            raise ValueError(f"`token_keep_threshold` must be in [0, 1), got {self.token_keep_threshold}.")
+        for tower, patch in (self.patch_size or {}).items():
+            if patch is not None and (self.size["height"] % patch or self.size["width"] % patch):
+                raise ValueError(
+                    f"`size` {self.size} is not a multiple of the {tower} tower's `patch_size` {patch}: its token "
+                    "grid would not cover the cut-out."
+                )
         if any(value == 0 for value in (*self.roi_image_std, *self.context_image_std)):
             raise ValueError("`roi_image_std` and `context_image_std` must not contain 0 (it divides).")
 
@@ -655,6 +696,24 @@ class RveRNetImageProcessor(BaseImageProcessor):
             context = torch.where(canvas_mask, fill, context)
         return roi, context, canvas_mask
 
+    def token_masks(self, canvas_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The patches each tower reads (see `patch_size`), from the ROI mask at the output size (`make_cutouts`'
+        third result): `{"roi_token_mask": (num_patches,) bool, "context_token_mask": ...}` for the towers with a
+        patch size, empty when `patch_size` is not set."""
+        masks = {}
+        for tower, patch in (self.patch_size or {}).items():
+            if patch is None:
+                continue
+            inside = F.avg_pool2d(canvas_mask[None, None].float(), patch)[0, 0].flatten()  # ROI share of each patch
+            if tower == "roi":
+                keep = inside > self.token_keep_threshold
+            elif self.context_mode == "complement":
+                keep = (1.0 - inside) > self.token_keep_threshold
+            else:  # the context tower sees the whole image
+                keep = torch.ones_like(inside, dtype=torch.bool)
+            masks[f"{tower}_token_mask"] = keep
+        return masks
+
     def preprocess_pairs(
         self,
         roi_images: Any,
@@ -666,7 +725,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
         """Already-cut pairs (the official code's `roi/` + `extra-roi/` layout) -> the two model inputs.
 
         Each image is letterboxed/resized and normalised for its tower; nothing is masked again. Settings may be
-        overridden for this call, as in `preprocess`.
+        overridden for this call, as in `preprocess`. There is no ROI mask here, so no token masks are made: a model
+        with `token_selection="mask"` refuses these inputs (use masks, or `token_selection="dense"`).
         """
         if settings:
             return self._for_call(settings).preprocess_pairs(
@@ -935,7 +995,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
 
         Returns:
             [`BatchFeature`] with `roi_pixel_values` and `context_pixel_values` (N, 3, H, W), `roi_image_index` (N,)
-            (which input image each sample comes from) and, on request, `roi_masks`.
+            (which input image each sample comes from), `roi_token_mask` / `context_token_mask` when `patch_size` is
+            set and, on request, `roi_masks`.
         """
         if device is not None and not settings.get("sam_device", self.sam_device):
             settings["sam_device"] = str(device)
@@ -967,20 +1028,23 @@ class RveRNetImageProcessor(BaseImageProcessor):
             text=text,
         )
 
-        # 3. Cut-outs.
-        rois, contexts, image_index, used_masks = [], [], [], []
+        # 3. Cut-outs (and, with `patch_size`, the patches each tower reads).
+        rois, contexts, image_index, used_masks, token_masks = [], [], [], [], []
         for index, (array, masks) in enumerate(zip(arrays, masks_per_image)):
             for mask in masks:
-                roi, context, _ = self.make_cutouts(array, mask, device)
+                roi, context, canvas_mask = self.make_cutouts(array, mask, device)
                 rois.append(roi)
                 contexts.append(context)
                 image_index.append(index)
                 used_masks.append(mask)
+                token_masks.append(self.token_masks(canvas_mask))
         data = {
             "roi_pixel_values": torch.stack(rois),
             "context_pixel_values": torch.stack(contexts),
             "roi_image_index": torch.tensor(image_index, dtype=torch.long, device=device),
         }
+        for name in token_masks[0]:
+            data[name] = torch.stack([sample[name] for sample in token_masks])
         if all_objects:
             data["roi_boxes"] = torch.tensor([mask_box(mask) for mask in used_masks], dtype=torch.long, device=device)
         if return_tensors is None:

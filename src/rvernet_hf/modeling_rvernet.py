@@ -6,7 +6,9 @@ forward pass. This file is uploaded next to the weights and read by the Hub's re
 `torch`, `transformers` and its sibling `configuration_rvernet`.
 """
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -38,7 +40,10 @@ class RveRNetModelOutput(ModelOutput):
         roi_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             The ROI tower's hidden states, as that tower returns them: for ViT-family towers one tensor of shape
             `(batch_size, num_tokens, hidden_size)` per layer plus the embeddings; for CNNs one feature map
-            `(batch_size, channels, height, width)` per stage.
+            `(batch_size, channels, height, width)` per stage. With `token_selection="mask"` a sparse tower's
+            tokens are its special tokens, then its kept patches in raster order (the `True` entries of
+            `roi_token_mask`, in order), padded to the batch's longest with inert tokens (`num_tokens` = special
+            tokens + the largest kept count of the batch); its attention maps are over the same tokens.
         context_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             The same for the context tower.
         roi_attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
@@ -155,6 +160,59 @@ def tower_records_attentions(tower: PreTrainedModel) -> bool:
     return "attentions" in (getattr(tower, "_can_record_outputs", None) or {})
 
 
+# ---------------------------------------------------------------------------------------------- token selection
+# ViT-family towers that can read a subset of their patches (`token_selection="mask"`): model_type -> the number of
+# special tokens before the patches (CLS; DeiT adds its distillation token). Their forward is embeddings (position
+# embeddings included) -> layers that take an attention mask -> layer norm -> a head that reads only the special
+# tokens, so dropping patch tokens right after the embeddings is exact. (Dinov2 pools the mean of the patch tokens
+# and BEiT-style towers carry a relative position bias per patch pair: not here.)
+SPARSE_TOWER_SPECIAL_TOKENS = {"deit": 2, "vit": 1}
+
+
+def tower_token_patch_size(config: PreTrainedConfig) -> int | None:
+    """The patch size of a tower that can read selected tokens (the grid its token mask is on), else None."""
+    if config.model_type in SPARSE_TOWER_SPECIAL_TOKENS:
+        return int(config.patch_size)
+    return None
+
+
+def tower_num_patches(config: PreTrainedConfig, pixel_values: torch.Tensor) -> int:
+    """How many patch tokens a sparse-capable tower makes of `pixel_values` (its token mask's length)."""
+    patch_size = tower_token_patch_size(config)
+    return (pixel_values.shape[-2] // patch_size) * (pixel_values.shape[-1] // patch_size)
+
+
+def kept_token_index(token_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A `(batch, num_patches)` keep mask -> `(index, valid)`, both `(batch, length)`: each sample's kept patch
+    positions first, in raster order, padded to the batch's largest kept count `length` (`valid` False there).
+
+    Reading `length` is one device-to-host sync per tower and step: the encoder's input size depends on the data.
+    """
+    keep = token_mask.bool()
+    length = int(keep.sum(dim=1).max()) if keep.numel() else 0
+    order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :length]
+    return order, keep.gather(1, order)
+
+
+@contextlib.contextmanager
+def keep_tokens(tower: PreTrainedModel, index: torch.Tensor, valid: torch.Tensor) -> Iterator[torch.Tensor]:
+    """While active, `tower` encodes only its special tokens and the patches `index` selects; yields the attention
+    mask `(batch, special + length)` to pass to the tower's forward (padding is masked out as keys, and its
+    embeddings are zero, so no dropped patch reaches the output by any path)."""
+    special = SPARSE_TOWER_SPECIAL_TOKENS[tower.config.model_type]
+
+    def select(module, args, embeddings):
+        patches = embeddings[:, special:].gather(1, index.unsqueeze(-1).expand(-1, -1, embeddings.shape[-1]))
+        patches = patches * valid.unsqueeze(-1).to(patches.dtype)
+        return torch.cat([embeddings[:, :special], patches], dim=1)
+
+    handle = tower.base_model.embeddings.register_forward_hook(select)
+    try:
+        yield torch.cat([valid.new_ones(valid.shape[0], special), valid], dim=1).long()
+    finally:
+        handle.remove()
+
+
 # (name in messages, sub-config key, module attribute) of the two towers.
 TOWERS = (("ROI", "roi_config", "roi_model"), ("context", "context_config", "context_model"))
 # Which support flag of a tower class an attention implementation needs ("eager" needs none).
@@ -264,6 +322,13 @@ class RveRNetPreTrainedModel(PreTrainedModel):
             tower_class._can_compile_fullgraph or tower_class.__name__ in FULLGRAPH_TESTED_TOWERS
             for tower_class in (tower_build_class(getattr(self.config, key)) for _, key, _ in TOWERS)
         )
+
+    @property
+    def token_patch_sizes(self) -> dict[str, int | None]:
+        """Per tower (`"roi"`, `"context"`), the patch size of its token grid if it can read selected tokens
+        (a ViT-family tower), else None: what `RveRNetImageProcessor(patch_size=...)` takes to make the
+        `roi_token_mask` / `context_token_mask` inputs that `token_selection="mask"` reads."""
+        return {name: tower_token_patch_size(getattr(self.config, f"{name}_config")) for name in ("roi", "context")}
 
     def _check_and_adjust_attn_implementation(
         self, attn_implementation: str | None, is_init_check: bool = False, allow_all_kernels: bool = False
@@ -437,6 +502,13 @@ class RveRNetModel(RveRNetPreTrainedModel):
         self.context_model = context_model
         self.roi_output_size = tower_output_size(roi_model)
         self.context_output_size = tower_output_size(context_model)
+        if config.token_selection == "mask":
+            for name, key, attribute in TOWERS:
+                if tower_token_patch_size(getattr(config, key)) is None:
+                    logger.warning(
+                        f"token_selection='mask': the {name} tower ({type(getattr(self, attribute)).__name__}) "
+                        f"stays dense; token selection applies to {sorted(SPARSE_TOWER_SPECIAL_TOKENS)} towers."
+                    )
         self.post_init()
 
     def _check_pixel_values(self, roi_pixel_values: torch.Tensor | None, context_pixel_values: torch.Tensor | None):
@@ -464,6 +536,27 @@ class RveRNetModel(RveRNetPreTrainedModel):
                 f"({roi_pixel_values.shape[0]} vs {context_pixel_values.shape[0]}): each ROI cut-out needs its context."
             )
 
+    def _token_mask(self, key: str, pixel_values: torch.Tensor, token_mask: torch.Tensor | None):
+        """The keep mask a tower reads, checked, or None when the tower runs dense."""
+        tower_config = getattr(self.config, f"{key}_config")
+        if self.config.token_selection != "mask" or tower_token_patch_size(tower_config) is None:
+            return None  # a dense tower: a token mask, if given, is not used
+        num_patches = tower_num_patches(tower_config, pixel_values)
+        expected = f"a bool tensor of shape ({pixel_values.shape[0]}, {num_patches})"
+        if token_mask is None:
+            raise ValueError(
+                f"token_selection='mask' needs `{key}_token_mask` ({expected}: which patches the {key} tower reads). "
+                f"RveRNetImageProcessor makes it when its `patch_size` is set: pass "
+                f"patch_size={tower_config.patch_size} to the processor (constructor or call), or load the model "
+                "with token_selection='dense'."
+            )
+        if not isinstance(token_mask, torch.Tensor) or tuple(token_mask.shape) != (pixel_values.shape[0], num_patches):
+            got = tuple(token_mask.shape) if isinstance(token_mask, torch.Tensor) else type(token_mask).__name__
+            raise ValueError(f"`{key}_token_mask` must be {expected} (the tower's patch grid), got {got}.")
+        if token_mask.is_floating_point() or token_mask.is_complex():
+            raise ValueError(f"`{key}_token_mask` must be bool (or integer, nonzero = kept), got {token_mask.dtype}.")
+        return token_mask
+
     def _run_tower(
         self,
         name: str,
@@ -471,8 +564,11 @@ class RveRNetModel(RveRNetPreTrainedModel):
         pixel_values: torch.Tensor,
         output_hidden_states: bool,
         output_attentions: bool,
+        token_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
-        """(what the tower hands the fusion head, its hidden states or None, its attention maps or None)."""
+        """(what the tower hands the fusion head, its hidden states or None, its attention maps or None).
+
+        With a `token_mask`, the tower encodes its special tokens and the kept patches only."""
         options = {"output_hidden_states": output_hidden_states, "return_dict": True}
         with_attentions = output_attentions and tower_records_attentions(tower)
         if with_attentions:
@@ -483,7 +579,10 @@ class RveRNetModel(RveRNetPreTrainedModel):
                     "attn_implementation='eager' or call model.set_attn_implementation('eager')."
                 )
             options["output_attentions"] = True
-        outputs = tower(pixel_values=pixel_values, **options)
+        with contextlib.ExitStack() as stack:
+            if token_mask is not None:
+                options["attention_mask"] = stack.enter_context(keep_tokens(tower, *kept_token_index(token_mask)))
+            outputs = tower(pixel_values=pixel_values, **options)
         # Classifiers return `logits` (their own head's, or pooled features when the head is an identity); a timm
         # base model in features mode returns them as `pooler_output`.
         pooled = outputs.logits if "logits" in outputs else outputs.pooler_output
@@ -499,6 +598,8 @@ class RveRNetModel(RveRNetPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         roi_image_index: torch.Tensor | None = None,
+        roi_token_mask: torch.Tensor | None = None,
+        context_token_mask: torch.Tensor | None = None,
     ) -> tuple | RveRNetModelOutput:
         r"""
         Args:
@@ -516,6 +617,12 @@ class RveRNetModel(RveRNetPreTrainedModel):
             roi_image_index (`torch.LongTensor`, *optional*):
                 Which input image each sample comes from, as `RveRNetImageProcessor` returns it: bookkeeping for
                 the caller, accepted so that `model(**processor(...))` works; not used by the model.
+            roi_token_mask (`torch.BoolTensor` of shape `(batch_size, num_patches)`, *optional*):
+                Which patches of its grid (raster order) the ROI tower reads, with `config.token_selection="mask"`
+                and a ViT-family tower: those that overlap the ROI, as `RveRNetImageProcessor` makes them when its
+                `patch_size` is set. Integer masks count nonzero as kept. Not used by dense towers.
+            context_token_mask (`torch.BoolTensor` of shape `(batch_size, num_patches)`, *optional*):
+                The same for the context tower: the patches that overlap the rest of the image.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
@@ -523,11 +630,18 @@ class RveRNetModel(RveRNetPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         self._check_pixel_values(roi_pixel_values, context_pixel_values)
+        roi_token_mask = self._token_mask("roi", roi_pixel_values, roi_token_mask)
+        context_token_mask = self._token_mask("context", context_pixel_values, context_token_mask)
         roi, roi_hidden, roi_attentions = self._run_tower(
-            "ROI", self.roi_model, roi_pixel_values, output_hidden_states, output_attentions
+            "ROI", self.roi_model, roi_pixel_values, output_hidden_states, output_attentions, roi_token_mask
         )
         context, context_hidden, context_attentions = self._run_tower(
-            "context", self.context_model, context_pixel_values, output_hidden_states, output_attentions
+            "context",
+            self.context_model,
+            context_pixel_values,
+            output_hidden_states,
+            output_attentions,
+            context_token_mask,
         )
         output = RveRNetModelOutput(
             pooler_output=torch.cat([roi, context], dim=-1),
@@ -632,6 +746,8 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         roi_image_index: torch.Tensor | None = None,
+        roi_token_mask: torch.Tensor | None = None,
+        context_token_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> tuple | RveRNetImageClassifierOutput:
         r"""
@@ -653,6 +769,8 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
                 Return a [`RveRNetImageClassifierOutput`] instead of a tuple.
             roi_image_index (`torch.LongTensor`, *optional*):
                 The processor's sample-to-image map; accepted so that `model(**processor(...))` works, not used.
+            roi_token_mask, context_token_mask (`torch.BoolTensor` of shape `(batch_size, num_patches)`, *optional*):
+                The patches each ViT-family tower reads with `config.token_selection="mask"`; see [`RveRNetModel`].
             kwargs:
                 Loss keyword arguments, as in transformers' classifiers: `Trainer` passes `num_items_in_batch` so
                 that the single-label loss is normalised over the whole accumulated (and distributed) batch.
@@ -664,6 +782,8 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            roi_token_mask=roi_token_mask,
+            context_token_mask=context_token_mask,
         )
         logits = self.classifier(outputs.pooler_output)
 

@@ -26,6 +26,8 @@ from transformers.pipelines.base import ChunkPipeline
 
 PIPELINE_TASK = "rvernet-image-classification"
 PROMPT_KEYS = ("box", "points", "point_labels", "mask")
+TOKEN_MASKS = ("roi_token_mask", "context_token_mask")
+MODEL_INPUTS = ("roi_pixel_values", "context_pixel_values", *TOKEN_MASKS)
 
 
 class RveRNetImageClassificationPipeline(ChunkPipeline):
@@ -82,20 +84,27 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
         )
         if mask is not None and (box is not None or points is not None):
             raise ValueError("give one prompt per image: a mask, a box, or points.")
+        # A model that reads selected tokens (token_selection="mask") needs each tower's token mask: made on the
+        # towers' patch grids when the processor does not carry them already.
+        options = {"return_tensors": "pt", "return_roi_masks": True}
+        if getattr(self.model.config, "token_selection", "dense") == "mask" and not self.image_processor.patch_size:
+            options["patch_size"] = self.model.token_patch_sizes
         if all_objects:
             if prompt != "automatic":
                 raise ValueError(
                     f"`all_objects=True` finds every object itself: the `{prompt}` prompt cannot be given with it."
                 )
-            features = self.image_processor(
-                images=[inputs], all_objects=True, return_tensors="pt", return_roi_masks=True
-            )
+            features = self.image_processor(images=[inputs], all_objects=True, **options)
             prompt = "all_objects"
         else:
             features = self.image_processor(
-                images=[inputs], roi_masks=[mask], input_boxes=[box], input_points=[points],
-                input_labels=[point_labels], return_tensors="pt", return_roi_masks=True,
-            )  # fmt: skip
+                images=[inputs],
+                roi_masks=[mask],
+                input_boxes=[box],
+                input_points=[points],
+                input_labels=[point_labels],
+                **options,
+            )
             features["roi_masks"] = features["roi_masks"][:1]
         count = len(features["roi_masks"])
         for k in range(count):  # one chunk per ROI
@@ -106,16 +115,16 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
                 "prompt": prompt,
                 "is_last": k == count - 1,
             }
+            for name in TOKEN_MASKS:
+                if name in features:
+                    chunk[name] = features[name][k : k + 1]
             if all_objects:
                 chunk["roi_box"] = features["roi_boxes"][k : k + 1]
             yield chunk
 
     def _forward(self, model_inputs):
-        outputs = self.model(
-            roi_pixel_values=model_inputs["roi_pixel_values"],
-            context_pixel_values=model_inputs["context_pixel_values"],
-        )
-        return {"logits": outputs.logits, **{k: v for k, v in model_inputs.items() if not k.endswith("pixel_values")}}
+        outputs = self.model(**{k: v for k, v in model_inputs.items() if k in MODEL_INPUTS})
+        return {"logits": outputs.logits, **{k: v for k, v in model_inputs.items() if k not in MODEL_INPUTS}}
 
     def _labels(self, logits: torch.Tensor, top_k: int) -> list[dict]:
         logits = logits[0] if logits.ndim == 2 else logits

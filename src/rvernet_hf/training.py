@@ -87,6 +87,14 @@ class ModelArguments:
     fusion: str = field(default="logits", metadata={"help": "logits (the paper's) or features.",
                                                     "choices": ["logits", "features"]})  # fmt: skip
     fusion_hidden_size: int = field(default=640, metadata={"help": "Width of the fusion head's hidden layer."})
+    token_selection: str | None = field(
+        default=None,
+        metadata={
+            "help": "dense (the paper: every patch) or mask (ViT-family towers read only the patches that overlap "
+            "their region, about one tower's cost). Default: the --model_name_or_path model's own, else dense.",
+            "choices": ["dense", "mask"],
+        },
+    )
     tower_num_labels: int | None = field(
         default=None,
         metadata={"help": "With --from_scratch and logits fusion: each tower's head size (default: the tower "
@@ -341,11 +349,12 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
         return model, _single_model_processor(model, preprocessing, size), {"cutouts": cutouts, "full_image": full_image}
 
     settings = {"sam_model_name_or_path": model_args.sam_model_name_or_path, "context_mode": model_args.context_mode}
+    selection = {"token_selection": model_args.token_selection} if model_args.token_selection else {}
     if model_args.model_name_or_path:
-        model = RveRNetForImageClassification.from_pretrained(model_args.model_name_or_path, **revision)
+        model = RveRNetForImageClassification.from_pretrained(model_args.model_name_or_path, **revision, **selection)
         check_labels([id2label[i] for i in sorted(id2label)], model.config.id2label, model_args.model_name_or_path)
         processor = RveRNetImageProcessor.from_pretrained(model_args.model_name_or_path, **revision, **settings)
-        return model, processor, {"cutouts": processor}
+        return model, with_token_grid(processor, model), {"cutouts": processor}
     label2id = {v: k for k, v in id2label.items()}
     def scratch_tower_config(path):
         """A random-init tower's config; its head is raised to the label count so that it is no bottleneck."""
@@ -372,20 +381,20 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
                 towers[name] = tower_class_for_config(config).from_pretrained(path, **revision)
         config = RveRNetConfig.from_tower_configs(
             towers["roi"].config, towers["context"].config, fusion=model_args.fusion,
-            fusion_hidden_size=model_args.fusion_hidden_size, id2label=id2label, label2id=label2id,
+            fusion_hidden_size=model_args.fusion_hidden_size, id2label=id2label, label2id=label2id, **selection,
         )  # fmt: skip
         model = RveRNetForImageClassification(config, roi_model=towers["roi"], context_model=towers["context"])
     elif scratch["roi"]:
         config = RveRNetConfig.from_tower_configs(
             scratch_tower_config(model_args.roi_model_name_or_path),
             scratch_tower_config(model_args.context_model_name_or_path), fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size,
-            id2label=id2label, label2id=label2id,
+            id2label=id2label, label2id=label2id, **selection,
         )  # fmt: skip
         model = RveRNetForImageClassification(config)
     else:
         model = RveRNetForImageClassification.from_towers_pretrained(
             model_args.roi_model_name_or_path, model_args.context_model_name_or_path, id2label=id2label,
-            fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size, **revision,
+            fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size, **revision, **selection,
         )  # fmt: skip
     size = model_args.image_size or getattr(model.config.roi_config, "image_size", None)
     if size:
@@ -399,7 +408,17 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
         if "mean" in pretrained_cfg and "std" in pretrained_cfg:
             setattr(processor, f"{name}_image_mean", list(pretrained_cfg["mean"]))
             setattr(processor, f"{name}_image_std", list(pretrained_cfg["std"]))
-    return model, processor, {"cutouts": processor}
+    return model, with_token_grid(processor, model), {"cutouts": processor}
+
+
+def with_token_grid(processor, model):
+    """The processor, told the towers' patch grids (when it does not know them) so that it makes the token masks:
+    used by `token_selection="mask"`, ignored by dense models, and saved, so that a dense model trained here can be
+    switched to sparse later with no other change."""
+    if not processor.patch_size and any(model.token_patch_sizes.values()):
+        processor.patch_size = model.token_patch_sizes
+        processor._validate_settings()
+    return processor
 
 
 def _single_model_processor(model, preprocessing: dict, size: int):
@@ -499,6 +518,11 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
     model, processor_to_save, preprocessing = build_model(model_args, id2label)
     if layout == "paired" and model_args.model_type != "rvernet":
         raise ValueError("the paired layout holds cut-outs only: it trains `--model_type rvernet`.")
+    if layout == "paired" and model.config.token_selection == "mask":
+        raise ValueError(
+            "--token_selection mask needs ROI masks (which patches each tower reads); the paired layout holds "
+            "cut-outs only. Use masks or an image folder, or --token_selection dense."
+        )
 
     teacher = None
     if training_args.distillation_type != "none":
