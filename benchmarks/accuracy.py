@@ -23,8 +23,9 @@ PROBES = ("none", "patch_permutation", "translocation")
 def configs(towers: dict[str, str], teacher: str) -> dict[str, list[str]]:
     """Name -> training arguments. `towers`: deit (random-init config folder), cnn (ImageNet Lite0 folder)."""
 
-    def rvernet(roi, context, distillation="none", scratch=False):
+    def rvernet(roi, context, distillation="none", scratch=False, token_selection="dense"):
         extra = ["--from_scratch"] if scratch else []
+        extra += ["--token_selection", token_selection]
         if distillation != "none":
             extra += ["--distillation_type", distillation, "--teacher_model_name_or_path", teacher,
                       "--cache_teacher_logits"]  # fmt: skip
@@ -44,6 +45,8 @@ def configs(towers: dict[str, str], teacher: str) -> dict[str, list[str]]:
     for kind in ("none", "soft", "hard"):
         table[f"rvernet_deit_deit_{kind}"] = rvernet("deit", "deit", kind, scratch=True)
         table[f"rvernet_cnn_cnn_{kind}"] = rvernet("cnn", "cnn", kind)
+        # Token-sparse towers: each DeiT tower encodes only the patches of its region (the same recipe otherwise).
+        table[f"rvernet_deit_deit_sparse_{kind}"] = rvernet("deit", "deit", kind, scratch=True, token_selection="mask")
     # Mixed towers: the pretrained CNN reads the ROI, a random-init DeiT the context.
     for kind in ("none", "soft", "hard"):
         table[f"rvernet_cnn_roi_deit_context_{kind}"] = [*rvernet("cnn", "deit", kind), "--context_from_scratch"]
@@ -107,11 +110,14 @@ def main(argv=None):
                "--output_dir", str(teacher), "--overwrite_output_dir"])  # fmt: skip
     test = load_split(data, "test")
 
-    def evaluate(run_dir: Path) -> dict:
-        """Test-split scores under every probe, written once to <run_dir>/scores.json (read back after that)."""
-        done = run_dir / "scores.json"
+    def evaluate(run_dir: Path, token_selection: str | None = None) -> dict:
+        """Test-split scores under every probe, written once to <run_dir>/scores.json (read back after that);
+        with `token_selection`, the same weights evaluated that way (scores-<token_selection>.json)."""
+        done = run_dir / ("scores.json" if token_selection is None else f"scores-{token_selection}.json")
         if not done.exists():
             model, transform = load_for_evaluation(run_dir)
+            if token_selection is not None:
+                model.config.token_selection = token_selection
             result = {probe: {k: v for k, v in evaluate_model(model, transform, test, info["ambiguous_labels"],
                                                              probe=probe).items() if isinstance(v, float)}
                       for probe in PROBES}  # fmt: skip
@@ -133,6 +139,8 @@ def main(argv=None):
                     train([*folders, *student, *table[name], "--num_train_epochs", str(args.epochs), "--seed",
                            str(seed), "--output_dir", str(run_dir), "--overwrite_output_dir"])  # fmt: skip
             scores.setdefault(name, []).append(evaluate(run_dir))
+            if name.startswith("rvernet_deit_deit_") and "_sparse_" not in name:  # dense weights, read sparse
+                scores.setdefault(f"{name}, evaluated sparse", []).append(evaluate(run_dir, "mask"))
 
     def cell(runs, probe, metric):
         values = [run[probe][metric] for run in runs]

@@ -178,6 +178,9 @@ def cost_table(args) -> list[dict]:
                         "roi_padded": int(kept["roi"].max()),
                         "context_padded": int(kept["context"].max()),
                         "per_image_patches": (size // 16) ** 2,
+                        # tokens the two encoders run over (special tokens + padded kept patches) / one dense tower's
+                        "processed_over_one_tower": (2 * 2 + int(kept["roi"].max()) + int(kept["context"].max()))
+                        / (2 + (size // 16) ** 2),
                     },
                 }
         for name, figures in measured.items():
@@ -256,12 +259,12 @@ def main(argv=None):
     print(f"\nToken-sparse RveRNet on {figures['machine']} ({figures['device']}, torch {figures['torch']}), "
           f"batch {args.batch_size}, {args.image_size} px; ratios to ONE dense tower:")  # fmt: skip
     print(f"  {'shape':<7} {'model':<42} {'fwd s':>7} {'fwd x':>6} {'f+b s':>7} {'f+b x':>6} {memory + ' MiB':>24} "
-          f"{'mem x':>6}  tokens (ROI + context kept, mean; padded)")  # fmt: skip
+          f"{'mem x':>6}  tokens: ROI + context kept (mean); padded (x one tower's)")  # fmt: skip
     for row in figures["rows"]:
         tokens = row["tokens"]
         shown = "" if tokens is None else (
             f"{tokens['roi_kept_mean']:.1f} + {tokens['context_kept_mean']:.1f} of {tokens['per_image_patches']}; "
-            f"{tokens['roi_padded']} + {tokens['context_padded']}"
+            f"{tokens['roi_padded']} + {tokens['context_padded']} ({tokens['processed_over_one_tower']:.2f}x)"
         )  # fmt: skip
         target = ""
         if "ROI 25%" in row["model"] and "threshold 0.0" in row["model"]:

@@ -170,3 +170,60 @@ def test_an_upload_never_names_a_local_segmenter_path(saved_model_dir, tmp_path,
     assert json.loads((tmp_path / "dry2" / "preprocessor_config.json").read_text())["sam_model_name_or_path"] == (
         "facebook/sam2.1-hiera-tiny"
     )
+
+
+# ---------------------------------------------------------------- files and arguments that are not what they claim
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda config: {**config, "model_type": "vit"}, "config.json has model_type 'vit', not 'rvernet'"),
+        (lambda config: {k: v for k, v in config.items() if k != "roi_config"}, "config.json has no roi_config"),
+    ],
+)
+def test_a_config_that_is_not_an_rvernet_is_refused_naming_the_folder(saved_model_dir, tmp_path, edit, message):
+    """Before: a random ViT (another model_type) or DeiT-B towers and a size mismatch (no roi_config)."""
+    import json
+    import shutil
+
+    from transformers import AutoModelForImageClassification
+
+    from rvernet_hf import RveRNetForImageClassification
+
+    folder = tmp_path / "model"
+    shutil.copytree(saved_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(edit(config)))
+    with pytest.raises(ValueError, match=f"{folder}: {message}"):
+        RveRNetForImageClassification.from_pretrained(folder)
+    if "model_type" in message:  # the Auto class reads model_type and builds what it names, as asked
+        assert type(AutoModelForImageClassification.from_pretrained(folder)).__name__ == "ViTForImageClassification"
+
+
+def test_teacher_paths_that_are_not_a_single_classifier_are_refused_naming_the_argument(saved_model_dir, tmp_path):
+    from rvernet_hf.distillation import load_teacher
+
+    with pytest.raises(ValueError, match=r"--teacher_model_name_or_path: \./no/teacher does not exist"):
+        load_teacher("./no/teacher")
+    with pytest.raises(ValueError, match=rf"--teacher_model_name_or_path: {saved_model_dir} is an RveRNet"):
+        load_teacher(str(saved_model_dir))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="a folder without a valid config.json"):
+        load_teacher(str(tmp_path / "empty"))
+
+
+def test_one_option_name_across_subcommands_and_the_old_names_still_work_with_a_note(capsys):
+    from rvernet_hf.cli import build_parser
+
+    parser = build_parser()
+    new = parser.parse_args(["masks", "--data_dir", "d", "--output_dir", "o", "--on_bad_samples", "skip",
+                             "--sam_model_name_or_path", "facebook/sam2.1-hiera-tiny"])  # fmt: skip
+    assert (new.on_error, new.sam_model) == ("skip", "facebook/sam2.1-hiera-tiny") and capsys.readouterr().err == ""
+    old = parser.parse_args(["masks", "--data_dir", "d", "--output_dir", "o", "--on_error", "skip", "--sam_model", "x"])
+    assert (old.on_error, old.sam_model) == ("skip", "x")
+    notes = capsys.readouterr().err
+    assert "--on_error is deprecated; it is now --on_bad_samples" in notes
+    assert "--sam_model is deprecated; it is now --sam_model_name_or_path" in notes
+    predict = parser.parse_args(["predict", "a.png", "--model", "m", "--sam_model_name_or_path", "s"])
+    assert predict.sam_model == "s"

@@ -22,7 +22,7 @@ def test_accuracy_table_has_every_row_of_the_paper_and_each_parses():
 
     table = script("accuracy").configs({"deit": "deit-folder", "cnn": "cnn-folder"}, "teacher-folder")
     singles = {"single_cnn_full_image", "single_deit_full_image", "single_deit_roi_only", "single_deit_context_only"}
-    fused = {f"rvernet_{towers}_{kind}" for towers in ("deit_deit", "cnn_cnn", "cnn_roi_deit_context")
+    fused = {f"rvernet_{towers}_{kind}" for towers in ("deit_deit", "cnn_cnn", "cnn_roi_deit_context", "deit_deit_sparse")
              for kind in ("none", "soft", "hard")}  # fmt: skip
     assert set(table) == singles | fused
     folders = ["--train_dir", "d", "--output_dir", "o"]
@@ -34,6 +34,8 @@ def test_accuracy_table_has_every_row_of_the_paper_and_each_parses():
             assert training_args.teacher_model_name_or_path == "teacher-folder" and training_args.cache_teacher_logits
         expected_type = "rvernet" if name.startswith("rvernet") else "single"
         assert model_args.model_type == expected_type, name
+        if expected_type == "rvernet":
+            assert model_args.token_selection == ("mask" if "_sparse_" in name else "dense"), name
 
 
 def test_accuracy_benchmark_refuses_an_unknown_config_before_any_work(tmp_path):
@@ -49,7 +51,8 @@ def test_accuracy_benchmark_runs_and_resumes_from_finished_runs(tmp_path, capsys
     argv = ["--output_dir", str(tmp_path), "--num_per_class", "4", "--image_size", "32", "--epochs", "1",
             "--teacher_epochs", "1", "--seeds", "0", "--configs", "single_deit_full_image", "rvernet_deit_deit_hard"]  # fmt: skip
     scores = accuracy.main(argv)
-    assert set(scores) == {"teacher_cnn_full_image_1_epochs", "single_deit_full_image", "rvernet_deit_deit_hard"}
+    assert set(scores) == {"teacher_cnn_full_image_1_epochs", "single_deit_full_image", "rvernet_deit_deit_hard",
+                           "rvernet_deit_deit_hard, evaluated sparse"}  # fmt: skip
     done = tmp_path / "runs" / "rvernet_deit_deit_hard-seed0" / "scores.json"
     saved = json.loads(done.read_text())
     assert set(saved) == set(accuracy.PROBES)
@@ -85,3 +88,17 @@ def test_segmenters_benchmark_quick_runs_every_family_and_writes_its_figures(tmp
         assert row["encoder_s"] > 0 and row["every_object_s"] > 0 and row["labelled_objects_per_s"] > 0
         assert row["mask_generation_s"] is not None, row.get("mask_generation_error")  # transformers' own pipeline ran
     assert json.loads(out.read_text())["rvernet"]["regions"] == 8
+
+
+@pytest.mark.slow
+def test_sparse_benchmark_quick_measures_every_model_and_the_pipeline(tmp_path):
+    out = tmp_path / "sparse.json"
+    figures = script("sparse").main(["--quick", "--json", str(out)])
+    models = [row["model"] for row in figures["rows"]]
+    assert models[0] == "dense RveRNet" and models[-1] == "one dense tower" and len(models) == 4
+    for row in figures["rows"]:
+        assert row["forward_s"] > 0 and row["train_s"] > 0 and row["activation_mib"] > 0
+    sparse = figures["rows"][1]["tokens"]
+    assert 0 < sparse["roi_kept_mean"] < sparse["per_image_patches"] and sparse["roi_padded"] >= sparse["roi_kept_mean"]
+    assert figures["pipeline_batch1_sparse_over_dense"] > 0
+    assert json.loads(out.read_text())["rows"] == figures["rows"]

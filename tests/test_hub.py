@@ -113,3 +113,35 @@ def test_shipped_rvernet_deit_b_card_is_the_rendered_template():
     parsed = ModelCard.load(root / "rvernet-deit-b" / "README.md")
     assert parsed.data.eval_results is None  # no weights trained by us: no numbers
     assert "105" in parsed.text and "FoodSeg103" in parsed.text
+
+
+def test_the_cards_how_to_use_code_runs_against_the_upload_and_names_its_repo(model_folder, tmp_path):
+    """The card's snippet once used a pipeline argument that does not exist (`input_boxes=`) and a local folder
+    name even in an upload for `you/name`: executed here, with the uploaded repo id pointed at the uploaded files."""
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    from conftest import tiny_sam
+
+    _, folder = model_folder
+    upload = tmp_path / "upload"
+    push_folder(folder, "you/rvernet-food", dry_run_dir=upload)
+    # offline, a tiny random SAM stands in for the uploaded processor's Hub segmenter
+    tiny_sam().save_pretrained(tmp_path / "sam")
+    settings = json.loads((upload / "preprocessor_config.json").read_text())
+    assert settings["sam_model_name_or_path"] == "facebook/sam-vit-base"
+    settings.update(sam_model_name_or_path=str(tmp_path / "sam"), all_objects_points_per_side=4)
+    (upload / "preprocessor_config.json").write_text(json.dumps(settings))
+    card = (upload / "README.md").read_text()
+    snippet = re.search(r"## How to use\n\n```python\n(.*?)```", card, re.S).group(1)
+    assert 'model="you/rvernet-food"' in snippet and "me/rvernet-tiny" not in card
+    assert "--model you/rvernet-food" in card
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(photo)
+    runnable = snippet.replace('"you/rvernet-food"', repr(str(upload))).replace('"photo.jpg"', repr(str(photo)))
+    namespace = {}
+    exec(compile(runnable, "README.md", "exec"), namespace)  # every line of the snippet runs
+    prompted = namespace["prompted"]
+    assert prompted(str(photo), box=[60, 40, 220, 180])["prompt"] == "box"

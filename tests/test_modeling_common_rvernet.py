@@ -440,3 +440,20 @@ def test_torch_export(model_class):
     with torch.no_grad():
         expected = model(**inputs)[0]
     torch.testing.assert_close(exported.module()(**inputs)[0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_towers_from_pretrained_checkpoints_carry_a_resolved_attention_implementation(tmp_path):
+    """Building the config from the towers' own config objects reset their implementation to None (transformers
+    then warned at every `train` that the dispatch went wrong): the towers keep what they were loaded with."""
+    from transformers import DeiTForImageClassification, ResNetForImageClassification
+
+    DeiTForImageClassification(tiny_tower_config("deit")).save_pretrained(tmp_path / "deit")
+    ResNetForImageClassification(tiny_tower_config("resnet")).save_pretrained(tmp_path / "resnet")
+    model = RveRNetForImageClassification.from_towers_pretrained(tmp_path / "deit", tmp_path / "resnet")
+    assert model.roi_model.config._attn_implementation == "sdpa"
+    assert model.config.roi_config._attn_implementation == "sdpa" and model.roi_model.config is model.config.roi_config
+    assert model.context_model.config._attn_implementation == "eager"
+    eager = RveRNetForImageClassification.from_towers_pretrained(
+        tmp_path / "deit", tmp_path / "resnet", attn_implementation="eager"
+    )
+    assert eager.roi_model.config._attn_implementation == "eager"

@@ -46,6 +46,18 @@ def test_saved_folder_declares_the_prompted_pipeline(saved_model):
     assert (saved_model / "pipeline_rvernet.py").exists()
 
 
+def test_with_the_package_imported_the_prompted_pipeline_needs_no_trust_remote_code(saved_model):
+    """The registered task serves the folder's declared pipeline: before, transformers asked for
+    `trust_remote_code=True` to run code the package already holds."""
+    from rvernet_hf.pipeline_rvernet import RveRNetImageClassificationPipeline
+
+    classifier = pipeline("rvernet-image-classification", model=str(saved_model))
+    assert type(classifier) is RveRNetImageClassificationPipeline
+    mask = np.zeros((48, 64), dtype=bool)
+    mask[10:30, 20:40] = True
+    assert classifier(photo(), mask=mask)["prompt"] == "mask"
+
+
 def test_image_classification_pipeline_with_automatic_roi_and_batching(saved_model):
     classifier = pipeline("image-classification", model=str(saved_model))
     single = classifier(photo(), top_k=2)

@@ -136,3 +136,149 @@ def test_labels_outside_the_label_set_are_refused_at_load_time(tmp_path):
     datasets.DatasetDict(train=train, validation=validation).save_to_disk(tmp_path / "data")
     with pytest.raises(ValueError, match=r"validation split has 1 label\(s\) outside \[0, 2\): values \[-1\] at samples \[1\]"):
         load_data(DataArguments(dataset_name=str(tmp_path / "data")))
+
+
+def _save_string_labelled(folder, train_labels, validation_labels):
+    import datasets
+    import numpy as np
+
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
+    splits = {name: datasets.Dataset.from_dict({"image": [image] * len(labels), "label": labels}, features=features)
+              for name, labels in (("train", train_labels), ("validation", validation_labels))}  # fmt: skip
+    datasets.DatasetDict(splits).save_to_disk(folder)
+    return folder
+
+
+def test_string_labels_get_one_label_map_from_the_training_split(tmp_path):
+    """Encoding each split on its own made "rocket" in validation the id of "coffee" in train (both id 0)."""
+    from rvernet_hf.training import DataArguments, load_data
+
+    folder = _save_string_labelled(tmp_path / "data", ["coffee", "rocket", "coffee", "rocket"], ["rocket", "rocket"])
+    data, _ = load_data(DataArguments(dataset_name=str(folder)))
+    assert data["train"].features["label"].names == data["validation"].features["label"].names == ["coffee", "rocket"]
+    assert data["validation"]["label"] == [1, 1] and data["train"]["label"] == [0, 1, 0, 1]
+
+
+def test_a_validation_label_the_training_split_lacks_is_refused_at_load_time(tmp_path):
+    from rvernet_hf.training import DataArguments, load_data
+
+    folder = _save_string_labelled(tmp_path / "data", ["coffee", "rocket"], ["rocket", "quokka"])
+    with pytest.raises(ValueError, match=r"the validation split has labels the training split lacks: \['quokka'\]"):
+        load_data(DataArguments(dataset_name=str(folder)))
+
+
+def test_an_empty_class_folder_is_refused_in_training_and_reported_in_validation(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from transformers.testing_utils import CaptureLogger
+    from transformers.utils import logging
+
+    from rvernet_hf.training import DataArguments, load_data
+
+    for split in ("train", "validation"):
+        for name in ("coffee", "rocket"):
+            (tmp_path / split / name).mkdir(parents=True)
+            if not (split == "validation" and name == "rocket"):
+                Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / split / name / "a.png")
+                Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / split / name / "b.png")
+    with CaptureLogger(logging.get_logger("rvernet_hf.training")) as captured:
+        load_data(DataArguments(train_dir=str(tmp_path / "train"), validation_dir=str(tmp_path / "validation")))
+    assert "the validation split has no sample of class(es) ['rocket']" in captured.out
+    (tmp_path / "train" / "quokka").mkdir()
+    (tmp_path / "validation" / "quokka").mkdir()
+    with pytest.raises(ValueError, match=r"training split has no sample of class\(es\) \['quokka'\]"):
+        load_data(DataArguments(train_dir=str(tmp_path / "train"), validation_dir=str(tmp_path / "validation")))
+
+
+def test_bad_samples_of_every_split_are_found_before_the_first_step_and_skip_drops_them(
+    tmp_path, synthetic_data, tower_dir, caplog
+):
+    """Before: with every mask given nothing was checked; a corrupt image crashed at step 20 of 46 ("image 0"), a
+    wrong-size mask in validation at the first evaluation, and --on_bad_samples skip had no effect."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+    from transformers.testing_utils import CaptureLogger
+    from transformers.utils import logging
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_data, data)
+    corrupt = sorted((data / "train" / "ketchup").iterdir())[0]
+    corrupt.write_bytes(b"not an image")
+    small = sorted((data / "validation_masks" / "bread").iterdir())[0]
+    Image.fromarray(np.ones((5, 5), dtype=np.uint8) * 255).save(small)
+    arguments = [*data_args(data), "--roi_model_name_or_path", str(tower_dir), "--context_model_name_or_path",
+                 str(tower_dir), "--from_scratch", "--fusion_hidden_size", "16", "--do_train", "--max_steps", "1"]  # fmt: skip
+    with pytest.raises(ValueError, match=rf"the train split: sample \d+ \({corrupt}\): .*not a readable image"):
+        main([*arguments, *common(tmp_path / "raise")])
+    assert not (tmp_path / "raise" / "model.safetensors").exists()
+    corrupt.unlink()  # the validation split's mask is next
+    with pytest.raises(ValueError, match=r"the validation split: sample \d+ .*has size 5x5"):
+        main([*arguments, *common(tmp_path / "raise2")])
+    with CaptureLogger(logging.get_logger("rvernet_hf.training")) as captured:
+        results = main([*arguments, *common(tmp_path / "skip"), "--on_bad_samples", "skip", "--do_eval"])
+    assert "the validation split: dropped 1 bad sample(s)" in captured.out and small.stem in captured.out
+    assert "eval_accuracy" in results
+
+
+def test_continuing_from_a_saved_rvernet_keeps_its_processor_settings(tmp_path, tiny_config):
+    """Before: the training defaults (SAM checkpoint, context mode) silently replaced the saved processor's."""
+    from rvernet_hf import RveRNetForImageClassification, RveRNetImageProcessor
+    from rvernet_hf.training import ModelArguments, build_model
+
+    RveRNetForImageClassification(tiny_config).save_pretrained(tmp_path)
+    RveRNetImageProcessor(size={"height": 30, "width": 30}, context_mode="full",
+                          sam_model_name_or_path="facebook/sam2.1-hiera-tiny").save_pretrained(tmp_path)  # fmt: skip
+    id2label = tiny_config.id2label
+    _, processor, _ = build_model(ModelArguments(model_name_or_path=str(tmp_path)), id2label)
+    assert (processor.context_mode, processor.sam_model_name_or_path) == ("full", "facebook/sam2.1-hiera-tiny")
+    assert processor.patch_size == {"roi": tiny_config.roi_config.patch_size, "context": None}  # the DeiT tower's grid
+    asked = ModelArguments(model_name_or_path=str(tmp_path), context_mode="complement")
+    assert build_model(asked, id2label)[1].context_mode == "complement"
+
+
+def test_processor_settings_given_to_from_pretrained_are_validated(tmp_path):
+    from rvernet_hf import RveRNetImageProcessor
+
+    RveRNetImageProcessor(size={"height": 30, "width": 30}).save_pretrained(tmp_path)
+    assert RveRNetImageProcessor.from_pretrained(tmp_path, patch_size=6).patch_size == {"roi": 6, "context": 6}
+    with pytest.raises(ValueError, match="`context_mode` must be one of"):
+        RveRNetImageProcessor.from_pretrained(tmp_path, context_mode="everything")
+
+
+def test_model_revision_reaches_the_towers_and_their_processors_not_the_config(tmp_path, monkeypatch):
+    from transformers import AutoImageProcessor, DeiTForImageClassification, ViTImageProcessor
+
+    from conftest import tiny_tower_config
+    from rvernet_hf.training import ModelArguments, build_model
+
+    DeiTForImageClassification(tiny_tower_config("deit")).save_pretrained(tmp_path)
+    ViTImageProcessor(size={"height": 30, "width": 30}).save_pretrained(tmp_path)
+    asked = []
+    original = AutoImageProcessor.from_pretrained
+    monkeypatch.setattr(AutoImageProcessor, "from_pretrained",
+                        lambda *args, **kwargs: asked.append(kwargs.get("revision")) or original(*args, **kwargs))  # fmt: skip
+    arguments = ModelArguments(roi_model_name_or_path=str(tmp_path), context_model_name_or_path=str(tmp_path),
+                               model_revision="v1.0")  # fmt: skip
+    model, processor, _ = build_model(arguments, {0: "a", 1: "b"})
+    assert asked == ["v1.0", "v1.0"]  # both towers' processors, at the revision asked for
+    assert "revision" not in model.config.to_dict()  # before: routed into the RveRNet config, not to the towers
+
+
+@pytest.mark.parametrize(
+    ("source", "layout", "message"),
+    [
+        ({"train_dir": "x"}, "segmentation", "--data_layout segmentation cannot read --train_dir: it is read as imagefolder"),
+        ({"paired_dir": "x"}, "hub", "cannot read --paired_dir"),
+        ({"dataset_name": "x"}, "imagefolder", "cannot read --dataset_name: it is read as hub or segmentation"),
+    ],
+)
+def test_a_data_layout_that_cannot_read_the_source_is_refused(source, layout, message):
+    """Before: only `segmentation` changed anything, and `--data_layout segmentation --train_dir x` crashed on
+    `Path(None)`."""
+    from rvernet_hf.training import DataArguments, load_data
+
+    with pytest.raises(ValueError, match=message):
+        load_data(DataArguments(**source, data_layout=layout))

@@ -173,6 +173,20 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OldNameToo(argparse.Action):
+    """An option with a former name, still accepted: using the former name prints a deprecation note."""
+
+    def __init__(self, option_strings, dest, old_name: str, **kwargs):
+        self.old_name = old_name
+        super().__init__([*option_strings, old_name], dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string == self.old_name:
+            print(f"note: {self.old_name} is deprecated; it is now {self.option_strings[0]} (the same option in "
+                  "every subcommand).", file=sys.stderr)  # fmt: skip
+        setattr(namespace, self.dest, values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rvernet-hf", description="RveRNet: ROI + context classification with SAM masks and CNN distillation."
@@ -188,12 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--output_dir", required=True, help="where the dataset with masks is saved (save_to_disk)")
     masks.add_argument("--masks_dir", help="optional masks you already have: <masks_dir>/<class>/<stem>.png")
     masks.add_argument("--processor", help="an RveRNet processor folder or Hub id (its SAM settings are used)")
-    masks.add_argument("--sam_model", default="facebook/sam-vit-base", help="SAM checkpoint (Hub id or folder)")
+    masks.add_argument("--sam_model_name_or_path", dest="sam_model", action=_OldNameToo, old_name="--sam_model",
+                       default="facebook/sam-vit-base", help="segmenter checkpoint (Hub id or folder)")  # fmt: skip
     masks.add_argument("--sam_batch_size", type=int, default=4, help="images per SAM image-encoder pass")
     masks.add_argument("--batch_size", type=int, default=8, help="samples per `datasets.map` batch")
     masks.add_argument("--shard_size", type=int, default=256, help="samples per resumable cache shard")
     masks.add_argument("--cache_dir", help="where the shard cache lives (default: next to the dataset cache)")
-    masks.add_argument("--on_error", choices=["raise", "skip"], default="raise",
+    masks.add_argument("--on_bad_samples", dest="on_error", action=_OldNameToo, old_name="--on_error",
+                       choices=["raise", "skip"], default="raise",
                        help="stop at the first bad sample, or skip bad samples and report them")  # fmt: skip
     masks.set_defaults(func=_masks)
 
@@ -239,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="label every object of each photo (a table; with --save-viz every region outlined)",
     )
     predict.add_argument("--json", action="store_true", help="print JSON")
-    predict.add_argument("--sam_model", help="SAM checkpoint for box/click/automatic ROIs (default: the processor's)")
+    predict.add_argument("--sam_model_name_or_path", dest="sam_model", action=_OldNameToo, old_name="--sam_model",
+                         help="segmenter for box/click/automatic ROIs (default: the processor's)")  # fmt: skip
     predict.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
     predict.add_argument(
         "--token_selection",

@@ -29,6 +29,10 @@ CUSTOM_PIPELINES = {
 }
 
 
+class NotAnRveRNetConfig(ValueError):
+    """A config file or dict that is not an RveRNet's."""
+
+
 class RveRNetConfig(PreTrainedConfig):
     r"""
     Configuration of a [`RveRNetForImageClassification`]: two vision towers and a fusion head.
@@ -129,6 +133,42 @@ class RveRNetConfig(PreTrainedConfig):
                 shutil.copyfile(source, target)
             self.custom_pipelines = CUSTOM_PIPELINES
         return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> "RveRNetConfig":
+        """As in transformers; a dict that is not an RveRNet's (another `model_type`, or no `roi_config` /
+        `context_config`) is refused: loading it would build another model, or DeiT-B towers by default."""
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            raise NotAnRveRNetConfig(
+                f"config.json has model_type {model_type!r}, not 'rvernet': it is not an RveRNet checkpoint (a tower "
+                "is passed as --roi_model_name_or_path / --context_model_name_or_path, or to from_towers_pretrained)."
+            )
+        missing = [key for key in ("roi_config", "context_config") if not config_dict.get(key)]
+        if missing:
+            raise NotAnRveRNetConfig(
+                f"config.json has no {' and no '.join(missing)}: an RveRNet config names both towers' configs "
+                "(each a dict with its model_type), as `save_pretrained` writes them."
+            )
+        loaded = super().from_dict(config_dict, **kwargs)
+        config = loaded[0] if isinstance(loaded, tuple) else loaded
+        custom = getattr(config, "custom_pipelines", None)
+        if custom:
+            # A task this process already has (`import rvernet_hf` registers the prompted pipeline) is served by the
+            # registered class: `pipeline(task, model=...)` then needs no `trust_remote_code` for code it has.
+            from transformers.pipelines import PIPELINE_REGISTRY
+
+            registered = set(PIPELINE_REGISTRY.get_supported_tasks())
+            config.custom_pipelines = {task: spec for task, spec in custom.items() if task not in registered}
+        return loaded
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
+        """As in transformers; a config.json that is not an RveRNet's is refused, naming the file."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except NotAnRveRNetConfig as error:
+            raise NotAnRveRNetConfig(f"{pretrained_model_name_or_path}: {error}") from None
 
     @classmethod
     def from_tower_configs(

@@ -144,7 +144,7 @@ class FrozenTeacher(nn.Module):
 
 def load_teacher(name_or_path: str, **kwargs) -> FrozenTeacher:
     """A `FrozenTeacher` from a name: see `teachers.load_classifier` for the names accepted."""
-    model, preprocessing = load_classifier(name_or_path, **kwargs)
+    model, preprocessing = load_classifier(name_or_path, what="--teacher_model_name_or_path", **kwargs)
     return FrozenTeacher(model, preprocessing)
 
 

@@ -4,6 +4,7 @@
 
 import json
 import os
+import re
 import shutil
 from fnmatch import fnmatch
 from pathlib import Path
@@ -193,7 +194,7 @@ def push_folder(
         target = Path(dry_run_dir)
         if target.exists() and any(target.iterdir()):
             raise ValueError(f"dry_run_dir {target} exists and is not empty.")
-        _stage_upload(folder, files, target, sam_model_id)
+        _stage_upload(folder, files, target, sam_model_id, repo_id)
         return str(target)
     from huggingface_hub import HfApi
 
@@ -202,18 +203,27 @@ def push_folder(
     if revision and not create_pr:
         api.create_branch(repo_id, branch=revision, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rvernet-upload-") as staged:
-        _stage_upload(folder, files, Path(staged), sam_model_id)
+        _stage_upload(folder, files, Path(staged), sam_model_id, repo_id)
         return api.upload_folder(
             repo_id=repo_id, folder_path=staged, allow_patterns=files, revision=revision, create_pr=create_pr,
             commit_message=commit_message, repo_type="model",
         )  # fmt: skip
 
 
-def _stage_upload(folder: str | os.PathLike, files: list[str], target: Path, sam_model_id: str | None) -> None:
-    """Copy the files to upload into `target`, with a processor config that names its segmenter portably."""
+def _stage_upload(
+    folder: str | os.PathLike, files: list[str], target: Path, sam_model_id: str | None, repo_id: str
+) -> None:
+    """Copy the files to upload into `target`, with a processor config that names its segmenter portably and a card
+    whose code names the repository being uploaded (it was rendered with the folder's or another name)."""
     target.mkdir(parents=True, exist_ok=True)
     for name in files:
         shutil.copy2(Path(folder) / name, target / name)
+    card = target / "README.md"
+    if card.exists():
+        text = card.read_text()
+        text = re.sub(r'(pipeline\([^)]*?model=)"[^"]*"', rf'\1"{repo_id}"', text)
+        text = re.sub(r"(rvernet-hf predict \S+ --model )\S+", rf"\g<1>{repo_id}", text)
+        card.write_text(text)
     processor_file = target / "preprocessor_config.json"
     if not processor_file.exists():
         return

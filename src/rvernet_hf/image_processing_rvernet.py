@@ -549,6 +549,16 @@ class RveRNetImageProcessor(BaseImageProcessor):
             self.set_sam_model(sam_model)
         self._validate_settings()
 
+    @classmethod
+    def from_dict(cls, image_processor_dict: dict[str, Any], **kwargs: Any):
+        """As in transformers; settings given as keyword arguments (`from_pretrained(folder, patch_size=16)`) go
+        through the constructor, so they are converted and validated like the saved ones (transformers would set
+        them on the instance unchecked)."""
+        image_processor_dict = dict(image_processor_dict)
+        for name in [name for name in kwargs if name in SETTINGS]:
+            image_processor_dict[name] = kwargs.pop(name)
+        return super().from_dict(image_processor_dict, **kwargs)
+
     def _apply_settings(self, **settings: Any) -> None:
         """Set settings (constructor arguments), each in its canonical type; `None` means the default where the
         constructor has one (size, means, stds)."""
@@ -631,16 +641,17 @@ class RveRNetImageProcessor(BaseImageProcessor):
 
     @classmethod
     def from_towers_pretrained(
-        cls, roi_model_name_or_path: str, context_model_name_or_path: str, **kwargs
+        cls, roi_model_name_or_path: str, context_model_name_or_path: str, revision: str | None = None, **kwargs
     ) -> "RveRNetImageProcessor":
         """A processor whose per-tower normalisation (and, unless given, output size) come from each tower's own
-        image processor (Hub id or folder), as `RveRNetForImageClassification.from_towers_pretrained` pairs them."""
+        image processor (Hub id or folder, at `revision`), as `RveRNetForImageClassification.from_towers_pretrained`
+        pairs them."""
         from transformers import AutoImageProcessor
 
         settings = {}
         for prefix, path in (("roi", roi_model_name_or_path), ("context", context_model_name_or_path)):
             try:
-                tower_processor = AutoImageProcessor.from_pretrained(path)
+                tower_processor = AutoImageProcessor.from_pretrained(path, revision=revision)
             except (OSError, ValueError) as error:
                 logger.warning(f"No image processor for the {prefix} tower ({path}): ImageNet defaults ({error}).")
                 continue

