@@ -10,11 +10,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -26,18 +24,9 @@ MEMORY_KIND = "cuda_allocated" if DEVICE.type == "cuda" else "rss"
 
 
 def timed(fn, repeats=5, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if DEVICE.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if DEVICE.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    from rvernet_hf.testing_utils import median_seconds  # after the offline switch above
+
+    return median_seconds(fn, repeats, warmup)
 
 
 def deit_config(hidden, layers, image_size, num_labels=5):

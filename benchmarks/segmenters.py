@@ -24,7 +24,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -57,12 +56,9 @@ def build(family: str, quick: bool):
 
 
 def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    from rvernet_hf.testing_utils import median_seconds
+
+    return median_seconds(fn, repeats, warmup=0)
 
 
 def peak_memory_mib(device) -> float:

@@ -18,9 +18,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,18 +35,9 @@ SHAPES = {  # name -> (hidden size, layers, heads)
 
 
 def timed(fn, repeats=3, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if DEVICE.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if DEVICE.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    from rvernet_hf.testing_utils import median_seconds  # after the offline switch above
+
+    return median_seconds(fn, repeats, warmup)
 
 
 def deit(shape: str, image_size: int):

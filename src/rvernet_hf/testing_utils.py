@@ -7,6 +7,30 @@ nothing; their shapes, code paths and costs are real. Not imported by the files 
 IMAGE_SIZE = 30
 
 
+def median_seconds(fn, repeats: int = 3, warmup: int = 1) -> float:
+    """Median wall time of `fn()` over `repeats` calls after `warmup` untimed ones (CUDA synchronised around each
+    call when a GPU is present): the one timer of `benchmarks/`."""
+    import statistics
+    import time
+
+    import torch
+
+    def sync():
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def tiny_tower_config(family: str, num_labels: int = 5, image_size: int = IMAGE_SIZE):
     """A tiny config of one backbone family. `family` is one of `TOWER_FAMILIES`."""
     from transformers import (
@@ -199,6 +223,7 @@ __all__ = [
     "IMAGE_SIZE",
     "SEGMENTER_FAMILIES",
     "TOWER_FAMILIES",
+    "median_seconds",
     "tiny_sam",
     "tiny_sam3",
     "tiny_segmenter",
