@@ -11,7 +11,7 @@ import argparse
 import torch
 from transformers import AutoModelForImageClassification, DeiTConfig
 
-from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
+from rvernet_hf import RveRNetConfig, RveRNetForImageClassification, export_model
 
 
 def make_batch(batch_size: int, size: int, generator: torch.Generator):
@@ -53,7 +53,7 @@ def main() -> None:
         if step % 20 == 0:
             print(f"step {step:3d}  loss {loss.item():.3f}")
 
-    model.save_pretrained(args.output_dir)
+    export_model(model, args.output_dir)  # weights, config, modeling code and the prompted pipeline's code
     reloaded = AutoModelForImageClassification.from_pretrained(args.output_dir).eval()
     roi, context, labels = make_batch(64, 32, generator)
     with torch.no_grad():

@@ -78,6 +78,8 @@ def test_push_uses_the_http_api_with_revision_and_pr(model_folder, monkeypatch):
     upload = calls[2][1]
     assert upload["revision"] == "v1" and upload["create_pr"] is False and upload["repo_id"] == "me/rvernet-tiny"
     assert "training_args.bin" not in upload["allow_patterns"] and "model.safetensors" in upload["allow_patterns"]
+    # saved with model.save_pretrained (no pipeline code): the upload adds the prompted pipeline and declares it
+    assert "pipeline_rvernet.py" in upload["allow_patterns"] and not (folder / "pipeline_rvernet.py").exists()
     calls.clear()
     push_folder(folder, "me/rvernet-tiny", create_pr=True)
     assert [c[0] for c in calls] == ["create_repo", "upload_folder"] and calls[1][1]["create_pr"] is True

@@ -12,7 +12,12 @@ import pytest
 import torch
 from transformers import pipeline
 
-from rvernet_hf import RveRNetForImageClassification, RveRNetImageClassificationPipeline, RveRNetImageProcessor
+from rvernet_hf import (
+    RveRNetForImageClassification,
+    RveRNetImageClassificationPipeline,
+    RveRNetImageProcessor,
+    export_model,
+)
 from rvernet_hf.cli import main as cli_main
 
 
@@ -27,10 +32,11 @@ def saved_model(tmp_path_factory):
                            id2label={0: "ketchup", 1: "chili paste", 2: "fries"},
                            label2id={"ketchup": 0, "chili paste": 1, "fries": 2}, fusion_hidden_size=24)  # fmt: skip
     torch.manual_seed(0)
-    RveRNetForImageClassification(config).save_pretrained(folder)
+    model = RveRNetForImageClassification(config)
     sam_folder = tmp_path_factory.mktemp("tiny_sam")
     tiny_sam().save_pretrained(sam_folder)
-    RveRNetImageProcessor(size={"height": 30, "width": 30}, sam_model_name_or_path=str(sam_folder)).save_pretrained(folder)
+    processor = RveRNetImageProcessor(size={"height": 30, "width": 30}, sam_model_name_or_path=str(sam_folder))
+    export_model(model, folder, processor)
     return folder
 
 
@@ -145,14 +151,14 @@ def test_pipelines_load_as_remote_code_without_the_package(saved_model, tmp_path
         prompted = pipeline("rvernet-image-classification", model={str(saved_model)!r}, trust_remote_code=True)
         mask = np.zeros((48, 64), bool); mask[5:20, 5:20] = True
         result = prompted(image, mask=mask)
-        print("PROMPTED", result["labels"][0]["label"], int(result["mask"].sum()), type(prompted).__module__)
+        print("PROMPTED", int(result["mask"].sum()), type(prompted).__module__, result["labels"][0]["label"])
     """)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "PLAIN " in done.stdout
     line = next(line for line in done.stdout.splitlines() if line.startswith("PROMPTED"))
-    assert line.split()[2] == "225" and "transformers_modules" in line.split()[3]
+    assert line.split()[1] == "225" and "transformers_modules" in line.split()[2]
 
 
 def test_predict_cli_prints_json_and_writes_the_picture(saved_model, tmp_path, capsys):

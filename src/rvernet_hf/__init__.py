@@ -100,6 +100,7 @@ for _submodule, _extra, _names in (
     ("metrics", "train", ("ClassificationMetrics", "load_metric")),
     ("evaluation", "train", ("evaluate_model", "predict_dataset")),
     ("hub", "train", ("push_folder", "render_model_card", "verify_reload")),
+    ("hub", None, ("export_model", "save_prompted_pipeline")),
     ("visualization", "train", ("save_roi_visualization",)),
     ("synthetic", "train", ("generate_ambiguous_food",)),
     ("teachers", None, ("load_classifier",)),

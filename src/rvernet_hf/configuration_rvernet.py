@@ -6,8 +6,6 @@ This file is uploaded next to the weights and read by the Hub's remote-code load
 """
 
 import os
-import shutil
-from pathlib import Path
 from typing import Any
 
 from transformers import AutoConfig, PreTrainedConfig
@@ -17,16 +15,6 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 FUSION_TYPES = ("logits", "features")
 TOKEN_SELECTIONS = ("dense", "mask")
-# The prompted pipeline (pipeline_rvernet.py) travels with every saved model, declared in config.json so that
-# `pipeline("rvernet-image-classification", model=..., trust_remote_code=True)` finds it.
-PIPELINE_FILE = "pipeline_rvernet.py"
-CUSTOM_PIPELINES = {
-    "rvernet-image-classification": {
-        "impl": "pipeline_rvernet.RveRNetImageClassificationPipeline",
-        "pt": ["AutoModelForImageClassification"],
-        "type": "image",
-    }
-}
 
 
 class NotAnRveRNetConfig(ValueError):
@@ -122,17 +110,6 @@ class RveRNetConfig(PreTrainedConfig):
                 sub_config = getattr(self, key)
                 if sub_config.num_labels != 0:
                     sub_config.num_labels = 0
-
-    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any):
-        """Also copy the prompted pipeline's code next to the config and declare it in `custom_pipelines`."""
-        source = Path(__file__).with_name(PIPELINE_FILE)
-        if source.exists():
-            os.makedirs(save_directory, exist_ok=True)
-            target = Path(save_directory) / PIPELINE_FILE
-            if source.resolve() != target.resolve():
-                shutil.copyfile(source, target)
-            self.custom_pipelines = CUSTOM_PIPELINES
-        return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> "RveRNetConfig":

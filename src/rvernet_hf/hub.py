@@ -107,6 +107,43 @@ def files_to_upload(folder: str | os.PathLike) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file() and any(fnmatch(p.name, pat) for pat in UPLOAD_PATTERNS))
 
 
+def save_prompted_pipeline(folder: str | os.PathLike) -> None:
+    """Write the prompted pipeline's code into a saved RveRNet `folder` and declare it in its `config.json`
+    (`custom_pipelines`), as transformers' `Pipeline.save_pretrained` does for a registered pipeline, without
+    writing the weights again. Then `pipeline("rvernet-image-classification", model=folder_or_id,
+    trust_remote_code=True)` works where `rvernet_hf` is not installed."""
+    from transformers.dynamic_module_utils import custom_object_save
+
+    from .pipeline_rvernet import PIPELINE_TASK, RveRNetImageClassificationPipeline
+
+    folder = Path(folder)
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    custom_object_save(RveRNetImageClassificationPipeline, folder)
+    config["custom_pipelines"] = {
+        PIPELINE_TASK: {
+            "impl": f"pipeline_rvernet.{RveRNetImageClassificationPipeline.__name__}",
+            "pt": ["AutoModelForImageClassification"],
+            "type": "image",
+        }
+    }
+    partial = config_file.with_name(f".{config_file.name}.tmp-{os.getpid()}")  # readers see the old or the new file
+    partial.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, config_file)
+
+
+def export_model(model, folder: str | os.PathLike, processor: Any = None) -> Path:
+    """The one export path of an RveRNet: weights and config (with `auto_map` and the modeling code), the processor
+    (with its segmentation module) when given, and the prompted pipeline's code declared in `config.json`: a folder
+    that loads in every way the README shows, with or without `rvernet_hf` installed."""
+    model.save_pretrained(folder)
+    if processor is not None:
+        processor.save_pretrained(folder)
+    if getattr(model.config, "model_type", None) == "rvernet":
+        save_prompted_pipeline(folder)
+    return Path(folder)
+
+
 def check_folder(folder: str | os.PathLike) -> list[str]:
     """Refuse a folder that would not load from the Hub: missing weights, config, card, or remote-code files."""
     folder = Path(folder)
@@ -126,6 +163,9 @@ def check_folder(folder: str | os.PathLike) -> list[str]:
                 problems.append(f"auto_map names {reference} but its code file is missing")
         if config.get("model_type") == "rvernet" and not config.get("auto_map"):
             problems.append("config.json has no auto_map (import rvernet_hf before saving)")
+        for task, spec in (config.get("custom_pipelines") or {}).items():
+            if f"{spec['impl'].split('.')[0]}.py" not in files:
+                problems.append(f"custom_pipelines declares {task} but its code file is missing")
     if problems:
         raise ValueError(f"{folder} is not ready to push: " + "; ".join(problems) + ".")
     return files
@@ -203,21 +243,23 @@ def push_folder(
     if revision and not create_pr:
         api.create_branch(repo_id, branch=revision, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rvernet-upload-") as staged:
-        _stage_upload(folder, files, Path(staged), sam_model_id, repo_id)
+        staged_files = _stage_upload(folder, files, Path(staged), sam_model_id, repo_id)
         return api.upload_folder(
-            repo_id=repo_id, folder_path=staged, allow_patterns=files, revision=revision, create_pr=create_pr,
+            repo_id=repo_id, folder_path=staged, allow_patterns=staged_files, revision=revision, create_pr=create_pr,
             commit_message=commit_message, repo_type="model",
         )  # fmt: skip
 
 
 def _stage_upload(
     folder: str | os.PathLike, files: list[str], target: Path, sam_model_id: str | None, repo_id: str
-) -> None:
+) -> list[str]:
     """Copy the files to upload into `target`, with a processor config that names its segmenter portably and a card
     whose code names the repository being uploaded (it was rendered with the folder's or another name)."""
     target.mkdir(parents=True, exist_ok=True)
     for name in files:
         shutil.copy2(Path(folder) / name, target / name)
+    if json.loads((target / "config.json").read_text()).get("model_type") == "rvernet":
+        save_prompted_pipeline(target)  # every upload carries the prompted pipeline, however the folder was saved
     card = target / "README.md"
     if card.exists():
         text = card.read_text()
@@ -226,7 +268,7 @@ def _stage_upload(
         card.write_text(text)
     processor_file = target / "preprocessor_config.json"
     if not processor_file.exists():
-        return
+        return sorted(path.name for path in target.iterdir() if path.is_file())
     settings = json.loads(processor_file.read_text())
     named = settings.get("sam_model_name_or_path")
     if named and (os.path.isabs(named) or os.path.exists(named) or os.path.exists(Path(folder) / named)):
@@ -239,6 +281,16 @@ def _stage_upload(
         )
         settings["sam_model_name_or_path"] = portable
         processor_file.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    return sorted(path.name for path in target.iterdir() if path.is_file())
 
 
-__all__ = ["TEMPLATE_PATH", "check_folder", "files_to_upload", "push_folder", "render_model_card", "verify_reload"]
+__all__ = [
+    "TEMPLATE_PATH",
+    "check_folder",
+    "export_model",
+    "files_to_upload",
+    "push_folder",
+    "render_model_card",
+    "save_prompted_pipeline",
+    "verify_reload",
+]

@@ -572,7 +572,7 @@ def claim_output_dir(training_args: DistillationTrainingArguments):
 
 
 def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted) -> dict:
-    from .hub import push_folder, verify_reload
+    from .hub import push_folder, save_prompted_pipeline, verify_reload
     from .metrics import ClassificationMetrics, resolve_label_ids, save_confusion_matrix
     from .visualization import save_training_curves
 
@@ -664,6 +664,8 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
+        if trainer.is_world_process_zero() and model_args.model_type == "rvernet":
+            save_prompted_pipeline(training_args.output_dir)
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
         trainer.save_state()
