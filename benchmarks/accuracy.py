@@ -27,10 +27,22 @@ def configs(towers: dict[str, str], teacher: str) -> dict[str, list[str]]:
         extra = ["--from_scratch"] if scratch else []
         extra += ["--token_selection", token_selection]
         if distillation != "none":
-            extra += ["--distillation_type", distillation, "--teacher_model_name_or_path", teacher,
-                      "--cache_teacher_logits"]  # fmt: skip
-        return ["--roi_model_name_or_path", towers[roi], "--context_model_name_or_path", towers[context],
-                "--fusion_hidden_size", "128", *extra]  # fmt: skip
+            extra += [
+                "--distillation_type",
+                distillation,
+                "--teacher_model_name_or_path",
+                teacher,
+                "--cache_teacher_logits",
+            ]
+        return [
+            "--roi_model_name_or_path",
+            towers[roi],
+            "--context_model_name_or_path",
+            towers[context],
+            "--fusion_hidden_size",
+            "128",
+            *extra,
+        ]
 
     def single(view, tower):
         scratch = ["--from_scratch"] if tower == "deit" else []
@@ -69,13 +81,23 @@ def main(argv=None):
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--epochs", type=float, default=30)
     parser.add_argument("--teacher_epochs", type=float, default=4)
-    parser.add_argument("--learning_rate", type=float, default=1e-3,
-                        help="every student's; another recipe wants another --output_dir (runs are named by config)")
+    parser.add_argument(
+        "--learning_rate",
+        type=float,
+        default=1e-3,
+        help="every student's; another recipe wants another --output_dir (runs are named by config)",
+    )
     parser.add_argument("--warmup_steps", type=int, default=20)
-    parser.add_argument("--distractor_prob", type=float, default=0.5,
-                        help="share of scenes with another target food (the multi-object case: the photo alone does not "
-                        "say which object is asked about); 0 = one target food per scene")
-    parser.add_argument("--table_only", action="store_true", help="print the table of the finished runs; train nothing")
+    parser.add_argument(
+        "--distractor_prob",
+        type=float,
+        default=0.5,
+        help="share of scenes with another target food (the multi-object case: the photo alone does not "
+        "say which object is asked about); 0 = one target food per scene",
+    )
+    parser.add_argument(
+        "--table_only", action="store_true", help="print the table of the finished runs; train nothing"
+    )
     args = parser.parse_args(argv)
     known = configs({"deit": "", "cnn": ""}, "")
     unknown = sorted(set(args.configs or ()) - set(known))
@@ -84,19 +106,52 @@ def main(argv=None):
     root = Path(args.output_dir)
     data = root / "data"
     if not (data / "dataset_info.json").exists():
-        generate_ambiguous_food(data, num_per_class=args.num_per_class, image_size=args.image_size, seed=1234,
-                                distractor_prob=args.distractor_prob)  # fmt: skip
+        generate_ambiguous_food(
+            data,
+            num_per_class=args.num_per_class,
+            image_size=args.image_size,
+            seed=1234,
+            distractor_prob=args.distractor_prob,
+        )
     info = json.loads((data / "dataset_info.json").read_text())
     towers = {"deit": str(root / "deit-config"), "cnn": str(root / "lite0-imagenet")}
-    DeiTConfig(hidden_size=96, num_hidden_layers=4, num_attention_heads=3, intermediate_size=384,
-               image_size=args.image_size, patch_size=8).save_pretrained(towers["deit"])  # fmt: skip
+    DeiTConfig(
+        hidden_size=96,
+        num_hidden_layers=4,
+        num_attention_heads=3,
+        intermediate_size=384,
+        image_size=args.image_size,
+        patch_size=8,
+    ).save_pretrained(towers["deit"])
     if not Path(towers["cnn"], "model.safetensors").exists():
         lite0_for_image_classification().save_pretrained(towers["cnn"])
-    folders = ["--train_dir", str(data / "train"), "--train_masks_dir", str(data / "train_masks"), "--validation_dir",
-               str(data / "validation"), "--validation_masks_dir", str(data / "validation_masks")]  # fmt: skip
-    common = ["--do_train", "--report_to", "none", "--save_strategy", "no", "--eval_strategy", "no",
-              "--per_device_train_batch_size", "32", "--weight_decay", "0.05", "--disable_tqdm", "true",
-              "--image_size", str(args.image_size)]  # fmt: skip
+    folders = [
+        "--train_dir",
+        str(data / "train"),
+        "--train_masks_dir",
+        str(data / "train_masks"),
+        "--validation_dir",
+        str(data / "validation"),
+        "--validation_masks_dir",
+        str(data / "validation_masks"),
+    ]
+    common = [
+        "--do_train",
+        "--report_to",
+        "none",
+        "--save_strategy",
+        "no",
+        "--eval_strategy",
+        "no",
+        "--per_device_train_batch_size",
+        "32",
+        "--weight_decay",
+        "0.05",
+        "--disable_tqdm",
+        "true",
+        "--image_size",
+        str(args.image_size),
+    ]
     # The students' recipe; the teacher keeps its own whatever --learning_rate/--warmup_steps say, so every recipe
     # distils from the same teacher.
     student = [*common, "--learning_rate", str(args.learning_rate), "--warmup_steps", str(args.warmup_steps)]
@@ -105,9 +160,25 @@ def main(argv=None):
     chosen = args.configs or list(table)
     needs_teacher = any("--teacher_model_name_or_path" in table[name] for name in chosen)
     if needs_teacher and not (teacher / "model.safetensors").exists() and not args.table_only:
-        train([*folders, *common, "--model_type", "single", "--model_name_or_path", "efficientnet-lite0-imagenet",
-               "--num_train_epochs", str(args.teacher_epochs), "--learning_rate", "2e-3", "--warmup_steps", "20",
-               "--output_dir", str(teacher), "--overwrite_output_dir"])  # fmt: skip
+        train(
+            [
+                *folders,
+                *common,
+                "--model_type",
+                "single",
+                "--model_name_or_path",
+                "efficientnet-lite0-imagenet",
+                "--num_train_epochs",
+                str(args.teacher_epochs),
+                "--learning_rate",
+                "2e-3",
+                "--warmup_steps",
+                "20",
+                "--output_dir",
+                str(teacher),
+                "--overwrite_output_dir",
+            ]
+        )
     test = load_split(data, "test")
 
     def evaluate(run_dir: Path, token_selection: str | None = None) -> dict:
@@ -118,9 +189,14 @@ def main(argv=None):
             model, transform = load_for_evaluation(run_dir)
             if token_selection is not None:
                 model.config.token_selection = token_selection
-            result = {probe: {k: v for k, v in evaluate_model(model, transform, test, info["ambiguous_labels"],
-                                                             probe=probe).items() if isinstance(v, float)}
-                      for probe in PROBES}  # fmt: skip
+            result = {
+                probe: {
+                    k: v
+                    for k, v in evaluate_model(model, transform, test, info["ambiguous_labels"], probe=probe).items()
+                    if isinstance(v, float)
+                }
+                for probe in PROBES
+            }
             partial = done.with_name(f".{done.name}.tmp-{os.getpid()}")  # a killed run never leaves a torn marker
             partial.write_text(json.dumps(result, indent=2))
             os.replace(partial, done)
@@ -136,8 +212,20 @@ def main(argv=None):
                 if args.table_only:
                     continue
                 if not (run_dir / "train_results.json").exists():  # trained but not scored: only scored below
-                    train([*folders, *student, *table[name], "--num_train_epochs", str(args.epochs), "--seed",
-                           str(seed), "--output_dir", str(run_dir), "--overwrite_output_dir"])  # fmt: skip
+                    train(
+                        [
+                            *folders,
+                            *student,
+                            *table[name],
+                            "--num_train_epochs",
+                            str(args.epochs),
+                            "--seed",
+                            str(seed),
+                            "--output_dir",
+                            str(run_dir),
+                            "--overwrite_output_dir",
+                        ]
+                    )
             scores.setdefault(name, []).append(evaluate(run_dir))
             if name.startswith("rvernet_deit_deit_") and "_sparse_" not in name:  # dense weights, read sparse
                 scores.setdefault(f"{name}, evaluated sparse", []).append(evaluate(run_dir, "mask"))
@@ -151,9 +239,14 @@ def main(argv=None):
     header = ["accuracy", "macro-F1", "ambiguous F1", "amb. F1 patch-perm.", "amb. F1 transloc.", "amb. F1 per seed"]
     print(f"| model | {' | '.join(header)} |\n|---|{'---|' * len(header)}")
     for name, runs in scores.items():
-        cells = [cell(runs, "none", "accuracy"), cell(runs, "none", "macro_f1"), cell(runs, "none", "ambiguous_f1"),
-                 cell(runs, "patch_permutation", "ambiguous_f1"), cell(runs, "translocation", "ambiguous_f1"),
-                 " / ".join(f"{run['none']['ambiguous_f1']:.3f}" for run in runs)]  # fmt: skip
+        cells = [
+            cell(runs, "none", "accuracy"),
+            cell(runs, "none", "macro_f1"),
+            cell(runs, "none", "ambiguous_f1"),
+            cell(runs, "patch_permutation", "ambiguous_f1"),
+            cell(runs, "translocation", "ambiguous_f1"),
+            " / ".join(f"{run['none']['ambiguous_f1']:.3f}" for run in runs),
+        ]
         print(f"| {name} ({len(runs)} seed{'s' if len(runs) > 1 else ''}) | {' | '.join(cells)} |")
     return scores
 

@@ -32,8 +32,15 @@ def timed(fn, repeats=5, warmup=2):
 def deit_config(hidden, layers, image_size, num_labels=5):
     from transformers import DeiTConfig
 
-    return DeiTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),
-                      intermediate_size=4 * hidden, image_size=image_size, patch_size=16, num_labels=num_labels)  # fmt: skip
+    return DeiTConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        intermediate_size=4 * hidden,
+        image_size=image_size,
+        patch_size=16,
+        num_labels=num_labels,
+    )
 
 
 def step_ratio(args):
@@ -44,7 +51,9 @@ def step_ratio(args):
     from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
 
     tower = deit_config(args.hidden, args.layers, args.image_size)
-    rvernet = RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=5)).to(DEVICE)
+    rvernet = RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=5)).to(
+        DEVICE
+    )
     single = DeiTForImageClassification(tower).to(DEVICE)
     batch = args.batch_size
     pixels = torch.randn(batch, 3, args.image_size, args.image_size, device=DEVICE)
@@ -73,10 +82,14 @@ def step_ratio(args):
     matmul_flops = 2 * size**3 / matmul_time
     return {
         "config": f"DeiT hidden {args.hidden}, {args.layers} layers, {args.image_size} px, batch {batch}",
-        "rvernet_step_s": rv_time, "one_tower_step_s": one_time, "step_ratio": rv_time / one_time,
-        "rvernet_step_gflop": flops / 1e9, "achieved_gflops": flops / rv_time / 1e9,
-        "matmul_gflops": matmul_flops / 1e9, "fraction_of_matmul": (flops / rv_time) / matmul_flops,
-    }  # fmt: skip
+        "rvernet_step_s": rv_time,
+        "one_tower_step_s": one_time,
+        "step_ratio": rv_time / one_time,
+        "rvernet_step_gflop": flops / 1e9,
+        "achieved_gflops": flops / rv_time / 1e9,
+        "matmul_gflops": matmul_flops / 1e9,
+        "fraction_of_matmul": (flops / rv_time) / matmul_flops,
+    }
 
 
 def epoch_ratio(args, workdir: Path):
@@ -85,27 +98,78 @@ def epoch_ratio(args, workdir: Path):
     from rvernet_hf.training import main as train
 
     data = workdir / "data"
-    generate_ambiguous_food(data, num_per_class=args.epoch_images // 5, image_size=args.image_size, seed=0,
-                            splits={"train": 0.9, "validation": 0.1})  # fmt: skip
+    generate_ambiguous_food(
+        data,
+        num_per_class=args.epoch_images // 5,
+        image_size=args.image_size,
+        seed=0,
+        splits={"train": 0.9, "validation": 0.1},
+    )
     deit_config(args.hidden, args.layers, args.image_size).save_pretrained(workdir / "tower")
-    common = ["--train_dir", str(data / "train"), "--train_masks_dir", str(data / "train_masks"), "--validation_dir",
-              str(data / "validation"), "--validation_masks_dir", str(data / "validation_masks"),
-              "--roi_model_name_or_path", str(workdir / "tower"), "--context_model_name_or_path", str(workdir / "tower"),
-              "--from_scratch", "--do_train", "--num_train_epochs", "1", "--per_device_train_batch_size",
-              str(args.batch_size), "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true",
-              "--dataloader_num_workers", "0"]  # fmt: skip
+    common = [
+        "--train_dir",
+        str(data / "train"),
+        "--train_masks_dir",
+        str(data / "train_masks"),
+        "--validation_dir",
+        str(data / "validation"),
+        "--validation_masks_dir",
+        str(data / "validation_masks"),
+        "--roi_model_name_or_path",
+        str(workdir / "tower"),
+        "--context_model_name_or_path",
+        str(workdir / "tower"),
+        "--from_scratch",
+        "--do_train",
+        "--num_train_epochs",
+        "1",
+        "--per_device_train_batch_size",
+        str(args.batch_size),
+        "--report_to",
+        "none",
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+        "--dataloader_num_workers",
+        "0",
+    ]
     teacher_dir = workdir / "teacher"
-    train(["--model_type", "single", "--model_name_or_path", "efficientnet-lite0-imagenet", "--image_size",
-           str(args.image_size), *common[:8], "--do_train", "--max_steps", "2", "--report_to", "none",
-           "--output_dir", str(teacher_dir), "--save_strategy", "no", "--disable_tqdm", "true"])  # fmt: skip
+    train(
+        [
+            "--model_type",
+            "single",
+            "--model_name_or_path",
+            "efficientnet-lite0-imagenet",
+            "--image_size",
+            str(args.image_size),
+            *common[:8],
+            "--do_train",
+            "--max_steps",
+            "2",
+            "--report_to",
+            "none",
+            "--output_dir",
+            str(teacher_dir),
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ]
+    )
     teacher = ["--distillation_type", "hard", "--teacher_model_name_or_path", str(teacher_dir)]
     runs = {"none": [], "cached": [*teacher, "--cache_teacher_logits"], "online": teacher}
     seconds = {}
     for name, extra in runs.items():
         result = train([*common, *extra, "--output_dir", str(workdir / name)])
         seconds[name] = result["train_runtime"]  # the epoch itself: caching happens before training starts
-    return {"epoch_plain_s": seconds["none"], "epoch_cached_s": seconds["cached"], "epoch_online_s": seconds["online"],
-            "cached_ratio": seconds["cached"] / seconds["none"], "online_ratio": seconds["online"] / seconds["none"]}  # fmt: skip
+    return {
+        "epoch_plain_s": seconds["none"],
+        "epoch_cached_s": seconds["cached"],
+        "epoch_online_s": seconds["online"],
+        "cached_ratio": seconds["cached"] / seconds["none"],
+        "online_ratio": seconds["online"] / seconds["none"],
+    }
 
 
 def sam_costs(args):
@@ -150,7 +214,9 @@ def sam_passes_in_second_epoch(workdir: Path):
     root = workdir / "sam-epochs"
     for i in range(6):
         (root / "food").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(root / "food" / f"{i}.png")
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(
+            root / "food" / f"{i}.png"
+        )
     sam = tiny_sam()
     calls = []
     sam.vision_encoder.register_forward_hook(lambda *_: calls.append(1))
@@ -174,7 +240,9 @@ def pipeline_latency(args, workdir: Path):
 
     tower = deit_config(args.hidden, args.layers, args.image_size)
     folder = workdir / "pipeline-model"
-    RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=5)).save_pretrained(folder)
+    RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=5)).save_pretrained(
+        folder
+    )
     RveRNetImageProcessor(size={"height": args.image_size, "width": args.image_size}).save_pretrained(folder)
     images = [np.random.default_rng(i).integers(0, 255, (480, 640, 3), dtype=np.uint8) for i in range(8)]
     mask = np.zeros((480, 640), bool)
@@ -190,13 +258,13 @@ def pipeline_latency(args, workdir: Path):
         sams["base"] = (SamModel(SamConfig()).eval(), 1, 4)  # ~10 s an image on 2 CPU cores: fewer repeats
     for name, (sam, repeats, batch) in sams.items():
         prompted.image_processor.set_sam_model(sam.to(DEVICE))
-        figures[f"pipeline_{name}_sam_automatic_single_s"] = timed(lambda: prompted(images[0]), repeats=repeats, warmup=1)  # noqa: B023
-        figures[f"pipeline_{name}_sam_automatic_batched_per_image_s"] = timed(
-            lambda: prompted(images[:batch], batch_size=batch), repeats=repeats, warmup=1  # noqa: B023
-        ) / batch  # fmt: skip
+        figures[f"pipeline_{name}_sam_automatic_single_s"] = timed(lambda: prompted(images[0]), repeats, 1)
+        figures[f"pipeline_{name}_sam_automatic_batched_per_image_s"] = (
+            timed(lambda n=batch: prompted(images[:n], batch_size=n), repeats, 1) / batch
+        )
         figures[f"pipeline_{name}_sam_box_single_s"] = timed(
-            lambda: prompted(images[0], box=[200, 100, 400, 300]), repeats=repeats, warmup=1  # noqa: B023
-        )  # fmt: skip
+            lambda: prompted(images[0], box=[200, 100, 400, 300]), repeats, 1
+        )
     return figures
 
 
@@ -205,7 +273,7 @@ def peak_memory(part: str, args) -> float:
     on CPU, the CUDA allocator's peak on a GPU."""
     code = f"""
 import sys, torch
-sys.argv = ['cost.py'] + {[f'--hidden={args.hidden}', f'--layers={args.layers}', f'--image_size={args.image_size}', f'--batch_size={args.batch_size}']!r}
+sys.argv = ['cost.py'] + {[f"--hidden={args.hidden}", f"--layers={args.layers}", f"--image_size={args.image_size}", f"--batch_size={args.batch_size}"]!r}
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import cost
 args = cost.build_parser().parse_args()
@@ -246,18 +314,33 @@ def build_parser():
     parser.add_argument("--epoch_images", type=int, default=400, help="images in the epoch-ratio run")
     parser.add_argument("--quick", action="store_true", help="smaller everything, no base-size SAM (CI smoke run)")
     parser.add_argument("--json", help="also write the figures here")
-    parser.add_argument("--parts", nargs="*", choices=["step", "sam", "sam_epochs", "pipeline", "memory", "epoch"],
-                        help="measure only these parts (default: all; each part's ratios come from one run)")
+    parser.add_argument(
+        "--parts",
+        nargs="*",
+        choices=["step", "sam", "sam_epochs", "pipeline", "memory", "epoch"],
+        help="measure only these parts (default: all; each part's ratios come from one run)",
+    )
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.quick:
-        args.hidden, args.layers, args.image_size, args.batch_size, args.repeats, args.epoch_images = 64, 2, 64, 8, 2, 40
+        args.hidden, args.layers, args.image_size, args.batch_size, args.repeats, args.epoch_images = (
+            64,
+            2,
+            64,
+            8,
+            2,
+            40,
+        )
     torch.manual_seed(0)
-    figures = {"device": str(DEVICE), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               "torch": torch.__version__, "threads": torch.get_num_threads()}  # fmt: skip
+    figures = {
+        "device": str(DEVICE),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         parts = {
@@ -265,8 +348,10 @@ def main(argv=None):
             "sam": lambda: sam_costs(args),
             "sam_epochs": lambda: sam_passes_in_second_epoch(workdir),
             "pipeline": lambda: pipeline_latency(args, workdir),
-            "memory": lambda: {f"peak_{MEMORY_KIND}_added_train_2_steps_mib": peak_memory("train", args),
-                               f"peak_{MEMORY_KIND}_added_inference_mib": peak_memory("inference", args)},  # fmt: skip
+            "memory": lambda: {
+                f"peak_{MEMORY_KIND}_added_train_2_steps_mib": peak_memory("train", args),
+                f"peak_{MEMORY_KIND}_added_inference_mib": peak_memory("inference", args),
+            },
             "epoch": lambda: epoch_ratio(args, workdir),
         }
         for name in args.parts or list(parts):

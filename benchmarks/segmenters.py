@@ -132,13 +132,18 @@ def measure_rvernet(args) -> dict:
 
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    tower = DeiTConfig(num_labels=105) if not args.quick else DeiTConfig(hidden_size=32, num_hidden_layers=2,
-                                                                          num_attention_heads=2, intermediate_size=37)  # fmt: skip
+    tower = (
+        DeiTConfig(num_labels=105)
+        if not args.quick
+        else DeiTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+    )
     model = RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=105))
     model = model.to(device).eval()
     size = tower.image_size
-    inputs = {name: torch.randn(args.regions, 3, size, size, device=device)
-              for name in ("roi_pixel_values", "context_pixel_values")}  # fmt: skip
+    inputs = {
+        name: torch.randn(args.regions, 3, size, size, device=device)
+        for name in ("roi_pixel_values", "context_pixel_values")
+    }
     with torch.no_grad():
         model(**inputs)  # warm-up
         seconds = timed(lambda: model(**inputs), args.repeats)
@@ -146,8 +151,18 @@ def measure_rvernet(args) -> dict:
 
 
 def run_child(args, name: str) -> dict:
-    command = [sys.executable, __file__, "--one", name, "--points_per_side", str(args.points_per_side),
-               "--regions", str(args.regions), "--repeats", str(args.repeats)] + (["--quick"] if args.quick else [])  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        "--one",
+        name,
+        "--points_per_side",
+        str(args.points_per_side),
+        "--regions",
+        str(args.regions),
+        "--repeats",
+        str(args.repeats),
+    ] + (["--quick"] if args.quick else [])
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
@@ -180,10 +195,22 @@ def main(argv=None) -> dict:
     shapes = (
         "TINY shapes (--quick: a smoke run, the figures mean nothing)" if args.quick else "each checkpoint's shape"
     )
-    print(f"Segmenters on one 600x400 photo, {device}, random weights at {shapes}; every-object grid "
-          f"{args.points_per_side}x{args.points_per_side}; median of {args.repeats}.")  # fmt: skip
-    header = ("family", "params M", "encoder s", "auto ROI s", "every obj s", "enc share", "mask-gen s",
-              "every/mask-gen", "peak MiB", "objects/s")  # fmt: skip
+    print(
+        f"Segmenters on one 600x400 photo, {device}, random weights at {shapes}; every-object grid "
+        f"{args.points_per_side}x{args.points_per_side}; median of {args.repeats}."
+    )
+    header = (
+        "family",
+        "params M",
+        "encoder s",
+        "auto ROI s",
+        "every obj s",
+        "enc share",
+        "mask-gen s",
+        "every/mask-gen",
+        "peak MiB",
+        "objects/s",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
@@ -191,11 +218,18 @@ def main(argv=None) -> dict:
         row["encoder_share_of_every_object"] = row["encoder_s"] / every
         row["every_over_mask_generation"] = every / row["mask_generation_s"] if row["mask_generation_s"] else None
         row["labelled_objects_per_s"] = args.regions / (every + rvernet["forward_s"])
-        cells = (row["family"], f"{row['parameters_m']}", f"{row['encoder_s']:.2f}", f"{row['automatic_roi_s']:.2f}",
-                 f"{every:.2f}", f"{row['encoder_share_of_every_object']:.0%}",
-                 f"{row['mask_generation_s']:.2f}" if row["mask_generation_s"] else "n/a",
-                 f"{row['every_over_mask_generation']:.2f}" if row["every_over_mask_generation"] else "n/a",
-                 f"{row['peak_memory_mib']:.0f}", f"{row['labelled_objects_per_s']:.2f}")  # fmt: skip
+        cells = (
+            row["family"],
+            f"{row['parameters_m']}",
+            f"{row['encoder_s']:.2f}",
+            f"{row['automatic_roi_s']:.2f}",
+            f"{every:.2f}",
+            f"{row['encoder_share_of_every_object']:.0%}",
+            f"{row['mask_generation_s']:.2f}" if row["mask_generation_s"] else "n/a",
+            f"{row['every_over_mask_generation']:.2f}" if row["every_over_mask_generation"] else "n/a",
+            f"{row['peak_memory_mib']:.0f}",
+            f"{row['labelled_objects_per_s']:.2f}",
+        )
         print("| " + " | ".join(cells) + " |")
     print(
         f"RveRNet forward (two DeiT-B towers), {args.regions} regions batched: {rvernet['forward_s']:.2f} s; "

@@ -44,8 +44,15 @@ def deit(shape: str, image_size: int):
     from transformers import DeiTConfig
 
     hidden, layers, heads = SHAPES[shape]
-    return DeiTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                      intermediate_size=4 * hidden, image_size=image_size, patch_size=16, num_labels=5)  # fmt: skip
+    return DeiTConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        image_size=image_size,
+        patch_size=16,
+        num_labels=5,
+    )
 
 
 def rectangle_masks(batch: int, area: float, size: int, seed: int) -> list[np.ndarray]:
@@ -173,16 +180,31 @@ def cost_table(args) -> list[dict]:
                     },
                 }
         for name, figures in measured.items():
-            rows.append({
-                "shape": f"DeiT-{shape}", "model": name, **{f"{k}_s": figures[k] for k in ("forward", "train")},
-                "forward_over_one_tower": figures["forward"] / baseline["forward"],
-                "train_over_one_tower": figures["train"] / baseline["train"],
-                "activation_mib": figures["memory"], "activation_over_one_tower": figures["memory"] / baseline["memory"],
-                "tokens": figures["tokens"],
-            })  # fmt: skip
-        rows.append({"shape": f"DeiT-{shape}", "model": "one dense tower", "forward_s": baseline["forward"],
-                     "train_s": baseline["train"], "forward_over_one_tower": 1.0, "train_over_one_tower": 1.0,
-                     "activation_mib": baseline["memory"], "activation_over_one_tower": 1.0, "tokens": None})  # fmt: skip
+            rows.append(
+                {
+                    "shape": f"DeiT-{shape}",
+                    "model": name,
+                    **{f"{k}_s": figures[k] for k in ("forward", "train")},
+                    "forward_over_one_tower": figures["forward"] / baseline["forward"],
+                    "train_over_one_tower": figures["train"] / baseline["train"],
+                    "activation_mib": figures["memory"],
+                    "activation_over_one_tower": figures["memory"] / baseline["memory"],
+                    "tokens": figures["tokens"],
+                }
+            )
+        rows.append(
+            {
+                "shape": f"DeiT-{shape}",
+                "model": "one dense tower",
+                "forward_s": baseline["forward"],
+                "train_s": baseline["train"],
+                "forward_over_one_tower": 1.0,
+                "train_over_one_tower": 1.0,
+                "activation_mib": baseline["memory"],
+                "activation_over_one_tower": 1.0,
+                "tokens": None,
+            }
+        )
     return rows
 
 
@@ -207,8 +229,13 @@ def pipeline_latency(args, workdir: Path) -> dict:
     requests = [{"image": image, "mask": mask} for image in images]
     figures = {"pipeline_shape": f"DeiT-{shape}"}
     for selection in ("dense", "mask"):
-        classifier = pipeline("rvernet-image-classification", model=str(workdir / "model"), device=DEVICE, trust_remote_code=True,
-                              model_kwargs={"token_selection": selection})  # fmt: skip
+        classifier = pipeline(
+            "rvernet-image-classification",
+            model=str(workdir / "model"),
+            device=DEVICE,
+            trust_remote_code=True,
+            model_kwargs={"token_selection": selection},
+        )
         assert classifier.model.config.token_selection == selection
         figures[f"pipeline_{selection}_batch1_per_image_s"] = timed(lambda c=classifier: c(images[0], mask=mask))
         figures[f"pipeline_{selection}_batch32_per_image_s"] = timed(
@@ -237,30 +264,45 @@ def main(argv=None):
     import tempfile
 
     torch.manual_seed(0)
-    figures = {"device": str(DEVICE), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               "torch": torch.__version__, "threads": torch.get_num_threads(), "batch_size": args.batch_size,
-               "image_size": args.image_size}  # fmt: skip
+    figures = {
+        "device": str(DEVICE),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "batch_size": args.batch_size,
+        "image_size": args.image_size,
+    }
     figures["rows"] = cost_table(args)
     if not args.no_pipeline:
         with tempfile.TemporaryDirectory() as tmp:
             figures.update(pipeline_latency(args, Path(tmp)))
     memory = "CUDA peak allocated" if DEVICE.type == "cuda" else "saved activations"
-    print(f"\nToken-sparse RveRNet on {figures['machine']} ({figures['device']}, torch {figures['torch']}), "
-          f"batch {args.batch_size}, {args.image_size} px; ratios to ONE dense tower:")  # fmt: skip
-    print(f"  {'shape':<7} {'model':<42} {'fwd s':>7} {'fwd x':>6} {'f+b s':>7} {'f+b x':>6} {memory + ' MiB':>24} "
-          f"{'mem x':>6}  tokens: ROI + context kept (mean); padded (x one tower's)")  # fmt: skip
+    print(
+        f"\nToken-sparse RveRNet on {figures['machine']} ({figures['device']}, torch {figures['torch']}), "
+        f"batch {args.batch_size}, {args.image_size} px; ratios to ONE dense tower:"
+    )
+    print(
+        f"  {'shape':<7} {'model':<42} {'fwd s':>7} {'fwd x':>6} {'f+b s':>7} {'f+b x':>6} {memory + ' MiB':>24} "
+        f"{'mem x':>6}  tokens: ROI + context kept (mean); padded (x one tower's)"
+    )
     for row in figures["rows"]:
         tokens = row["tokens"]
-        shown = "" if tokens is None else (
-            f"{tokens['roi_kept_mean']:.1f} + {tokens['context_kept_mean']:.1f} of {tokens['per_image_patches']}; "
-            f"{tokens['roi_padded']} + {tokens['context_padded']} ({tokens['processed_over_one_tower']:.2f}x)"
-        )  # fmt: skip
+        shown = (
+            ""
+            if tokens is None
+            else (
+                f"{tokens['roi_kept_mean']:.1f} + {tokens['context_kept_mean']:.1f} of {tokens['per_image_patches']}; "
+                f"{tokens['roi_padded']} + {tokens['context_padded']} ({tokens['processed_over_one_tower']:.2f}x)"
+            )
+        )
         target = ""
         if "ROI 25%" in row["model"] and "threshold 0.0" in row["model"]:
             target = f"  [target f+b <= 1.15: {'met' if row['train_over_one_tower'] <= 1.15 else 'MISSED'}]"
-        print(f"  {row['shape']:<7} {row['model']:<42} {row['forward_s']:7.3f} {row['forward_over_one_tower']:6.2f} "
-              f"{row['train_s']:7.3f} {row['train_over_one_tower']:6.2f} {row['activation_mib']:24.1f} "
-              f"{row['activation_over_one_tower']:6.2f}  {shown}{target}")  # fmt: skip
+        print(
+            f"  {row['shape']:<7} {row['model']:<42} {row['forward_s']:7.3f} {row['forward_over_one_tower']:6.2f} "
+            f"{row['train_s']:7.3f} {row['train_over_one_tower']:6.2f} {row['activation_mib']:24.1f} "
+            f"{row['activation_over_one_tower']:6.2f}  {shown}{target}"
+        )
     for key, value in figures.items():
         if key.startswith("pipeline_"):
             print(f"  {key:<44} {value:.4g}" if isinstance(value, float) else f"  {key:<44} {value}")

@@ -29,8 +29,23 @@ def main(argv=None):
         splits[name] = segmentation_to_roi_dataset(images, id2label, min_area=known.min_area)
     prepared = os.path.join(known.output_dir, "roi-dataset")
     datasets.DatasetDict(splits).save_to_disk(prepared)  # built once; the training script reads it from disk
-    return train(["--dataset_name", prepared, "--output_dir", known.output_dir, "--do_train", "--do_eval",
-                  "--eval_strategy", "epoch", "--save_strategy", "epoch", "--report_to", "none", *rest])
+    return train(
+        [
+            "--dataset_name",
+            prepared,
+            "--output_dir",
+            known.output_dir,
+            "--do_train",
+            "--do_eval",
+            "--eval_strategy",
+            "epoch",
+            "--save_strategy",
+            "epoch",
+            "--report_to",
+            "none",
+            *rest,
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -19,15 +19,39 @@ def main(argv=None):
     parser.add_argument("--teacher", help="a teacher folder (same labels); omit for no distillation")
     parser.add_argument("--output_dir", required=True)
     known, rest = parser.parse_known_args(argv)  # everything else goes to the training script
-    data = ["--train_dir", os.path.join(known.data_dir, "train"), "--validation_dir",
-            os.path.join(known.data_dir, "validation")]  # fmt: skip
+    data = [
+        "--train_dir",
+        os.path.join(known.data_dir, "train"),
+        "--validation_dir",
+        os.path.join(known.data_dir, "validation"),
+    ]
     for split in ("train", "validation"):
         if os.path.isdir(os.path.join(known.data_dir, f"{split}_masks")):
             data += [f"--{split}_masks_dir", os.path.join(known.data_dir, f"{split}_masks")]
-    teacher = ["--distillation_type", "hard", "--teacher_model_name_or_path", known.teacher,
-               "--cache_teacher_logits"] if known.teacher else []  # fmt: skip
-    return train([*data, *teacher, "--output_dir", known.output_dir, "--do_train", "--do_eval", "--eval_strategy",
-                  "epoch", "--save_strategy", "epoch", "--save_total_limit", "2", "--report_to", "none", *rest])
+    teacher = (
+        ["--distillation_type", "hard", "--teacher_model_name_or_path", known.teacher, "--cache_teacher_logits"]
+        if known.teacher
+        else []
+    )
+    return train(
+        [
+            *data,
+            *teacher,
+            "--output_dir",
+            known.output_dir,
+            "--do_train",
+            "--do_eval",
+            "--eval_strategy",
+            "epoch",
+            "--save_strategy",
+            "epoch",
+            "--save_total_limit",
+            "2",
+            "--report_to",
+            "none",
+            *rest,
+        ]
+    )
 
 
 if __name__ == "__main__":

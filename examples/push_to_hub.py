@@ -1,8 +1,8 @@
 """Push a trained model folder to the Hub (HTTP API): checks the folder, reloads it and compares outputs, uploads.
 
-    huggingface-cli login
-    python examples/push_to_hub.py rvernet-demo/rvernet --repo_id you/rvernet-demo [--revision v1] [--create_pr]
-    python examples/push_to_hub.py rvernet-demo/rvernet --repo_id you/rvernet-demo --dry_run_dir upload-preview
+huggingface-cli login
+python examples/push_to_hub.py rvernet-demo/rvernet --repo_id you/rvernet-demo [--revision v1] [--create_pr]
+python examples/push_to_hub.py rvernet-demo/rvernet --repo_id you/rvernet-demo --dry_run_dir upload-preview
 """
 
 import argparse
@@ -23,8 +23,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     model = AutoModelForImageClassification.from_pretrained(args.folder)
     print(f"reload parity: max |logits difference| = {verify_reload(model, args.folder):.2e}")
-    where = push_folder(args.folder, args.repo_id, revision=args.revision, create_pr=args.create_pr,
-                        private=args.private, dry_run_dir=args.dry_run_dir)  # fmt: skip
+    where = push_folder(
+        args.folder,
+        args.repo_id,
+        revision=args.revision,
+        create_pr=args.create_pr,
+        private=args.private,
+        dry_run_dir=args.dry_run_dir,
+    )
     print(f"{'dry run written to' if args.dry_run_dir else 'pushed:'} {where}")
     return where
 

@@ -37,10 +37,22 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    tower = DeiTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                       image_size=32, patch_size=8, num_labels=8)  # fmt: skip
-    config = RveRNetConfig(roi_config=tower, context_config=tower, fusion_hidden_size=32,
-                           id2label={0: "ketchup", 1: "chili paste"}, label2id={"ketchup": 0, "chili paste": 1})  # fmt: skip
+    tower = DeiTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+        num_labels=8,
+    )
+    config = RveRNetConfig(
+        roi_config=tower,
+        context_config=tower,
+        fusion_hidden_size=32,
+        id2label={0: "ketchup", 1: "chili paste"},
+        label2id={"ketchup": 0, "chili paste": 1},
+    )
     model = RveRNetForImageClassification(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
@@ -59,7 +71,9 @@ def main() -> None:
     with torch.no_grad():
         predictions = reloaded(roi_pixel_values=roi, context_pixel_values=context).logits.argmax(-1)
     accuracy = (predictions == labels).float().mean().item()
-    print(f"saved to {args.output_dir}/ ; reloaded with AutoModelForImageClassification ; held-out accuracy {accuracy:.2f}")
+    print(
+        f"saved to {args.output_dir}/ ; reloaded with AutoModelForImageClassification ; held-out accuracy {accuracy:.2f}"
+    )
     print("first predictions:", [reloaded.config.id2label[int(i)] for i in predictions[:4]])
 
 

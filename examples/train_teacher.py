@@ -10,10 +10,28 @@ import sys
 from rvernet_hf.training import main
 
 
-DEFAULTS = ["--model_type", "single", "--single_view", "full_image", "--model_name_or_path",
-            "efficientnet-lite0-imagenet", "--do_train", "--do_eval", "--num_train_epochs", "5",
-            "--learning_rate", "2e-3", "--eval_strategy", "epoch", "--save_strategy", "epoch",
-            "--save_total_limit", "1", "--report_to", "none"]  # fmt: skip
+DEFAULTS = [
+    "--model_type",
+    "single",
+    "--single_view",
+    "full_image",
+    "--model_name_or_path",
+    "efficientnet-lite0-imagenet",
+    "--do_train",
+    "--do_eval",
+    "--num_train_epochs",
+    "5",
+    "--learning_rate",
+    "2e-3",
+    "--eval_strategy",
+    "epoch",
+    "--save_strategy",
+    "epoch",
+    "--save_total_limit",
+    "1",
+    "--report_to",
+    "none",
+]
 
 
 if __name__ == "__main__":

@@ -51,14 +51,22 @@ accelerate launch --config_file examples/accelerate_multi_gpu_bf16.yaml -m rvern
   points on the ambiguous pair; secondary summaries quote F1 0.8286 for DeiT towers with distillation (unverified).
   Those are the paper's claims, not results of this package."""
     return render_model_card(
-        model_name="rvernet-deit-b", repo_id="<you>/rvernet-deit-b", config=config,
+        model_name="rvernet-deit-b",
+        repo_id="<you>/rvernet-deit-b",
+        config=config,
         summary="RveRNet with two DeiT-B (distilled) towers, the configuration of the paper, for 105 food classes "
-                "(FoodSeg103 + ketchup and chili paste).",
-        datasets=["EduardoPacheco/FoodSeg103"], base_model=[DEIT_B_DISTILLED], metrics=None,
-        dataset_name="FoodSeg103 + ketchup/chili paste", distillation="hard, from a CNN teacher fine-tuned on the "
-        "same 105 labels (the towers themselves are DeiT's ImageNet-distilled checkpoints)", training=training,
-        ambiguous_labels=["ketchup", "chili_paste"], limitations=limitations, tags=["food"],
-    )  # fmt: skip
+        "(FoodSeg103 + ketchup and chili paste).",
+        datasets=["EduardoPacheco/FoodSeg103"],
+        base_model=[DEIT_B_DISTILLED],
+        metrics=None,
+        dataset_name="FoodSeg103 + ketchup/chili paste",
+        distillation="hard, from a CNN teacher fine-tuned on the "
+        "same 105 labels (the towers themselves are DeiT's ImageNet-distilled checkpoints)",
+        training=training,
+        ambiguous_labels=["ketchup", "chili_paste"],
+        limitations=limitations,
+        tags=["food"],
+    )
 
 
 if __name__ == "__main__":

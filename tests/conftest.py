@@ -46,8 +46,9 @@ def synthetic_data(tmp_path_factory):
     from rvernet_hf.synthetic import generate_ambiguous_food
 
     root = tmp_path_factory.mktemp("ambiguous_food")
-    generate_ambiguous_food(root, num_per_class=8, image_size=SYNTH_SIZE, seed=0,
-                            splits={"train": 0.75, "validation": 0.25})  # fmt: skip
+    generate_ambiguous_food(
+        root, num_per_class=8, image_size=SYNTH_SIZE, seed=0, splits={"train": 0.75, "validation": 0.25}
+    )
     return root
 
 
@@ -57,8 +58,14 @@ def tower_dir(tmp_path_factory):
     from transformers import DeiTConfig
 
     folder = tmp_path_factory.mktemp("tiny_deit")
-    DeiTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-               image_size=SYNTH_SIZE, patch_size=8).save_pretrained(folder)  # fmt: skip
+    DeiTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        image_size=SYNTH_SIZE,
+        patch_size=8,
+    ).save_pretrained(folder)
     return folder
 
 
@@ -78,6 +85,7 @@ def tiny_teacher_dir(tmp_path_factory):
     config.label2id = {name: i for i, name in enumerate(names)}
     torch.manual_seed(0)
     ResNetForImageClassification(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 24, "width": 24}, image_mean=[0.5] * 3, image_std=[0.25] * 3).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 24, "width": 24}, image_mean=[0.5] * 3, image_std=[0.25] * 3).save_pretrained(
+        folder
+    )
     return folder
-

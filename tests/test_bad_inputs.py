@@ -24,7 +24,10 @@ MASK[5:15, 5:20] = True
     [
         (np.full((20, 30, 3), np.nan, dtype=np.float32), r"image 0 has NaN or infinite values"),
         (np.full((20, 30, 3), np.inf, dtype=np.float64), r"image 0 has NaN or infinite values"),
-        (np.full((20, 30, 3), 200.0, dtype=np.float32), r"values in \[200, 200\], but a float array .* is read as 0-1"),
+        (
+            np.full((20, 30, 3), 200.0, dtype=np.float32),
+            r"values in \[200, 200\], but a float array .* is read as 0-1",
+        ),
         (np.full((20, 30, 3), -0.5, dtype=np.float32), r"read as 0-1"),
         (np.full((20, 30, 3), 300, dtype=np.int32), r"an integer array \(int32\) is read as 0-255"),
         (np.full((20, 30, 3), -1, dtype=np.int64), r"read as 0-255"),
@@ -112,10 +115,34 @@ def test_cli_one_mask_per_image(saved_model_dir, photo_file, tmp_path, capsys):
     Image.fromarray(mask).save(tmp_path / "m1.png")
     Image.fromarray(np.roll(mask, 10, axis=1)).save(tmp_path / "m2.png")
     with pytest.raises(SystemExit, match=r"one --mask per image.*2 images, 1 masks"):
-        cli_main(["predict", str(photo_file), str(photo_file), "--model", str(saved_model_dir), "--mask",
-                  str(tmp_path / "m1.png")])  # fmt: skip
-    assert cli_main(["predict", str(photo_file), str(photo_file), "--model", str(saved_model_dir), "--mask",
-                     str(tmp_path / "m1.png"), "--mask", str(tmp_path / "m2.png"), "--json"]) == 0  # fmt: skip
+        cli_main(
+            [
+                "predict",
+                str(photo_file),
+                str(photo_file),
+                "--model",
+                str(saved_model_dir),
+                "--mask",
+                str(tmp_path / "m1.png"),
+            ]
+        )
+    assert (
+        cli_main(
+            [
+                "predict",
+                str(photo_file),
+                str(photo_file),
+                "--model",
+                str(saved_model_dir),
+                "--mask",
+                str(tmp_path / "m1.png"),
+                "--mask",
+                str(tmp_path / "m2.png"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     assert [entry["roi_pixels"] for entry in printed] == [400, 400] and printed[0]["prompt"] == "mask"
 
@@ -128,10 +155,16 @@ def saved_model_dir(tmp_path_factory):
     from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
 
     folder = tmp_path_factory.mktemp("bad_inputs_model")
-    config = RveRNetConfig(roi_config=tiny_tower_config("deit"), context_config=tiny_tower_config("resnet"),
-                           id2label={0: "a", 1: "b"}, fusion_hidden_size=8)  # fmt: skip
+    config = RveRNetConfig(
+        roi_config=tiny_tower_config("deit"),
+        context_config=tiny_tower_config("resnet"),
+        id2label={0: "a", 1: "b"},
+        fusion_hidden_size=8,
+    )
     RveRNetForImageClassification(config).save_pretrained(folder)
-    RveRNetImageProcessor(size={"height": 30, "width": 30}, sam_model_name_or_path="/no/segmenter/here").save_pretrained(folder)
+    RveRNetImageProcessor(
+        size={"height": 30, "width": 30}, sam_model_name_or_path="/no/segmenter/here"
+    ).save_pretrained(folder)
     return folder
 
 
@@ -217,10 +250,23 @@ def test_one_option_name_across_subcommands_and_the_old_names_still_work_with_a_
     from rvernet_hf.cli import build_parser
 
     parser = build_parser()
-    new = parser.parse_args(["masks", "--data_dir", "d", "--output_dir", "o", "--on_bad_samples", "skip",
-                             "--sam_model_name_or_path", "facebook/sam2.1-hiera-tiny"])  # fmt: skip
+    new = parser.parse_args(
+        [
+            "masks",
+            "--data_dir",
+            "d",
+            "--output_dir",
+            "o",
+            "--on_bad_samples",
+            "skip",
+            "--sam_model_name_or_path",
+            "facebook/sam2.1-hiera-tiny",
+        ]
+    )
     assert (new.on_error, new.sam_model) == ("skip", "facebook/sam2.1-hiera-tiny") and capsys.readouterr().err == ""
-    old = parser.parse_args(["masks", "--data_dir", "d", "--output_dir", "o", "--on_error", "skip", "--sam_model", "x"])
+    old = parser.parse_args(
+        ["masks", "--data_dir", "d", "--output_dir", "o", "--on_error", "skip", "--sam_model", "x"]
+    )
     assert (old.on_error, old.sam_model) == ("skip", "x")
     notes = capsys.readouterr().err
     assert "--on_error is deprecated; it is now --on_bad_samples" in notes

@@ -22,8 +22,11 @@ def test_accuracy_table_has_every_row_of_the_paper_and_each_parses():
 
     table = script("accuracy").configs({"deit": "deit-folder", "cnn": "cnn-folder"}, "teacher-folder")
     singles = {"single_cnn_full_image", "single_deit_full_image", "single_deit_roi_only", "single_deit_context_only"}
-    fused = {f"rvernet_{towers}_{kind}" for towers in ("deit_deit", "cnn_cnn", "cnn_roi_deit_context", "deit_deit_sparse")
-             for kind in ("none", "soft", "hard")}  # fmt: skip
+    fused = {
+        f"rvernet_{towers}_{kind}"
+        for towers in ("deit_deit", "cnn_cnn", "cnn_roi_deit_context", "deit_deit_sparse")
+        for kind in ("none", "soft", "hard")
+    }
     assert set(table) == singles | fused
     folders = ["--train_dir", "d", "--output_dir", "o"]
     for name, arguments in table.items():
@@ -40,19 +43,48 @@ def test_accuracy_table_has_every_row_of_the_paper_and_each_parses():
 
 def test_accuracy_benchmark_refuses_an_unknown_config_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="rvernet_vit_vit_hard"):
-        script("accuracy").main(["--output_dir", str(tmp_path), "--num_per_class", "2", "--image_size", "32",
-                                 "--configs", "rvernet_vit_vit_hard"])  # fmt: skip
+        script("accuracy").main(
+            [
+                "--output_dir",
+                str(tmp_path),
+                "--num_per_class",
+                "2",
+                "--image_size",
+                "32",
+                "--configs",
+                "rvernet_vit_vit_hard",
+            ]
+        )
     assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow
 def test_accuracy_benchmark_runs_and_resumes_from_finished_runs(tmp_path, capsys):
     accuracy = script("accuracy")
-    argv = ["--output_dir", str(tmp_path), "--num_per_class", "4", "--image_size", "32", "--epochs", "1",
-            "--teacher_epochs", "1", "--seeds", "0", "--configs", "single_deit_full_image", "rvernet_deit_deit_hard"]  # fmt: skip
+    argv = [
+        "--output_dir",
+        str(tmp_path),
+        "--num_per_class",
+        "4",
+        "--image_size",
+        "32",
+        "--epochs",
+        "1",
+        "--teacher_epochs",
+        "1",
+        "--seeds",
+        "0",
+        "--configs",
+        "single_deit_full_image",
+        "rvernet_deit_deit_hard",
+    ]
     scores = accuracy.main(argv)
-    assert set(scores) == {"teacher_cnn_full_image_1_epochs", "single_deit_full_image", "rvernet_deit_deit_hard",
-                           "rvernet_deit_deit_hard, evaluated sparse"}  # fmt: skip
+    assert set(scores) == {
+        "teacher_cnn_full_image_1_epochs",
+        "single_deit_full_image",
+        "rvernet_deit_deit_hard",
+        "rvernet_deit_deit_hard, evaluated sparse",
+    }
     done = tmp_path / "runs" / "rvernet_deit_deit_hard-seed0" / "scores.json"
     saved = json.loads(done.read_text())
     assert set(saved) == set(accuracy.PROBES)
@@ -72,8 +104,13 @@ def test_cost_benchmark_quick_parts(tmp_path):
     figures = script("cost").main(["--quick", "--parts", "sam_epochs", "pipeline", "--json", str(out)])
     assert figures["sam_passes_precompute"] > 0
     assert figures["sam_passes_two_epochs_after"] == 0
-    for key in ("pipeline_mask_single_s", "pipeline_mask_batched_per_image_s", "pipeline_tiny_sam_automatic_single_s",
-                "pipeline_tiny_sam_automatic_batched_per_image_s", "pipeline_tiny_sam_box_single_s"):  # fmt: skip
+    for key in (
+        "pipeline_mask_single_s",
+        "pipeline_mask_batched_per_image_s",
+        "pipeline_tiny_sam_automatic_single_s",
+        "pipeline_tiny_sam_automatic_batched_per_image_s",
+        "pipeline_tiny_sam_box_single_s",
+    ):
         assert figures[key] > 0, key
     assert json.loads(out.read_text())["sam_passes_two_epochs_after"] == 0
 
@@ -99,6 +136,8 @@ def test_sparse_benchmark_quick_measures_every_model_and_the_pipeline(tmp_path):
     for row in figures["rows"]:
         assert row["forward_s"] > 0 and row["train_s"] > 0 and row["activation_mib"] > 0
     sparse = figures["rows"][1]["tokens"]
-    assert 0 < sparse["roi_kept_mean"] < sparse["per_image_patches"] and sparse["roi_padded"] >= sparse["roi_kept_mean"]
+    assert (
+        0 < sparse["roi_kept_mean"] < sparse["per_image_patches"] and sparse["roi_padded"] >= sparse["roi_kept_mean"]
+    )
     assert figures["pipeline_batch1_sparse_over_dense"] > 0
     assert json.loads(out.read_text())["rows"] == figures["rows"]

@@ -60,7 +60,10 @@ def test_segmentation_builder_one_sample_per_class_present():
     label_maps[0][0, 19] = 7  # a single pixel: below min_area
     label_maps[1][5:15, 5:15] = 5
     source = datasets.Dataset.from_dict(
-        {"image": [Image.fromarray(_image(i, (20, 20))) for i in range(2)], "label": [Image.fromarray(m) for m in label_maps]},
+        {
+            "image": [Image.fromarray(_image(i, (20, 20))) for i in range(2)],
+            "label": [Image.fromarray(m) for m in label_maps],
+        },
         features=datasets.Features({"image": datasets.Image(), "label": datasets.Image()}),
     )
     id2label = {0: "background", 3: "rice", 5: "ketchup", 7: "chili paste"}
@@ -90,8 +93,9 @@ def test_precompute_masks_once_then_zero_sam_calls(image_folder, tmp_path):
     root, _ = image_folder
     dataset = load_image_folder_dataset(root)  # no masks: SAM makes all six (one from a box, five automatic)
     sam = tiny_sam()
-    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam, auto_roi_min_area=0.0,
-                                      auto_roi_max_area=1.0)  # fmt: skip
+    processor = RveRNetImageProcessor(
+        size={"height": 16, "width": 16}, sam_model=sam, auto_roi_min_area=0.0, auto_roi_max_area=1.0
+    )
     encoder_calls = count_calls(sam.vision_encoder)
     masked, report = precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", batch_size=4, shard_size=4)
     assert sum(encoder_calls) == 6 and report.shards_computed == 2 and not report.skipped
@@ -141,12 +145,15 @@ def test_precompute_masks_skip_or_raise_on_bad_samples(image_folder, tmp_path):
         precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "raise", on_error="raise")
     kept, report = precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "skip", on_error="skip")
     assert len(kept) == 5 and len(report.skipped) == 1
-    assert report.skipped[0]["name"].endswith("ketchup/img1.png") and "not a readable image" in report.skipped[0]["error"]
+    assert (
+        report.skipped[0]["name"].endswith("ketchup/img1.png") and "not a readable image" in report.skipped[0]["error"]
+    )
 
 
 def test_augmentations_are_shared_by_both_cut_outs():
-    processor = RveRNetImageProcessor(size={"height": 24, "width": 24}, do_normalize=False, fill_value=-1.0,
-                                      resize_mode="resize")  # fmt: skip
+    processor = RveRNetImageProcessor(
+        size={"height": 24, "width": 24}, do_normalize=False, fill_value=-1.0, resize_mode="resize"
+    )
     image = _image(3, (60, 80))
     mask = rectangle_mask((60, 80), 10, 5, 30, 20)  # off-centre, so a flip moves it
     batch = {"image": [image] * 8, "roi_mask": [mask] * 8, "label": [0] * 8}
@@ -183,7 +190,23 @@ def test_masks_cli(image_folder, tmp_path):
     (root / "metadata.jsonl").unlink()  # no box prompt: the one image without a mask gets the central box
     processor_dir = tmp_path / "processor"
     RveRNetImageProcessor(auto_roi="center").save_pretrained(processor_dir)  # no SAM needed for this folder
-    assert main(["masks", "--data_dir", str(root), "--masks_dir", str(masks), "--output_dir", str(tmp_path / "out"),
-                 "--processor", str(processor_dir), "--cache_dir", str(tmp_path / "cache")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "masks",
+                "--data_dir",
+                str(root),
+                "--masks_dir",
+                str(masks),
+                "--output_dir",
+                str(tmp_path / "out"),
+                "--processor",
+                str(processor_dir),
+                "--cache_dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     saved = datasets.load_from_disk(str(tmp_path / "out"))
     assert len(saved) == 6 and all(m is not None for m in saved["roi_mask"])

@@ -11,15 +11,45 @@ from rvernet_hf.cli import main
 @pytest.mark.slow
 def test_demo_writes_everything_it_promises(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--output_dir", str(out), "--num_per_class", "8", "--image_size", "32", "--tower_hidden", "32",
-                 "--tower_layers", "1", "--epochs", "1", "--teacher_epochs", "1", "--batch_size", "16"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "demo",
+                "--output_dir",
+                str(out),
+                "--num_per_class",
+                "8",
+                "--image_size",
+                "32",
+                "--tower_hidden",
+                "32",
+                "--tower_layers",
+                "1",
+                "--epochs",
+                "1",
+                "--teacher_epochs",
+                "1",
+                "--batch_size",
+                "16",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     results = json.loads((out / "demo_results.json").read_text())
     for name, scores in results["test"].items():
         assert f"{scores['accuracy']:9.3f}" in printed, name
-    for path in ("data/dataset_info.json", "teacher/model.safetensors", "rvernet/model.safetensors",
-                 "rvernet/README.md", "rvernet/training_curves.png", "rvernet/confusion_matrix.png",
-                 "hub-upload/pipeline_rvernet.py", "confusion_test_rvernet.png", "roi_prediction_0.png"):
+    for path in (
+        "data/dataset_info.json",
+        "teacher/model.safetensors",
+        "rvernet/model.safetensors",
+        "rvernet/README.md",
+        "rvernet/training_curves.png",
+        "rvernet/confusion_matrix.png",
+        "hub-upload/pipeline_rvernet.py",
+        "confusion_test_rvernet.png",
+        "roi_prediction_0.png",
+    ):
         assert (out / path).exists(), path
     card = ModelCard.load(out / "rvernet" / "README.md")
     assert {r.metric_type for r in card.data.eval_results} == {"accuracy", "macro_f1", "ambiguous_f1"}

@@ -24,10 +24,20 @@ from rvernet_hf.distillation import (
 
 
 def training_args(tmp_path, **overrides):
-    settings = {"output_dir": str(tmp_path / "out"), "report_to": "none", "per_device_train_batch_size": 4,
-                "per_device_eval_batch_size": 4, "learning_rate": 1e-3, "max_steps": 3, "logging_steps": 1,
-                "save_strategy": "no", "use_cpu": True, "seed": 0, "disable_tqdm": True,
-                "dataloader_num_workers": 0}  # fmt: skip
+    settings = {
+        "output_dir": str(tmp_path / "out"),
+        "report_to": "none",
+        "per_device_train_batch_size": 4,
+        "per_device_eval_batch_size": 4,
+        "learning_rate": 1e-3,
+        "max_steps": 3,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "use_cpu": True,
+        "seed": 0,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
     settings.update(overrides)
     return DistillationTrainingArguments(**settings)
 
@@ -37,8 +47,12 @@ def student_and_data(synthetic_data, tower_dir, teacher=None, train=False):
 
     dataset = load_image_folder_dataset(synthetic_data / "train", synthetic_data / "train_masks")
     id2label = dict(enumerate(dataset.features["label"].names))
-    model_args = ModelArguments(roi_model_name_or_path=str(tower_dir), context_model_name_or_path=str(tower_dir),
-                                from_scratch=True, fusion_hidden_size=16)  # fmt: skip
+    model_args = ModelArguments(
+        roi_model_name_or_path=str(tower_dir),
+        context_model_name_or_path=str(tower_dir),
+        from_scratch=True,
+        fusion_hidden_size=16,
+    )
     torch.manual_seed(0)
     model, processor, _ = build_model(model_args, id2label)
     assert DataArguments  # the dataclass the script parses into
@@ -56,14 +70,23 @@ def student_and_data(synthetic_data, tower_dir, teacher=None, train=False):
         ({"distillation_type": "medium"}, "distillation_type"),
         ({"distillation_type": "soft", "teacher_model_name_or_path": "t", "distillation_alpha": 1.5}, "alpha"),
         ({"distillation_type": "soft", "teacher_model_name_or_path": "t", "distillation_alpha": -0.1}, "alpha"),
-        ({"distillation_type": "soft", "teacher_model_name_or_path": "t", "distillation_temperature": 0.0},
-         "temperature"),
+        (
+            {"distillation_type": "soft", "teacher_model_name_or_path": "t", "distillation_temperature": 0.0},
+            "temperature",
+        ),
         ({"distillation_type": "hard"}, "teacher_model_name_or_path"),
-        ({"distillation_type": "hard", "teacher_model_name_or_path": "t", "cache_teacher_logits": True,
-          "teacher_input": "augmented_full_image"}, "cache_teacher_logits"),
+        (
+            {
+                "distillation_type": "hard",
+                "teacher_model_name_or_path": "t",
+                "cache_teacher_logits": True,
+                "teacher_input": "augmented_full_image",
+            },
+            "cache_teacher_logits",
+        ),
         ({"teacher_input": "roi"}, "teacher_input"),
     ],
-)  # fmt: skip
+)
 def test_arguments_are_validated(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         training_args(tmp_path, **overrides)
@@ -81,8 +104,10 @@ def test_soft_loss_is_temperature_scaled_batchmean_kl():
     student, teacher = torch.randn(6, 5), torch.randn(6, 5)
     temperature = 2.0
     per_sample = distillation_loss(student, teacher, "soft", temperature)
-    expected = F.kl_div(F.log_softmax(student / temperature, -1), F.softmax(teacher / temperature, -1),
-                        reduction="batchmean") * temperature**2  # fmt: skip
+    expected = (
+        F.kl_div(F.log_softmax(student / temperature, -1), F.softmax(teacher / temperature, -1), reduction="batchmean")
+        * temperature**2
+    )
     assert per_sample.shape == (6,)
     torch.testing.assert_close(per_sample.mean(), expected)
     # Zero when the student equals the teacher.
@@ -107,7 +132,7 @@ def test_loss_refuses_other_label_counts():
 def test_teacher_labels_must_match():
     student = {0: "ketchup", 1: "chili paste"}
     check_teacher_labels({0: "ketchup", 1: "chili paste"}, student)
-    with pytest.raises(ValueError, match="predicts 1000 labels but the student has 2.*model_type single"):
+    with pytest.raises(ValueError, match="has 1000 labels but the student has 2.*model_type single"):
         check_teacher_labels({i: f"class {i}" for i in range(1000)}, student, "imagenet-cnn")
     with pytest.raises(ValueError, match="'chili paste'"):
         check_teacher_labels({0: "ketchup", 1: "mustard"}, student)
@@ -133,9 +158,10 @@ def test_trainer_refuses_a_teacher_with_other_labels_before_training(tmp_path, s
     model, dataset, transform = student_and_data(synthetic_data, tower_dir)
     imagenet_like = ResNetForImageClassification(tiny_tower_config("resnet", num_labels=10))
     args = training_args(tmp_path, distillation_type="soft", teacher_model_name_or_path="resnet-10")
-    with pytest.raises(ValueError, match="predicts 10 labels but the student has 5"):
-        RveRNetDistillationTrainer(model=model, args=args, teacher_model=imagenet_like,
-                                   train_dataset=dataset.with_transform(transform))  # fmt: skip
+    with pytest.raises(ValueError, match="has 10 labels but the student has 5"):
+        RveRNetDistillationTrainer(
+            model=model, args=args, teacher_model=imagenet_like, train_dataset=dataset.with_transform(transform)
+        )
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -147,24 +173,69 @@ def one_batch(dataset, transform, size=4):
 
 
 @pytest.mark.parametrize("distillation_type", ["soft", "hard"])
-def test_compute_loss_combines_task_and_teacher_terms(tmp_path, synthetic_data, tower_dir, tiny_teacher_dir,
-                                                      distillation_type):  # fmt: skip
+def test_compute_loss_combines_task_and_teacher_terms(
+    tmp_path, synthetic_data, tower_dir, tiny_teacher_dir, distillation_type
+):
     teacher = load_teacher(str(tiny_teacher_dir))
     model, dataset, transform = student_and_data(synthetic_data, tower_dir, teacher)
-    args = training_args(tmp_path, distillation_type=distillation_type, distillation_alpha=0.3,
-                         distillation_temperature=2.0, teacher_model_name_or_path=str(tiny_teacher_dir))  # fmt: skip
+    args = training_args(
+        tmp_path,
+        distillation_type=distillation_type,
+        distillation_alpha=0.3,
+        distillation_temperature=2.0,
+        teacher_model_name_or_path=str(tiny_teacher_dir),
+    )
     trainer = RveRNetDistillationTrainer(model=model, args=args, teacher_model=teacher)
     batch = one_batch(dataset, transform)
     model.eval()
     loss = trainer.compute_loss(model, dict(batch))
     with torch.no_grad():
-        logits = model(roi_pixel_values=batch["roi_pixel_values"], context_pixel_values=batch["context_pixel_values"]).logits
+        logits = model(
+            roi_pixel_values=batch["roi_pixel_values"], context_pixel_values=batch["context_pixel_values"]
+        ).logits
         teacher_logits = teacher(batch["teacher_pixel_values"])
     task = F.cross_entropy(logits, batch["labels"])
     distill = distillation_loss(logits, teacher_logits, distillation_type, 2.0).mean()
     torch.testing.assert_close(loss, 0.7 * task + 0.3 * distill, rtol=1e-5, atol=1e-6)
     # The teacher saw its own 24 px input, not the 32 px cut-outs.
     assert batch["teacher_pixel_values"].shape[-2:] == (24, 24)
+
+
+def test_the_task_term_is_the_models_own_loss_with_ignored_labels_and_multi_label(
+    tmp_path, synthetic_data, tower_dir, tiny_teacher_dir
+):
+    """One task-loss path: the student's own loss (what training without distillation minimises), so -100 labels
+    and multi-label problems behave as they do without a teacher; the distillation term leaves -100 samples out."""
+    teacher = load_teacher(str(tiny_teacher_dir))
+    model, dataset, transform = student_and_data(synthetic_data, tower_dir, teacher)
+    args = training_args(
+        tmp_path, distillation_type="soft", distillation_alpha=0.4, teacher_model_name_or_path=str(tiny_teacher_dir)
+    )
+    trainer = RveRNetDistillationTrainer(model=model, args=args, teacher_model=teacher)
+    batch = one_batch(dataset, transform)
+    batch["labels"][1] = -100
+    model.eval()
+    loss = trainer.compute_loss(model, dict(batch))
+    inputs = {k: batch[k] for k in ("roi_pixel_values", "context_pixel_values")}
+    with torch.no_grad():
+        own = model(**inputs, labels=batch["labels"]).loss
+        logits = model(**inputs).logits
+        teacher_logits = teacher(batch["teacher_pixel_values"])
+    kept = batch["labels"] != -100
+    distill = distillation_loss(logits[kept], teacher_logits[kept], "soft").mean()
+    torch.testing.assert_close(loss, 0.6 * own + 0.4 * distill, rtol=1e-5, atol=1e-6)
+
+    model.config.problem_type = "multi_label_classification"
+    multi_hot = torch.nn.functional.one_hot(batch["labels"].clamp_min(0), 5).float()
+    multi_hot[0, 3] = 1.0
+    multi = {**batch, "labels": multi_hot}
+    loss = trainer.compute_loss(model, dict(multi))
+    with torch.no_grad():
+        own = model(**inputs, labels=multi_hot).loss  # transformers' multi-label loss (BCE with logits)
+    distill = distillation_loss(logits, teacher_logits, "soft", multi_label=True).mean()
+    torch.testing.assert_close(loss, 0.6 * own + 0.4 * distill, rtol=1e-5, atol=1e-6)
+    expected = F.binary_cross_entropy_with_logits(logits, torch.sigmoid(teacher_logits), reduction="none").mean(-1)
+    torch.testing.assert_close(distillation_loss(logits, teacher_logits, "soft", multi_label=True), expected)
 
 
 def test_none_is_the_plain_trainer_loss(tmp_path, synthetic_data, tower_dir):
@@ -182,12 +253,22 @@ def test_training_logs_both_terms_and_keeps_the_teacher_frozen(tmp_path, synthet
     teacher = load_teacher(str(tiny_teacher_dir))
     before = {k: v.clone() for k, v in teacher.state_dict().items()}  # batch-norm running stats included
     model, dataset, transform = student_and_data(synthetic_data, tower_dir, teacher, train=True)
-    args = training_args(tmp_path, distillation_type="soft", teacher_model_name_or_path=str(tiny_teacher_dir),
-                         eval_strategy="steps", eval_steps=3)  # fmt: skip
-    trainer = RveRNetDistillationTrainer(model=model, args=args, teacher_model=teacher,
-                                         train_dataset=dataset.with_transform(transform),
-                                         eval_dataset=dataset.select(range(8)).with_transform(
-                                             RveRNetTransform(transform.processor, teacher_processor=transform.teacher_processor)))  # fmt: skip
+    args = training_args(
+        tmp_path,
+        distillation_type="soft",
+        teacher_model_name_or_path=str(tiny_teacher_dir),
+        eval_strategy="steps",
+        eval_steps=3,
+    )
+    trainer = RveRNetDistillationTrainer(
+        model=model,
+        args=args,
+        teacher_model=teacher,
+        train_dataset=dataset.with_transform(transform),
+        eval_dataset=dataset.select(range(8)).with_transform(
+            RveRNetTransform(transform.processor, teacher_processor=transform.teacher_processor)
+        ),
+    )
     trainer.train()
     train_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(train_logs) == 3
@@ -212,10 +293,16 @@ def test_cached_teacher_logits_replace_the_teacher(tmp_path, synthetic_data, tow
 
     calls = []
     teacher.register_forward_hook(lambda *_: calls.append(1))
-    args = training_args(tmp_path, distillation_type="hard", teacher_model_name_or_path=str(tiny_teacher_dir),
-                         cache_teacher_logits=True, max_steps=4)  # fmt: skip
-    trainer = RveRNetDistillationTrainer(model=model, args=args, train_dataset=cached.with_transform(
-        RveRNetTransform(transform.processor, train=True)))  # fmt: skip
+    args = training_args(
+        tmp_path,
+        distillation_type="hard",
+        teacher_model_name_or_path=str(tiny_teacher_dir),
+        cache_teacher_logits=True,
+        max_steps=4,
+    )
+    trainer = RveRNetDistillationTrainer(
+        model=model, args=args, train_dataset=cached.with_transform(RveRNetTransform(transform.processor, train=True))
+    )
     assert trainer.teacher is None  # never loaded: the logits are in the data
     trainer.train()
     assert calls == []
@@ -231,11 +318,18 @@ def test_gradient_accumulation_equals_the_big_batch(tmp_path, synthetic_data, to
     results = []
     for batch_size, accumulation in ((8, 1), (4, 2)):
         model, dataset, transform = student_and_data(synthetic_data, tower_dir, teacher)
-        args = training_args(tmp_path / f"{batch_size}", distillation_type="soft", max_steps=2,
-                             teacher_model_name_or_path=str(tiny_teacher_dir), per_device_train_batch_size=batch_size,
-                             gradient_accumulation_steps=accumulation, learning_rate=1e-2)  # fmt: skip
-        trainer = RveRNetDistillationTrainer(model=model, args=args, teacher_model=teacher,
-                                             train_dataset=dataset.with_transform(transform))  # fmt: skip
+        args = training_args(
+            tmp_path / f"{batch_size}",
+            distillation_type="soft",
+            max_steps=2,
+            teacher_model_name_or_path=str(tiny_teacher_dir),
+            per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=accumulation,
+            learning_rate=1e-2,
+        )
+        trainer = RveRNetDistillationTrainer(
+            model=model, args=args, teacher_model=teacher, train_dataset=dataset.with_transform(transform)
+        )
         trainer.train()
         results.append(_weights(model))
     for key in results[0]:
@@ -246,8 +340,9 @@ def test_bf16_mixed_precision_runs_on_cpu(tmp_path, synthetic_data, tower_dir, t
     teacher = load_teacher(str(tiny_teacher_dir))
     model, dataset, transform = student_and_data(synthetic_data, tower_dir, teacher)
     args = training_args(tmp_path, bf16=True, distillation_type="hard", teacher_model_name_or_path="t")
-    trainer = RveRNetDistillationTrainer(model=model, args=args, teacher_model=teacher,
-                                         train_dataset=dataset.with_transform(transform))  # fmt: skip
+    trainer = RveRNetDistillationTrainer(
+        model=model, args=args, teacher_model=teacher, train_dataset=dataset.with_transform(transform)
+    )
     seen = []
     model.classifier.out_proj.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
     result = trainer.train()
@@ -279,12 +374,22 @@ def test_resume_after_a_kill_ends_with_the_same_weights(tmp_path, synthetic_data
     def trainer_for(output_dir, callbacks=()):
         model, dataset, transform = student_and_data(synthetic_data, tower_dir, teacher, train=True)
         transform.seed = 0  # augmentations drawn per (seed, epoch, sample): the prefetched batch cannot shift them
-        args = training_args(output_dir, max_steps=12, save_strategy="steps", save_steps=5, distillation_type="soft",
-                             teacher_model_name_or_path="t", learning_rate=1e-2)  # fmt: skip
+        args = training_args(
+            output_dir,
+            max_steps=12,
+            save_strategy="steps",
+            save_steps=5,
+            distillation_type="soft",
+            teacher_model_name_or_path="t",
+            learning_rate=1e-2,
+        )
         return RveRNetDistillationTrainer(
-            model=model, args=args, teacher_model=teacher, train_dataset=add_sample_index(dataset).with_transform(transform),
+            model=model,
+            args=args,
+            teacher_model=teacher,
+            train_dataset=add_sample_index(dataset).with_transform(transform),
             callbacks=[augmentation_epoch_callback(transform), *callbacks],
-        )  # fmt: skip
+        )
 
     straight = trainer_for(tmp_path / "straight")
     straight.train()
@@ -321,22 +426,77 @@ def test_two_process_gloo_run_matches_one_process(tmp_path, synthetic_data, towe
     towers too: each process pads its own batch, and padding changes nothing)."""
     script = tmp_path / "train.py"
     script.write_text(DDP_SCRIPT)
-    common = ["--train_dir", str(synthetic_data / "train"), "--train_masks_dir", str(synthetic_data / "train_masks"),
-              "--validation_dir", str(synthetic_data / "validation"),
-              "--validation_masks_dir", str(synthetic_data / "validation_masks"),
-              "--roi_model_name_or_path", str(tower_dir), "--context_model_name_or_path", str(tower_dir),
-              "--from_scratch", "--fusion_hidden_size", "16", "--do_train", "--max_steps", "3", "--learning_rate",
-              "1e-2", "--report_to", "none", "--use_cpu",
-              "--save_strategy", "no", "--seed", "0", "--dataloader_num_workers", "0",
-              "--token_selection", token_selection]  # fmt: skip
+    common = [
+        "--train_dir",
+        str(synthetic_data / "train"),
+        "--train_masks_dir",
+        str(synthetic_data / "train_masks"),
+        "--validation_dir",
+        str(synthetic_data / "validation"),
+        "--validation_masks_dir",
+        str(synthetic_data / "validation_masks"),
+        "--roi_model_name_or_path",
+        str(tower_dir),
+        "--context_model_name_or_path",
+        str(tower_dir),
+        "--from_scratch",
+        "--fusion_hidden_size",
+        "16",
+        "--do_train",
+        "--max_steps",
+        "3",
+        "--learning_rate",
+        "1e-2",
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "--save_strategy",
+        "no",
+        "--seed",
+        "0",
+        "--dataloader_num_workers",
+        "0",
+        "--token_selection",
+        token_selection,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
-    single = subprocess.run([sys.executable, str(script), *common, "--output_dir", str(tmp_path / "one"),
-                             "--per_device_train_batch_size", "8"], env=env, capture_output=True, text=True)  # fmt: skip
+    single = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            *common,
+            "--output_dir",
+            str(tmp_path / "one"),
+            "--per_device_train_batch_size",
+            "8",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
-    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                             str(_free_port()), str(script), *common, "--output_dir", str(tmp_path / "two"),
-                             "--per_device_train_batch_size", "4", "--ddp_backend", "gloo"],
-                            env=env, capture_output=True, text=True)  # fmt: skip
+    double = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_free_port()),
+            str(script),
+            *common,
+            "--output_dir",
+            str(tmp_path / "two"),
+            "--per_device_train_batch_size",
+            "4",
+            "--ddp_backend",
+            "gloo",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert double.returncode == 0, double.stderr[-3000:]
     one = load_file(tmp_path / "one" / "model.safetensors")
     two = load_file(tmp_path / "two" / "model.safetensors")

@@ -39,12 +39,35 @@ def test_evaluate_a_saved_model_with_probes(tmp_path, synthetic_data, tower_dir)
     from rvernet_hf.evaluation import evaluate_model, load_for_evaluation, load_split
     from rvernet_hf.training import main
 
-    main(["--train_dir", str(synthetic_data / "train"), "--train_masks_dir", str(synthetic_data / "train_masks"),
-          "--validation_dir", str(synthetic_data / "validation"), "--validation_masks_dir",
-          str(synthetic_data / "validation_masks"), "--roi_model_name_or_path", str(tower_dir),
-          "--context_model_name_or_path", str(tower_dir), "--from_scratch", "--do_train", "--max_steps", "1",
-          "--output_dir", str(tmp_path / "m"), "--report_to", "none", "--use_cpu", "--save_strategy", "no",
-          "--disable_tqdm", "true"])  # fmt: skip
+    main(
+        [
+            "--train_dir",
+            str(synthetic_data / "train"),
+            "--train_masks_dir",
+            str(synthetic_data / "train_masks"),
+            "--validation_dir",
+            str(synthetic_data / "validation"),
+            "--validation_masks_dir",
+            str(synthetic_data / "validation_masks"),
+            "--roi_model_name_or_path",
+            str(tower_dir),
+            "--context_model_name_or_path",
+            str(tower_dir),
+            "--from_scratch",
+            "--do_train",
+            "--max_steps",
+            "1",
+            "--output_dir",
+            str(tmp_path / "m"),
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ]
+    )
     model, transform = load_for_evaluation(tmp_path / "m")
     split = load_split(synthetic_data, "validation")
     plain = evaluate_model(model, transform, split, ["ketchup", "chili_paste"])

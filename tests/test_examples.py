@@ -9,8 +9,19 @@ from PIL import Image
 
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
-TINY = ["--max_steps", "2", "--per_device_train_batch_size", "8", "--use_cpu", "--save_strategy", "no",
-        "--eval_strategy", "no", "--disable_tqdm", "true"]  # fmt: skip
+TINY = [
+    "--max_steps",
+    "2",
+    "--per_device_train_batch_size",
+    "8",
+    "--use_cpu",
+    "--save_strategy",
+    "no",
+    "--eval_strategy",
+    "no",
+    "--disable_tqdm",
+    "true",
+]
 
 
 def example(name):
@@ -25,20 +36,46 @@ def test_teacher_then_image_folder_then_inference_then_push(tmp_path, synthetic_
     from rvernet_hf.training import main as train
 
     teacher = example("train_teacher")
-    train([*teacher.DEFAULTS, "--image_size", "32", "--train_dir", str(synthetic_data / "train"), "--validation_dir",
-           str(synthetic_data / "validation"), "--output_dir", str(tmp_path / "teacher"), *TINY])  # fmt: skip
-    results = example("finetune_image_folder").main([
-        "--data_dir", str(synthetic_data), "--teacher", str(tmp_path / "teacher"), "--output_dir",
-        str(tmp_path / "rvernet"), "--roi_model_name_or_path", str(tower_dir), "--context_model_name_or_path",
-        str(tower_dir), "--from_scratch", *TINY])  # fmt: skip
+    train(
+        [
+            *teacher.DEFAULTS,
+            "--image_size",
+            "32",
+            "--train_dir",
+            str(synthetic_data / "train"),
+            "--validation_dir",
+            str(synthetic_data / "validation"),
+            "--output_dir",
+            str(tmp_path / "teacher"),
+            *TINY,
+        ]
+    )
+    results = example("finetune_image_folder").main(
+        [
+            "--data_dir",
+            str(synthetic_data),
+            "--teacher",
+            str(tmp_path / "teacher"),
+            "--output_dir",
+            str(tmp_path / "rvernet"),
+            "--roi_model_name_or_path",
+            str(tower_dir),
+            "--context_model_name_or_path",
+            str(tower_dir),
+            "--from_scratch",
+            *TINY,
+        ]
+    )
     assert "eval_accuracy" in results
     image = next((synthetic_data / "validation" / "ketchup").glob("*.png"))
     mask = synthetic_data / "validation_masks" / "ketchup" / image.name
-    predictions = example("inference_pipeline").main([str(image), "--model", str(tmp_path / "rvernet"), "--mask",
-                                                      str(mask)])  # fmt: skip
+    predictions = example("inference_pipeline").main(
+        [str(image), "--model", str(tmp_path / "rvernet"), "--mask", str(mask)]
+    )
     assert predictions[0]["prompt"] == "mask" and len(predictions[0]["labels"]) == 5
-    where = example("push_to_hub").main([str(tmp_path / "rvernet"), "--repo_id", "me/x", "--dry_run_dir",
-                                         str(tmp_path / "upload")])  # fmt: skip
+    where = example("push_to_hub").main(
+        [str(tmp_path / "rvernet"), "--repo_id", "me/x", "--dry_run_dir", str(tmp_path / "upload")]
+    )
     assert (Path(where) / "model.safetensors").exists() and (Path(where) / "pipeline_rvernet.py").exists()
 
 
@@ -57,10 +94,23 @@ def test_foodseg103_layout(tmp_path, tower_dir):
             label = ("ketchup", "bread")[i % 2]
             pixels, mask, _ = render_scene(label, 32, rng)
             Image.fromarray(pixels).save(root / "Images" / "img_dir" / split / f"{i}.jpg")
-            Image.fromarray((mask * (1 + i % 2)).astype(np.uint8)).save(root / "Images" / "ann_dir" / split / f"{i}.png")
-    results = example("finetune_foodseg103").main([
-        "--foodseg_dir", str(root), "--output_dir", str(tmp_path / "out"), "--roi_model_name_or_path", str(tower_dir),
-        "--context_model_name_or_path", str(tower_dir), "--from_scratch", *TINY])  # fmt: skip
+            Image.fromarray((mask * (1 + i % 2)).astype(np.uint8)).save(
+                root / "Images" / "ann_dir" / split / f"{i}.png"
+            )
+    results = example("finetune_foodseg103").main(
+        [
+            "--foodseg_dir",
+            str(root),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--roi_model_name_or_path",
+            str(tower_dir),
+            "--context_model_name_or_path",
+            str(tower_dir),
+            "--from_scratch",
+            *TINY,
+        ]
+    )
     assert "eval_accuracy" in results
     import json
 

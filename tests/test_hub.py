@@ -20,16 +20,23 @@ def model_folder(tmp_path, tiny_config):
     RveRNetImageProcessor(size={"height": 30, "width": 30}).save_pretrained(folder)
     (folder / "training_args.bin").write_bytes(b"pickle")  # what Trainer leaves: never uploaded
     (folder / "checkpoint-5").mkdir()
-    render_model_card("rvernet-tiny", "me/rvernet-tiny", tiny_config, metrics={"accuracy": 0.5}).save(folder / "README.md")
+    render_model_card("rvernet-tiny", "me/rvernet-tiny", tiny_config, metrics={"accuracy": 0.5}).save(
+        folder / "README.md"
+    )
     return model, folder
 
 
 def test_card_front_matter_and_model_index(tiny_config):
     card = render_model_card(
-        "rvernet-tiny", "me/rvernet-tiny", tiny_config, datasets=["me/foods"], base_model=["facebook/deit-tiny"],
-        metrics={"accuracy": 0.91234, "macro_f1": 0.8, "ambiguous_f1": 0.7}, dataset_name="foods",
+        "rvernet-tiny",
+        "me/rvernet-tiny",
+        tiny_config,
+        datasets=["me/foods"],
+        base_model=["facebook/deit-tiny"],
+        metrics={"accuracy": 0.91234, "macro_f1": 0.8, "ambiguous_f1": 0.7},
+        dataset_name="foods",
         ambiguous_labels=["ketchup", "chili paste"],
-    )  # fmt: skip
+    )
     parsed = ModelCard(str(card))
     assert parsed.data.library_name == "transformers"
     assert parsed.data.pipeline_tag == "image-classification"
@@ -70,7 +77,9 @@ def test_push_uses_the_http_api_with_revision_and_pr(model_folder, monkeypatch):
     _, folder = model_folder
     calls = []
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create_repo", repo_id, kw)))
-    monkeypatch.setattr(HfApi, "create_branch", lambda self, repo_id, **kw: calls.append(("create_branch", repo_id, kw)))
+    monkeypatch.setattr(
+        HfApi, "create_branch", lambda self, repo_id, **kw: calls.append(("create_branch", repo_id, kw))
+    )
     monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(("upload_folder", kw)) or "commit")
     assert push_folder(folder, "me/rvernet-tiny", revision="v1", private=True) == "commit"
     assert [c[0] for c in calls] == ["create_repo", "create_branch", "upload_folder"]

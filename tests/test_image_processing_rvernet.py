@@ -50,10 +50,14 @@ def rectangle_mask(shape, top, left, height, width):
 
 def test_exact_pixel_contract_complement_mode():
     processor = RveRNetImageProcessor(
-        size={"height": 30, "width": 30}, resize_mode="resize", fill_value=-7.0,
-        roi_image_mean=[0.1, 0.2, 0.3], roi_image_std=[0.5, 0.25, 0.125],
-        context_image_mean=[0.5, 0.5, 0.5], context_image_std=[0.5, 0.5, 0.5],
-    )  # fmt: skip
+        size={"height": 30, "width": 30},
+        resize_mode="resize",
+        fill_value=-7.0,
+        roi_image_mean=[0.1, 0.2, 0.3],
+        roi_image_std=[0.5, 0.25, 0.125],
+        context_image_mean=[0.5, 0.5, 0.5],
+        context_image_std=[0.5, 0.5, 0.5],
+    )
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
     mask = rectangle_mask((30, 30), 5, 7, 10, 12)
@@ -164,8 +168,14 @@ def test_masks_in_every_format_agree():
     processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
     image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     mask = rectangle_mask((20, 30), 2, 3, 8, 9)
-    formats = [mask, mask.astype(np.uint8), mask.astype(np.uint8) * 255, torch.from_numpy(mask),
-               Image.fromarray(mask.astype(np.uint8) * 255), Image.fromarray(mask)]  # fmt: skip
+    formats = [
+        mask,
+        mask.astype(np.uint8),
+        mask.astype(np.uint8) * 255,
+        torch.from_numpy(mask),
+        Image.fromarray(mask.astype(np.uint8) * 255),
+        Image.fromarray(mask),
+    ]
     outputs = [processor(image, roi_masks=m)["roi_pixel_values"] for m in formats]
     for other in outputs[1:]:
         torch.testing.assert_close(other, outputs[0])
@@ -175,11 +185,16 @@ def test_masks_in_every_format_agree():
 
 
 def test_save_load_round_trip_without_weights(tmp_path, sam):
-    processor = RveRNetImageProcessor(size={"height": 48, "width": 40}, context_mode="full", sam_model=sam,
-                                      sam_model_name_or_path="some/sam", auto_roi_points_per_side=3)  # fmt: skip
+    processor = RveRNetImageProcessor(
+        size={"height": 48, "width": 40},
+        context_mode="full",
+        sam_model=sam,
+        sam_model_name_or_path="some/sam",
+        auto_roi_points_per_side=3,
+    )
     processor.save_pretrained(tmp_path)
     saved = (tmp_path / "preprocessor_config.json").read_text()
-    assert "_sam" not in saved and "sam_model\"" not in saved
+    assert "_sam" not in saved and 'sam_model"' not in saved
     reloaded = AutoImageProcessor.from_pretrained(tmp_path)
     assert isinstance(reloaded, RveRNetImageProcessor)
     assert reloaded.to_dict() == processor.to_dict()
@@ -187,8 +202,9 @@ def test_save_load_round_trip_without_weights(tmp_path, sam):
 
 
 def test_from_towers_pretrained_reads_tower_normalisation(tmp_path):
-    ViTImageProcessor(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], size={"height": 40, "width": 40}
-                      ).save_pretrained(tmp_path / "roi")  # fmt: skip
+    ViTImageProcessor(
+        image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], size={"height": 40, "width": 40}
+    ).save_pretrained(tmp_path / "roi")
     ViTImageProcessor(image_mean=[0.1, 0.2, 0.3], image_std=[0.3, 0.2, 0.1]).save_pretrained(tmp_path / "context")
     processor = RveRNetImageProcessor.from_towers_pretrained(str(tmp_path / "roi"), str(tmp_path / "context"))
     assert processor.roi_image_mean == [0.5, 0.5, 0.5] and processor.context_image_std == [0.3, 0.2, 0.1]
@@ -266,8 +282,9 @@ def test_empty_sam_mask_falls_back_to_the_box(sam, monkeypatch):
 
 
 def test_automatic_roi_is_deterministic_and_in_area_range(sam):
-    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam, auto_roi_min_area=0.01,
-                                      auto_roi_max_area=0.99)  # fmt: skip
+    processor = RveRNetImageProcessor(
+        size={"height": 16, "width": 16}, sam_model=sam, auto_roi_min_area=0.01, auto_roi_max_area=0.99
+    )
     image = skimage_data.coffee()
     first = processor(image, return_roi_masks=True)["roi_masks"][0]
     second = processor(image, return_roi_masks=True)["roi_masks"][0]
@@ -276,8 +293,13 @@ def test_automatic_roi_is_deterministic_and_in_area_range(sam):
 
 
 def test_automatic_roi_fallback_warns_and_is_never_empty(sam, caplog):
-    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam, auto_roi_min_area=0.999,
-                                      auto_roi_max_area=1.0, auto_roi_fallback_fraction=0.5)  # fmt: skip
+    processor = RveRNetImageProcessor(
+        size={"height": 16, "width": 16},
+        sam_model=sam,
+        auto_roi_min_area=0.999,
+        auto_roi_max_area=1.0,
+        auto_roi_fallback_fraction=0.5,
+    )
     image = np.zeros((40, 80, 3), dtype=np.uint8)
     hf_logging.enable_propagation()
     try:
@@ -291,8 +313,9 @@ def test_automatic_roi_fallback_warns_and_is_never_empty(sam, caplog):
 
 
 def test_center_strategy_needs_no_sam():
-    processor = RveRNetImageProcessor(sam_model_name_or_path="/nonexistent", auto_roi="center",
-                                      size={"height": 16, "width": 16})  # fmt: skip
+    processor = RveRNetImageProcessor(
+        sam_model_name_or_path="/nonexistent", auto_roi="center", size={"height": 16, "width": 16}
+    )
     batch = processor(np.zeros((20, 20, 3), dtype=np.uint8), return_roi_masks=True)
     assert batch["roi_masks"][0].sum() == 100
 
@@ -315,13 +338,15 @@ def _png_bytes(array):
         (lambda p, im: p(im, roi_masks=np.ones((10, 10), bool)), "ROI mask of image 0 has size 10x10"),
         (lambda p, im: p(im, roi_masks=np.zeros(im.shape[:2], bool)), "ROI mask of image 0 is empty"),
         (lambda p, im: p(im, roi_masks=np.ones(im.shape[:2], bool)), "ROI mask of image 0 covers the whole image"),
-        (lambda p, im: p(im, roi_masks=np.arange(im.shape[0] * im.shape[1]).reshape(im.shape[:2]) % 7),
-         "ROI mask of image 0 is not binary"),
+        (
+            lambda p, im: p(im, roi_masks=np.arange(im.shape[0] * im.shape[1]).reshape(im.shape[:2]) % 7),
+            "ROI mask of image 0 is not binary",
+        ),
         (lambda p, im: p([im, np.zeros((0, 10, 3), np.uint8)]), "image 1 has zero size"),
         (lambda p, im: p(im, roi_masks=np.ones(im.shape[:2], bool), input_points=[1, 1]), "both a mask and a box"),
         (lambda p, im: p([im, im], roi_masks=[None]), "one entry per image"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_names_the_image(call, message, sam):
     processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam)
     encoder_calls = count_calls(sam.vision_encoder)
@@ -366,16 +391,30 @@ def _photo_and_mask():
     "override, check",
     [
         ({"size": {"height": 40, "width": 24}}, lambda out, ref: out["roi_pixel_values"].shape[-2:] == (40, 24)),
-        ({"do_normalize": False}, lambda out, ref: 0 <= out["context_pixel_values"].min() <= out["context_pixel_values"].max() <= 1),
+        (
+            {"do_normalize": False},
+            lambda out, ref: 0 <= out["context_pixel_values"].min() <= out["context_pixel_values"].max() <= 1,
+        ),
         ({"image_mean": [0.0] * 3, "image_std": [1.0] * 3}, lambda out, ref: out["context_pixel_values"].max() <= 1),
-        ({"roi_image_mean": [0.2] * 3}, lambda out, ref: torch.equal(out["context_pixel_values"], ref["context_pixel_values"])
-         and not torch.equal(out["roi_pixel_values"], ref["roi_pixel_values"])),
-        ({"context_mode": "full"}, lambda out, ref: not torch.equal(out["context_pixel_values"], ref["context_pixel_values"])),
+        (
+            {"roi_image_mean": [0.2] * 3},
+            lambda out, ref: (
+                torch.equal(out["context_pixel_values"], ref["context_pixel_values"])
+                and not torch.equal(out["roi_pixel_values"], ref["roi_pixel_values"])
+            ),
+        ),
+        (
+            {"context_mode": "full"},
+            lambda out, ref: not torch.equal(out["context_pixel_values"], ref["context_pixel_values"]),
+        ),
         ({"fill_value": -3.0}, lambda out, ref: (out["roi_pixel_values"] == -3.0).any()),
-        ({"resize_mode": "resize"}, lambda out, ref: not torch.equal(out["roi_pixel_values"], ref["roi_pixel_values"])),
+        (
+            {"resize_mode": "resize"},
+            lambda out, ref: not torch.equal(out["roi_pixel_values"], ref["roi_pixel_values"]),
+        ),
         ({"pad_value": 0}, lambda out, ref: not torch.equal(out["context_pixel_values"], ref["context_pixel_values"])),
     ],
-)  # fmt: skip
+)
 def test_every_setting_can_be_overridden_per_call_without_changing_the_processor(override, check):
     processor = RveRNetImageProcessor(size={"height": 32, "width": 32})
     saved = processor.to_json_string()
@@ -427,8 +466,13 @@ def test_input_data_format_and_channel_layouts():
     image, mask = _photo_and_mask()
     reference = processor(image, roi_masks=mask)["roi_pixel_values"]
     chw = np.ascontiguousarray(image.transpose(2, 0, 1))
-    for array, data_format in ((image, "channels_last"), (chw, "channels_first"), (torch.from_numpy(chw), "channels_first"),
-                               (chw, None), (image, None)):  # fmt: skip
+    for array, data_format in (
+        (image, "channels_last"),
+        (chw, "channels_first"),
+        (torch.from_numpy(chw), "channels_first"),
+        (chw, None),
+        (image, None),
+    ):
         out = processor(array, roi_masks=mask, input_data_format=data_format)["roi_pixel_values"]
         torch.testing.assert_close(out, reference, atol=0, rtol=0)
     from transformers.image_utils import ChannelDimension
@@ -503,7 +547,9 @@ def test_sam_batch_nesting_for_one_image_and_a_batch(sam):
     processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam)
     image = skimage_data.coffee()[::8, ::8]
     per_image = processor(image, input_points=[[[10, 10]], [[40, 30]]], return_roi_masks=True)
-    sam_style = processor(image, input_points=[[[[10, 10]], [[40, 30]]]], input_labels=[[[1], [1]]], return_roi_masks=True)
+    sam_style = processor(
+        image, input_points=[[[[10, 10]], [[40, 30]]]], input_labels=[[[1], [1]]], return_roi_masks=True
+    )
     assert len(sam_style["roi_masks"]) == 2
     for a, b in zip(per_image["roi_masks"], sam_style["roi_masks"]):
         assert np.array_equal(a, b)

@@ -13,13 +13,12 @@ def test_metric_module_agrees_with_scikit_learn():
     rng = np.random.default_rng(0)
     references = rng.integers(0, 6, 200)
     predictions = np.where(rng.uniform(size=200) < 0.6, references, rng.integers(0, 6, 200))
-    result = load_metric().compute(predictions=predictions, references=references, num_labels=6,
-                                   ambiguous_labels=[0, 1])  # fmt: skip
+    result = load_metric().compute(
+        predictions=predictions, references=references, num_labels=6, ambiguous_labels=[0, 1]
+    )
     assert result["accuracy"] == pytest.approx(accuracy_score(references, predictions))
     assert result["macro_f1"] == pytest.approx(f1_score(references, predictions, average="macro"))
-    assert result["ambiguous_f1"] == pytest.approx(
-        f1_score(references, predictions, labels=[0, 1], average="macro")
-    )
+    assert result["ambiguous_f1"] == pytest.approx(f1_score(references, predictions, labels=[0, 1], average="macro"))
     assert result["confusion_matrix"] == confusion_matrix(references, predictions).tolist()
     assert sum(row["support"] for row in result["per_class"].values()) == 200
 
@@ -41,7 +40,9 @@ def test_metric_rejects_ids_outside_the_label_set():
 
 
 def test_trainer_metrics_take_the_fused_logits_and_name_unknown_labels():
-    metrics = ClassificationMetrics({0: "ketchup", 1: "chili_paste", 2: "bread"}, ambiguous_labels=["ketchup", "chili_paste"])
+    metrics = ClassificationMetrics(
+        {0: "ketchup", 1: "chili_paste", 2: "bread"}, ambiguous_labels=["ketchup", "chili_paste"]
+    )
     fused = np.array([[3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0]])
     roi_only = np.zeros((3, 3))  # RveRNet's extra outputs come after the fused logits
     scores = metrics(EvalPrediction(predictions=(fused, roi_only, roi_only), label_ids=np.array([0, 1, 2])))

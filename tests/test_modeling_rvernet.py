@@ -162,8 +162,11 @@ def test_loss_matches_cross_entropy_and_multi_label():
     model.config.problem_type = "multi_label_classification"
     multi_hot = torch.zeros(tester.batch_size, tester.num_labels)
     multi_hot[:, 1] = 1.0
-    outputs = model(roi_pixel_values=inputs["roi_pixel_values"], context_pixel_values=inputs["context_pixel_values"],
-                    labels=multi_hot)  # fmt: skip
+    outputs = model(
+        roi_pixel_values=inputs["roi_pixel_values"],
+        context_pixel_values=inputs["context_pixel_values"],
+        labels=multi_hot,
+    )
     torch.testing.assert_close(
         outputs.loss, torch.nn.functional.binary_cross_entropy_with_logits(outputs.logits, multi_hot)
     )
@@ -273,9 +276,12 @@ def test_from_towers_pretrained_loads_tower_weights(tmp_path, fusion):
     roi = _save_tower("deit_distilled", tmp_path / "roi", seed=1)
     context = _save_tower("mobilenet_v2", tmp_path / "context", seed=2)
     model = RveRNetForImageClassification.from_towers_pretrained(
-        str(tmp_path / "roi"), str(tmp_path / "context"),
-        id2label={0: "a", 1: "b", 2: "c"}, fusion=fusion, fusion_hidden_size=16,
-    )  # fmt: skip
+        str(tmp_path / "roi"),
+        str(tmp_path / "context"),
+        id2label={0: "a", 1: "b", 2: "c"},
+        fusion=fusion,
+        fusion_hidden_size=16,
+    )
     assert model.config.num_labels == 3 and model.config.label2id == {"a": 0, "b": 1, "c": 2}
     assert model.config.fusion_hidden_size == 16
     assert isinstance(model.roi_model, DeiTForImageClassificationWithTeacher)

@@ -48,3 +48,20 @@ def test_unknown_attribute_is_an_attribute_error():
         assert "no_such_name" in str(error)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_label_maps_have_one_normaliser_and_one_comparison():
+    import pytest
+
+    from rvernet_hf.labels import check_same_labels, label2id_of, normalize_id2label
+
+    assert normalize_id2label({"1": "b", "0": "a"}) == {0: "a", 1: "b"} == normalize_id2label(["a", "b"])
+    assert label2id_of({"0": "a", "1": "b"}) == {"a": 0, "b": 1}
+    with pytest.raises(ValueError, match=r"label ids must be 0..1, got \[0, 2\]"):
+        normalize_id2label({0: "a", 2: "b"})
+    check_same_labels({0: "a", 1: "b"}, ["a", "b"], "the model", "the dataset")
+    with pytest.raises(ValueError, match=r"the dataset and the model name 2 label ids differently.*same names, other"):
+        check_same_labels({0: "a", 1: "b"}, ["b", "a"], "the model", "the dataset")
+    with pytest.raises(ValueError, match=r"has 3 labels but the model has 2.*not in the model's label2id: \['c'\]"):
+        check_same_labels(["a", "b"], ["a", "b", "c"], "the model", "the dataset")
+    check_same_labels(["a", "b"], {0: "LABEL_0", 1: "LABEL_1"}, "the student", "the teacher")  # placeholders: count

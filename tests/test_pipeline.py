@@ -28,9 +28,13 @@ def saved_model(tmp_path_factory):
     from test_image_processing_rvernet import tiny_sam
 
     folder = tmp_path_factory.mktemp("rvernet_saved")
-    config = RveRNetConfig(roi_config=tiny_tower_config("deit"), context_config=tiny_tower_config("resnet"),
-                           id2label={0: "ketchup", 1: "chili paste", 2: "fries"},
-                           label2id={"ketchup": 0, "chili paste": 1, "fries": 2}, fusion_hidden_size=24)  # fmt: skip
+    config = RveRNetConfig(
+        roi_config=tiny_tower_config("deit"),
+        context_config=tiny_tower_config("resnet"),
+        id2label={0: "ketchup", 1: "chili paste", 2: "fries"},
+        label2id={"ketchup": 0, "chili paste": 1, "fries": 2},
+        fusion_hidden_size=24,
+    )
     torch.manual_seed(0)
     model = RveRNetForImageClassification(config)
     sam_folder = tmp_path_factory.mktemp("tiny_sam")
@@ -112,16 +116,19 @@ def test_prompted_pipeline_returns_labels_and_the_mask_it_used(saved_model):
     clicked = classifier(photo(), points=[20, 15])
     assert clicked["prompt"] == "points"
     # A batch with a prompt per image (dict inputs).
-    results = classifier([{"image": photo(1), "mask": mask}, {"image": photo(2), "box": [0, 0, 20, 20]},
-                          {"image": photo(3)}], batch_size=2)  # fmt: skip
+    results = classifier(
+        [{"image": photo(1), "mask": mask}, {"image": photo(2), "box": [0, 0, 20, 20]}, {"image": photo(3)}],
+        batch_size=2,
+    )
     assert [r["prompt"] for r in results] == ["mask", "box", "automatic"]
     assert np.array_equal(results[0]["mask"], mask)
     # The prompted result for a mask equals the model on the processor's cut-outs.
     processor = RveRNetImageProcessor.from_pretrained(saved_model)
     inputs = processor(photo(), roi_masks=mask, return_tensors="pt")
     with torch.no_grad():
-        probabilities = classifier.model(roi_pixel_values=inputs["roi_pixel_values"],
-                                         context_pixel_values=inputs["context_pixel_values"]).logits.softmax(-1)[0]  # fmt: skip
+        probabilities = classifier.model(
+            roi_pixel_values=inputs["roi_pixel_values"], context_pixel_values=inputs["context_pixel_values"]
+        ).logits.softmax(-1)[0]
     assert result["labels"][0]["score"] == pytest.approx(float(probabilities.max()), abs=1e-5)
 
 
@@ -168,8 +175,24 @@ def test_predict_cli_prints_json_and_writes_the_picture(saved_model, tmp_path, c
     mask = np.zeros((48, 64), dtype=np.uint8)
     mask[10:30, 20:40] = 255
     Image.fromarray(mask).save(tmp_path / "a_mask.png")
-    assert cli_main(["predict", str(tmp_path / "a.png"), "--model", str(saved_model), "--mask",
-                     str(tmp_path / "a_mask.png"), "--top-k", "2", "--json", "--save-viz", str(tmp_path / "v.png")]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "predict",
+                str(tmp_path / "a.png"),
+                "--model",
+                str(saved_model),
+                "--mask",
+                str(tmp_path / "a_mask.png"),
+                "--top-k",
+                "2",
+                "--json",
+                "--save-viz",
+                str(tmp_path / "v.png"),
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     assert printed[0]["prompt"] == "mask" and printed[0]["roi_pixels"] == 400 and len(printed[0]["labels"]) == 2
     with Image.open(tmp_path / "v.png") as picture:
@@ -187,9 +210,13 @@ def test_prompted_pipeline_labels_every_object(saved_model):
     from conftest import tiny_segmenter
 
     processor = RveRNetImageProcessor(
-        size={"height": 30, "width": 30}, sam_model=tiny_segmenter("sam2"), all_objects_points_per_side=3,
-        all_objects_pred_iou_threshold=-10.0, all_objects_stability_threshold=0.0, all_objects_min_area=0.0,
-    )  # fmt: skip
+        size={"height": 30, "width": 30},
+        sam_model=tiny_segmenter("sam2"),
+        all_objects_points_per_side=3,
+        all_objects_pred_iou_threshold=-10.0,
+        all_objects_stability_threshold=0.0,
+        all_objects_min_area=0.0,
+    )
     model = AutoModelForImageClassification.from_pretrained(saved_model).eval()
     classifier = RveRNetImageClassificationPipeline(model=model, image_processor=processor)
     objects = classifier(photo(), all_objects=True, top_k=2)
@@ -223,8 +250,12 @@ def test_predict_cli_all_objects_table_json_and_picture(saved_model, tmp_path, c
     folder = tmp_path / "model"
     shutil.copytree(saved_model, folder)
     saved = RveRNetImageProcessor.from_pretrained(folder)
-    relaxed = {"all_objects_points_per_side": 3, "all_objects_pred_iou_threshold": -10.0,
-               "all_objects_stability_threshold": 0.0, "all_objects_min_area": 0.0}  # fmt: skip
+    relaxed = {
+        "all_objects_points_per_side": 3,
+        "all_objects_pred_iou_threshold": -10.0,
+        "all_objects_stability_threshold": 0.0,
+        "all_objects_min_area": 0.0,
+    }
     RveRNetImageProcessor(**{**saved.to_dict(), **relaxed}).save_pretrained(folder)
     image = np.random.default_rng(3).integers(0, 255, (60, 120, 3)).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "plate.png")

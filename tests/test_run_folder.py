@@ -27,8 +27,11 @@ def test_a_folder_that_holds_a_run_is_refused_before_any_work(tmp_path, syntheti
     main(quick(synthetic_data, tower_dir, out))
     weights = out / "model.safetensors"
     before = (weights.stat().st_mtime_ns, weights.read_bytes())
-    with pytest.raises(ValueError, match=r"already holds a training run \(model.safetensors.*--resume_from_checkpoint "
-                                         r"True.*--overwrite_output_dir.*Nothing was done"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"already holds a training run \(model.safetensors.*--resume_from_checkpoint "
+        r"True.*--overwrite_output_dir.*Nothing was done",
+    ):
         main(quick(synthetic_data, tower_dir, out))
     assert (weights.stat().st_mtime_ns, weights.read_bytes()) == before  # the finished model is untouched
     with pytest.raises(ValueError, match="no complete checkpoint to resume from"):
@@ -46,8 +49,12 @@ def test_a_second_run_into_the_same_folder_is_refused_naming_the_first(tmp_path,
     out = tmp_path / "run"
     out.mkdir()
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the first run, still alive
-    first = {"pid": other.pid, "host": socket.gethostname(), "started": "2026-11-23 10:00:00",
-             "command": "rvernet-hf train (the first run)"}  # fmt: skip
+    first = {
+        "pid": other.pid,
+        "host": socket.gethostname(),
+        "started": "2026-11-23 10:00:00",
+        "command": "rvernet-hf train (the first run)",
+    }
     (out / LOCK_FILE).write_text(json.dumps(first))
     try:
         with pytest.raises(RuntimeError, match=rf"another training run is writing to .*pid {other.pid}.*first run"):
@@ -91,8 +98,11 @@ def test_a_half_written_checkpoint_is_skipped_and_named(tmp_path, caplog):
         from rvernet_hf.distillation import DistillationTrainingArguments
         from rvernet_hf.training import claim_output_dir
 
-        claim_output_dir(DistillationTrainingArguments(output_dir=str(out), do_train=True,
-                                                       resume_from_checkpoint=str(out / "checkpoint-6")))  # fmt: skip
+        claim_output_dir(
+            DistillationTrainingArguments(
+                output_dir=str(out), do_train=True, resume_from_checkpoint=str(out / "checkpoint-6")
+            )
+        )
 
 
 KILLED_RUN = """
@@ -116,16 +126,38 @@ main(sys.argv[1:])
 
 @pytest.mark.slow
 def test_a_kill_while_a_checkpoint_is_written_leaves_nothing_resume_would_pick(tmp_path, synthetic_data, tower_dir):
-    arguments = [*rvernet_args(synthetic_data, tower_dir), "--report_to", "none", "--use_cpu", "--do_train",
-                 "--per_device_train_batch_size", "8", "--max_steps", "6", "--save_strategy", "steps", "--save_steps",
-                 "2", "--disable_tqdm", "true", "--learning_rate", "1e-2", "--seed", "3"]  # fmt: skip
+    arguments = [
+        *rvernet_args(synthetic_data, tower_dir),
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "--do_train",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_steps",
+        "6",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
+        "--disable_tqdm",
+        "true",
+        "--learning_rate",
+        "1e-2",
+        "--seed",
+        "3",
+    ]
     main([*arguments, "--output_dir", str(tmp_path / "straight")])
 
     killed = tmp_path / "killed"
     script = tmp_path / "killed_run.py"
     script.write_text(textwrap.dedent(KILLED_RUN.format(kill_at=4)))
-    done = subprocess.run([sys.executable, str(script), *arguments, "--output_dir", str(killed)],
-                          capture_output=True, text=True, cwd=os.path.dirname(__file__))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(script), *arguments, "--output_dir", str(killed)],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(__file__),
+    )
     assert done.returncode == 137, done.stderr[-2000:]
     assert (killed / STAGING_DIR / "checkpoint-4" / "optimizer.pt").exists()  # the half checkpoint is staged ...
     assert not (killed / "checkpoint-4").exists()  # ... and never became visible
@@ -142,9 +174,29 @@ def test_a_kill_while_a_checkpoint_is_written_leaves_nothing_resume_would_pick(t
 
 def test_checkpoints_are_renamed_into_place_and_rotated(tmp_path, synthetic_data, tower_dir):
     out = tmp_path / "run"
-    main([*rvernet_args(synthetic_data, tower_dir), "--report_to", "none", "--use_cpu", "--do_train",
-          "--per_device_train_batch_size", "8", "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "1",
-          "--save_total_limit", "2", "--disable_tqdm", "true", "--output_dir", str(out)])  # fmt: skip
+    main(
+        [
+            *rvernet_args(synthetic_data, tower_dir),
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "--do_train",
+            "--per_device_train_batch_size",
+            "8",
+            "--max_steps",
+            "4",
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            "1",
+            "--save_total_limit",
+            "2",
+            "--disable_tqdm",
+            "true",
+            "--output_dir",
+            str(out),
+        ]
+    )
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]
     assert not (out / STAGING_DIR).exists()  # nothing left half-written
     assert find_resumable_checkpoint(out) == str(out / "checkpoint-4")

@@ -73,8 +73,13 @@ def test_a_box_prompt_mask_stays_in_its_box_on_a_3_to_1_image(family, monkeypatc
     # The frame is transformers' own: the family's processor scales the same box to the same coordinates.
     import transformers
 
-    processor_class = {"sam": "SamProcessor", "sam_hq": "SamHQProcessor", "sam2": "Sam2Processor",
-                       "edgetam": "Sam2Processor", "sam3_tracker": "Sam3TrackerProcessor"}[family]  # fmt: skip
+    processor_class = {
+        "sam": "SamProcessor",
+        "sam_hq": "SamHQProcessor",
+        "sam2": "Sam2Processor",
+        "edgetam": "Sam2Processor",
+        "sam3_tracker": "Sam3TrackerProcessor",
+    }[family]
     official = getattr(transformers, processor_class)(image_processor=segmenter.image_processor)(
         images=Image.fromarray(photo), input_boxes=[[box]], return_tensors="pt"
     )["input_boxes"][0, 0]
@@ -98,8 +103,11 @@ def test_a_checkpoint_that_is_not_a_segmenter_is_refused_naming_it(tmp_path):
     from transformers import DeiTModel
 
     with pytest.raises(ValueError, match=r"DeiTModel is not a promptable segmenter.*Supported families"):
-        RveRNetImageProcessor(sam_model=DeiTModel(DeiTConfig(hidden_size=32, num_hidden_layers=1,
-                                                             num_attention_heads=2, intermediate_size=37)))  # fmt: skip
+        RveRNetImageProcessor(
+            sam_model=DeiTModel(
+                DeiTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+            )
+        )
 
 
 @pytest.mark.parametrize("family", ["sam2", "sam_hq"])
@@ -182,7 +190,9 @@ def test_all_objects_caps_regions_and_nms_keeps_overlapping_distinct_objects():
     assert kept == [0, 2, 3]
     assert _nms_by_mask_iou(masks, torch.tensor([0.9, 0.8, 0.7, 0.6]), threshold=0.7, limit=2) == [0, 2]
     model = tiny_segmenter("sam")
-    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=model, **_relaxed(all_objects_max_regions=2))
+    processor = RveRNetImageProcessor(
+        size={"height": 16, "width": 16}, sam_model=model, **_relaxed(all_objects_max_regions=2)
+    )
     batch = processor(skimage_data.coffee()[::8, ::8], all_objects=True)
     assert batch["roi_pixel_values"].shape[0] <= 2
 
@@ -215,7 +225,9 @@ def test_all_objects_with_nothing_found_uses_the_automatic_roi_and_warns(caplog)
     from transformers.utils import logging as hf_logging
 
     model = tiny_segmenter("sam")
-    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=model, all_objects_pred_iou_threshold=99.0)
+    processor = RveRNetImageProcessor(
+        size={"height": 16, "width": 16}, sam_model=model, all_objects_pred_iou_threshold=99.0
+    )
     decoder_calls = count_calls(model.mask_decoder)
     hf_logging.enable_propagation()
     try:
@@ -269,8 +281,9 @@ def test_text_prompt_gives_one_sample_per_instance_with_sam3():
     # the same through the processor's own post-processing: our masks are SAM 3's instances
     inputs = sam3_processor(images=[Image.fromarray(images[0])], text=["food"], return_tensors="pt")
     with torch.no_grad():
-        outputs = model(pixel_values=inputs["pixel_values"], input_ids=inputs["input_ids"],
-                        attention_mask=inputs["attention_mask"])  # fmt: skip
+        outputs = model(
+            pixel_values=inputs["pixel_values"], input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+        )
     expected = sam3_processor.post_process_instance_segmentation(
         outputs, threshold=0.0, mask_threshold=0.5, target_sizes=[images[0].shape[:2]]
     )[0]["masks"]

@@ -49,10 +49,15 @@ def test_ambiguous_pair_looks_alike_and_context_decides():
         assert 0.78 < contexts[label] < 0.92
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"image_size": 8}, "image_size"),
-                                                 ({"context_reliability": 0.2}, "context_reliability"),
-                                                 ({"splits": {"train": 0.5}}, "sum to 1"),
-                                                 ({"distractor_prob": 1.5}, "distractor_prob")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"image_size": 8}, "image_size"),
+        ({"context_reliability": 0.2}, "context_reliability"),
+        ({"splits": {"train": 0.5}}, "sum to 1"),
+        ({"distractor_prob": 1.5}, "distractor_prob"),
+    ],
+)
 def test_bad_settings_are_refused(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate_ambiguous_food(tmp_path, num_per_class=1, **kwargs)
@@ -72,7 +77,9 @@ def test_distractors_add_another_target_food_and_default_bytes_do_not_change(mon
     assert np.array_equal(plain, again)
     drawn = []
     original = synthetic._draw_object
-    monkeypatch.setattr(synthetic, "_draw_object", lambda draw, kind, *a: drawn.append(kind) or original(draw, kind, *a))
+    monkeypatch.setattr(
+        synthetic, "_draw_object", lambda draw, kind, *a: drawn.append(kind) or original(draw, kind, *a)
+    )
     for prob, expected in ((0.0, 0), (1.0, 1)):
         for seed in range(10):
             drawn.clear()

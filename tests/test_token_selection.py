@@ -152,8 +152,13 @@ def test_hidden_states_and_attentions_are_over_the_kept_tokens():
     model.set_attn_implementation("eager")
     keep = varied_masks(3)
     with torch.no_grad():
-        out = model(**pixels(3), roi_token_mask=keep, context_token_mask=keep, output_hidden_states=True,
-                    output_attentions=True)  # fmt: skip
+        out = model(
+            **pixels(3),
+            roi_token_mask=keep,
+            context_token_mask=keep,
+            output_hidden_states=True,
+            output_attentions=True,
+        )
     longest = int(keep.sum(1).max())
     assert out.roi_hidden_states[0].shape == (3, 2 + longest, 32)  # CLS + distillation + kept patches
     assert out.context_hidden_states[-1].shape == (3, 1 + longest, 32)  # CLS + kept patches
@@ -176,8 +181,12 @@ def test_kept_token_index_keeps_raster_order_and_marks_padding():
 
 def test_gradient_checkpointing_and_bf16_autocast():
     model = sparse_copy(build("deit", "vit")).train()
-    inputs = {**pixels(3), "roi_token_mask": varied_masks(3), "context_token_mask": varied_masks(3, 1),
-              "labels": torch.tensor([0, 1, 2])}  # fmt: skip
+    inputs = {
+        **pixels(3),
+        "roi_token_mask": varied_masks(3),
+        "context_token_mask": varied_masks(3, 1),
+        "labels": torch.tensor([0, 1, 2]),
+    }
     reference = model(**inputs)
     reference.loss.backward()
     expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -363,13 +372,42 @@ def test_training_with_token_selection_mask_then_evaluation_and_a_dense_switch(t
     from rvernet_hf.training import main
 
     out = tmp_path / "sparse"
-    main(["--train_dir", str(synthetic_data / "train"), "--train_masks_dir", str(synthetic_data / "train_masks"),
-          "--validation_dir", str(synthetic_data / "validation"),
-          "--validation_masks_dir", str(synthetic_data / "validation_masks"),
-          "--roi_model_name_or_path", str(tower_dir), "--context_model_name_or_path", str(tower_dir), "--from_scratch",
-          "--fusion_hidden_size", "16", "--token_selection", "mask", "--output_dir", str(out), "--report_to", "none",
-          "--use_cpu", "--per_device_train_batch_size", "8", "--max_steps", "2", "--do_train", "--do_eval",
-          "--save_strategy", "no", "--disable_tqdm", "true"])  # fmt: skip
+    main(
+        [
+            "--train_dir",
+            str(synthetic_data / "train"),
+            "--train_masks_dir",
+            str(synthetic_data / "train_masks"),
+            "--validation_dir",
+            str(synthetic_data / "validation"),
+            "--validation_masks_dir",
+            str(synthetic_data / "validation_masks"),
+            "--roi_model_name_or_path",
+            str(tower_dir),
+            "--context_model_name_or_path",
+            str(tower_dir),
+            "--from_scratch",
+            "--fusion_hidden_size",
+            "16",
+            "--token_selection",
+            "mask",
+            "--output_dir",
+            str(out),
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "--per_device_train_batch_size",
+            "8",
+            "--max_steps",
+            "2",
+            "--do_train",
+            "--do_eval",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ]
+    )
     assert json.loads((out / "config.json").read_text())["token_selection"] == "mask"
     assert json.loads((out / "preprocessor_config.json").read_text())["patch_size"] == {"roi": 8, "context": 8}
     model, transform = load_for_evaluation(out)

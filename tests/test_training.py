@@ -10,45 +10,119 @@ from rvernet_hf.training import main
 
 
 def data_args(root):
-    return ["--train_dir", str(root / "train"), "--train_masks_dir", str(root / "train_masks"),
-            "--validation_dir", str(root / "validation"), "--validation_masks_dir", str(root / "validation_masks")]  # fmt: skip
+    return [
+        "--train_dir",
+        str(root / "train"),
+        "--train_masks_dir",
+        str(root / "train_masks"),
+        "--validation_dir",
+        str(root / "validation"),
+        "--validation_masks_dir",
+        str(root / "validation_masks"),
+    ]
 
 
 def common(output_dir):
-    return ["--output_dir", str(output_dir), "--report_to", "none", "--use_cpu", "--per_device_train_batch_size", "8",
-            "--logging_steps", "2", "--save_strategy", "no", "--disable_tqdm", "true"]  # fmt: skip
+    return [
+        "--output_dir",
+        str(output_dir),
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "--per_device_train_batch_size",
+        "8",
+        "--logging_steps",
+        "2",
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+    ]
 
 
 def rvernet_args(root, tower_dir):
-    return [*data_args(root), "--roi_model_name_or_path", str(tower_dir), "--context_model_name_or_path",
-            str(tower_dir), "--from_scratch", "--fusion_hidden_size", "16"]  # fmt: skip
+    return [
+        *data_args(root),
+        "--roi_model_name_or_path",
+        str(tower_dir),
+        "--context_model_name_or_path",
+        str(tower_dir),
+        "--from_scratch",
+        "--fusion_hidden_size",
+        "16",
+    ]
 
 
 @pytest.mark.slow
 def test_teacher_then_distilled_rvernet_then_card_and_dry_run(tmp_path, synthetic_data, tower_dir):
     teacher_dir = tmp_path / "teacher"
-    teacher = main(["--model_type", "single", "--model_name_or_path", "efficientnet-lite0-imagenet", "--image_size",
-                    "32", *data_args(synthetic_data), *common(teacher_dir), "--do_train", "--do_eval",
-                    "--max_steps", "4", "--learning_rate", "1e-3"])  # fmt: skip
+    teacher = main(
+        [
+            "--model_type",
+            "single",
+            "--model_name_or_path",
+            "efficientnet-lite0-imagenet",
+            "--image_size",
+            "32",
+            *data_args(synthetic_data),
+            *common(teacher_dir),
+            "--do_train",
+            "--do_eval",
+            "--max_steps",
+            "4",
+            "--learning_rate",
+            "1e-3",
+        ]
+    )
     assert "eval_accuracy" in teacher
     config = json.loads((teacher_dir / "config.json").read_text())
-    assert config["label_names"] == ["bread", "broccoli", "chili_paste", "fried_egg", "ketchup"] and config["pretrained_cfg"]["mean"] == [0.5, 0.5, 0.5]
+    assert config["label_names"] == ["bread", "broccoli", "chili_paste", "fried_egg", "ketchup"] and config[
+        "pretrained_cfg"
+    ]["mean"] == [0.5, 0.5, 0.5]
 
     arguments = {
-        **{a[2:]: b for a, b in zip(rvernet_args(synthetic_data, tower_dir)[::2], rvernet_args(synthetic_data, tower_dir)[1::2]) if a != "--from_scratch"},
-        "from_scratch": True, "output_dir": str(tmp_path / "rvernet"), "report_to": "none", "use_cpu": True,
-        "per_device_train_batch_size": 8, "max_steps": 6, "do_train": True, "do_eval": True, "eval_strategy": "steps",
-        "eval_steps": 3, "logging_steps": 1, "save_strategy": "no", "distillation_type": "hard",
-        "teacher_model_name_or_path": str(teacher_dir), "cache_teacher_logits": True,
-        "ambiguous_labels": "ketchup,chili_paste", "push_to_hub": True, "hub_model_id": "me/rvernet-tiny",
+        **{
+            a[2:]: b
+            for a, b in zip(
+                rvernet_args(synthetic_data, tower_dir)[::2], rvernet_args(synthetic_data, tower_dir)[1::2]
+            )
+            if a != "--from_scratch"
+        },
+        "from_scratch": True,
+        "output_dir": str(tmp_path / "rvernet"),
+        "report_to": "none",
+        "use_cpu": True,
+        "per_device_train_batch_size": 8,
+        "max_steps": 6,
+        "do_train": True,
+        "do_eval": True,
+        "eval_strategy": "steps",
+        "eval_steps": 3,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "distillation_type": "hard",
+        "teacher_model_name_or_path": str(teacher_dir),
+        "cache_teacher_logits": True,
+        "ambiguous_labels": "ketchup,chili_paste",
+        "push_to_hub": True,
+        "hub_model_id": "me/rvernet-tiny",
         "push_dry_run_dir": str(tmp_path / "upload"),
-    }  # fmt: skip
+    }
     arguments["fusion_hidden_size"] = 16
     (tmp_path / "args.json").write_text(json.dumps(arguments))
     results = main([str(tmp_path / "args.json")])  # one JSON file holds every argument
     out = tmp_path / "rvernet"
-    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "modeling_rvernet.py", "README.md",
-                 "confusion_matrix.png", "training_curves.png", "per_class_report.json", "eval_results.json"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "preprocessor_config.json",
+        "modeling_rvernet.py",
+        "README.md",
+        "confusion_matrix.png",
+        "training_curves.png",
+        "per_class_report.json",
+        "eval_results.json",
+    ):
         assert (out / name).exists(), name
     card = ModelCard.load(out / "README.md")
     reported = {r.metric_type: r.metric_value for r in card.data.eval_results}
@@ -63,9 +137,18 @@ def test_teacher_then_distilled_rvernet_then_card_and_dry_run(tmp_path, syntheti
 
 
 def test_imagenet_teacher_is_refused_before_training(tmp_path, synthetic_data, tower_dir):
-    with pytest.raises(ValueError, match="predicts 1000 labels but the student has 5"):
-        main([*rvernet_args(synthetic_data, tower_dir), *common(tmp_path / "out"), "--do_train",
-              "--distillation_type", "soft", "--teacher_model_name_or_path", "efficientnet-lite0-imagenet"])  # fmt: skip
+    with pytest.raises(ValueError, match="has 1000 labels but the student has 5"):
+        main(
+            [
+                *rvernet_args(synthetic_data, tower_dir),
+                *common(tmp_path / "out"),
+                "--do_train",
+                "--distillation_type",
+                "soft",
+                "--teacher_model_name_or_path",
+                "efficientnet-lite0-imagenet",
+            ]
+        )
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("checkpoint-*"))
 
 
@@ -75,24 +158,39 @@ def test_dataset_without_the_named_columns_is_refused(tmp_path, synthetic_data, 
     dataset = load_image_folder_dataset(synthetic_data / "train").rename_column("image", "img")
     dataset.save_to_disk(tmp_path / "saved")
     with pytest.raises(ValueError, match="no image column 'image'.*--image_column"):
-        main(["--dataset_name", str(tmp_path / "saved"), "--roi_model_name_or_path", str(tower_dir),
-              "--context_model_name_or_path", str(tower_dir), "--from_scratch", *common(tmp_path / "o")])  # fmt: skip
+        main(
+            [
+                "--dataset_name",
+                str(tmp_path / "saved"),
+                "--roi_model_name_or_path",
+                str(tower_dir),
+                "--context_model_name_or_path",
+                str(tower_dir),
+                "--from_scratch",
+                *common(tmp_path / "o"),
+            ]
+        )
 
 
 def test_labels_not_in_the_checkpoint_label2id_are_refused(tmp_path, synthetic_data, tiny_config):
     from rvernet_hf import RveRNetForImageClassification, RveRNetImageProcessor
 
-    RveRNetForImageClassification(tiny_config).save_pretrained(tmp_path / "ckpt")  # labels: ketchup, chili paste, fries
+    RveRNetForImageClassification(tiny_config).save_pretrained(
+        tmp_path / "ckpt"
+    )  # labels: ketchup, chili paste, fries
     RveRNetImageProcessor(size={"height": 30, "width": 30}).save_pretrained(tmp_path / "ckpt")
-    with pytest.raises(ValueError, match=r"labels not in label2id: \['bread', 'broccoli'"):
+    with pytest.raises(ValueError, match=r"labels not in .*label2id: \['bread', 'broccoli'"):
         main(["--model_name_or_path", str(tmp_path / "ckpt"), *data_args(synthetic_data), *common(tmp_path / "o")])
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--ambiguous_labels", "ketchup,mustard"], r"unknown labels \['mustard'\]"),
-    (["--distillation_type", "soft", "--teacher_model_name_or_path", "t", "--distillation_alpha", "2"], "alpha"),
-    (["--distillation_type", "distill"], "distillation_type"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--ambiguous_labels", "ketchup,mustard"], r"unknown labels \['mustard'\]"),
+        (["--distillation_type", "soft", "--teacher_model_name_or_path", "t", "--distillation_alpha", "2"], "alpha"),
+        (["--distillation_type", "distill"], "distillation_type"),
+    ],
+)
 def test_bad_arguments_are_refused(tmp_path, synthetic_data, tower_dir, extra, message, capsys):
     import re
 
@@ -111,8 +209,12 @@ def test_a_pretrained_cnn_roi_tower_with_a_random_deit_context_tower(tmp_path, t
     from rvernet_hf.training import ModelArguments, build_model
 
     lite0_for_image_classification().save_pretrained(tmp_path / "lite0")
-    args = ModelArguments(roi_model_name_or_path=str(tmp_path / "lite0"), context_model_name_or_path=str(tower_dir),
-                          context_from_scratch=True, fusion_hidden_size=16)  # fmt: skip
+    args = ModelArguments(
+        roi_model_name_or_path=str(tmp_path / "lite0"),
+        context_model_name_or_path=str(tower_dir),
+        context_from_scratch=True,
+        fusion_hidden_size=16,
+    )
     model, processor, _ = build_model(args, {0: "ketchup", 1: "chili_paste"})
     saved = load_file(tmp_path / "lite0" / "model.safetensors")
     key = next(k for k in saved if k.endswith("conv_stem.weight"))
@@ -134,7 +236,9 @@ def test_labels_outside_the_label_set_are_refused_at_load_time(tmp_path):
     train = datasets.Dataset.from_dict({"image": [image] * 4, "label": [0, 1, 0, 1]}, features=features)
     validation = datasets.Dataset.from_dict({"image": [image] * 3, "label": [0, -1, 1]}, features=features)
     datasets.DatasetDict(train=train, validation=validation).save_to_disk(tmp_path / "data")
-    with pytest.raises(ValueError, match=r"validation split has 1 label\(s\) outside \[0, 2\): values \[-1\] at samples \[1\]"):
+    with pytest.raises(
+        ValueError, match=r"validation split has 1 label\(s\) outside \[0, 2\): values \[-1\] at samples \[1\]"
+    ):
         load_data(DataArguments(dataset_name=str(tmp_path / "data")))
 
 
@@ -144,8 +248,10 @@ def _save_string_labelled(folder, train_labels, validation_labels):
 
     image = np.zeros((8, 8, 3), dtype=np.uint8)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
-    splits = {name: datasets.Dataset.from_dict({"image": [image] * len(labels), "label": labels}, features=features)
-              for name, labels in (("train", train_labels), ("validation", validation_labels))}  # fmt: skip
+    splits = {
+        name: datasets.Dataset.from_dict({"image": [image] * len(labels), "label": labels}, features=features)
+        for name, labels in (("train", train_labels), ("validation", validation_labels))
+    }
     datasets.DatasetDict(splits).save_to_disk(folder)
     return folder
 
@@ -209,8 +315,19 @@ def test_bad_samples_of_every_split_are_found_before_the_first_step_and_skip_dro
     corrupt.write_bytes(b"not an image")
     small = sorted((data / "validation_masks" / "bread").iterdir())[0]
     Image.fromarray(np.ones((5, 5), dtype=np.uint8) * 255).save(small)
-    arguments = [*data_args(data), "--roi_model_name_or_path", str(tower_dir), "--context_model_name_or_path",
-                 str(tower_dir), "--from_scratch", "--fusion_hidden_size", "16", "--do_train", "--max_steps", "1"]  # fmt: skip
+    arguments = [
+        *data_args(data),
+        "--roi_model_name_or_path",
+        str(tower_dir),
+        "--context_model_name_or_path",
+        str(tower_dir),
+        "--from_scratch",
+        "--fusion_hidden_size",
+        "16",
+        "--do_train",
+        "--max_steps",
+        "1",
+    ]
     with pytest.raises(ValueError, match=rf"the train split: sample \d+ \({corrupt}\): .*not a readable image"):
         main([*arguments, *common(tmp_path / "raise")])
     assert not (tmp_path / "raise" / "model.safetensors").exists()
@@ -229,8 +346,9 @@ def test_continuing_from_a_saved_rvernet_keeps_its_processor_settings(tmp_path, 
     from rvernet_hf.training import ModelArguments, build_model
 
     RveRNetForImageClassification(tiny_config).save_pretrained(tmp_path)
-    RveRNetImageProcessor(size={"height": 30, "width": 30}, context_mode="full",
-                          sam_model_name_or_path="facebook/sam2.1-hiera-tiny").save_pretrained(tmp_path)  # fmt: skip
+    RveRNetImageProcessor(
+        size={"height": 30, "width": 30}, context_mode="full", sam_model_name_or_path="facebook/sam2.1-hiera-tiny"
+    ).save_pretrained(tmp_path)
     id2label = tiny_config.id2label
     _, processor, _ = build_model(ModelArguments(model_name_or_path=str(tmp_path)), id2label)
     assert (processor.context_mode, processor.sam_model_name_or_path) == ("full", "facebook/sam2.1-hiera-tiny")
@@ -258,10 +376,14 @@ def test_model_revision_reaches_the_towers_and_their_processors_not_the_config(t
     ViTImageProcessor(size={"height": 30, "width": 30}).save_pretrained(tmp_path)
     asked = []
     original = AutoImageProcessor.from_pretrained
-    monkeypatch.setattr(AutoImageProcessor, "from_pretrained",
-                        lambda *args, **kwargs: asked.append(kwargs.get("revision")) or original(*args, **kwargs))  # fmt: skip
-    arguments = ModelArguments(roi_model_name_or_path=str(tmp_path), context_model_name_or_path=str(tmp_path),
-                               model_revision="v1.0")  # fmt: skip
+    monkeypatch.setattr(
+        AutoImageProcessor,
+        "from_pretrained",
+        lambda *args, **kwargs: asked.append(kwargs.get("revision")) or original(*args, **kwargs),
+    )
+    arguments = ModelArguments(
+        roi_model_name_or_path=str(tmp_path), context_model_name_or_path=str(tmp_path), model_revision="v1.0"
+    )
     model, processor, _ = build_model(arguments, {0: "a", 1: "b"})
     assert asked == ["v1.0", "v1.0"]  # both towers' processors, at the revision asked for
     assert "revision" not in model.config.to_dict()  # before: routed into the RveRNet config, not to the towers
@@ -270,7 +392,11 @@ def test_model_revision_reaches_the_towers_and_their_processors_not_the_config(t
 @pytest.mark.parametrize(
     ("source", "layout", "message"),
     [
-        ({"train_dir": "x"}, "segmentation", "--data_layout segmentation cannot read --train_dir: it is read as imagefolder"),
+        (
+            {"train_dir": "x"},
+            "segmentation",
+            "--data_layout segmentation cannot read --train_dir: it is read as imagefolder",
+        ),
         ({"paired_dir": "x"}, "hub", "cannot read --paired_dir"),
         ({"dataset_name": "x"}, "imagefolder", "cannot read --dataset_name: it is read as hub or segmentation"),
     ],

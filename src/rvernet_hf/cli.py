@@ -45,9 +45,13 @@ def _masks(args: argparse.Namespace) -> int:
         else RveRNetImageProcessor(sam_model_name_or_path=args.sam_model, sam_batch_size=args.sam_batch_size)
     )
     masked, report = precompute_roi_masks(
-        dataset, processor, batch_size=args.batch_size, shard_size=args.shard_size,
-        cache_dir=args.cache_dir, on_error=args.on_error,
-    )  # fmt: skip
+        dataset,
+        processor,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        cache_dir=args.cache_dir,
+        on_error=args.on_error,
+    )
     masked.save_to_disk(args.output_dir)
     print(f"{len(masked)} samples with ROI masks saved to {args.output_dir}")
     print(f"shards computed: {report.shards_computed}, reused from cache: {report.shards_reused}")
@@ -71,10 +75,16 @@ def _push(args: argparse.Namespace) -> int:
     from .hub import push_folder
 
     where = push_folder(
-        args.folder, args.repo_id, revision=args.revision, create_pr=args.create_pr, private=args.private,
-        token=args.token, commit_message=args.commit_message, dry_run_dir=args.dry_run_dir,
+        args.folder,
+        args.repo_id,
+        revision=args.revision,
+        create_pr=args.create_pr,
+        private=args.private,
+        token=args.token,
+        commit_message=args.commit_message,
+        dry_run_dir=args.dry_run_dir,
         sam_model_id=args.sam_model_id,
-    )  # fmt: skip
+    )
     print(f"dry run: the upload would be exactly {where}" if args.dry_run_dir else f"pushed: {where}")
     return 0
 
@@ -130,7 +140,9 @@ def _predict(args: argparse.Namespace) -> int:
             target = Path(args.save_viz)
             if len(args.images) > 1:
                 target = target.with_name(f"{target.stem}_{index}{target.suffix or '.png'}")
-        request = {"all_objects": True} if args.all_objects else {**prompts, **({"mask": masks[index]} if masks else {})}
+        request = (
+            {"all_objects": True} if args.all_objects else {**prompts, **({"mask": masks[index]} if masks else {})}
+        )
         try:
             prediction = classifier(image, top_k=args.top_k, **request)
         except ValueError as error:  # the pipeline sees one image at a time: name the file, not "image 0"
@@ -146,8 +158,14 @@ def _predict(args: argparse.Namespace) -> int:
                 save_objects_visualization(image, objects, target, background=processor.pad_value)
                 results[-1]["visualization"] = str(target)
             continue
-        results.append({"image": image, "prompt": prediction["prompt"], "labels": prediction["labels"],
-                        "roi_pixels": int(prediction["mask"].sum())})  # fmt: skip
+        results.append(
+            {
+                "image": image,
+                "prompt": prediction["prompt"],
+                "labels": prediction["labels"],
+                "roi_pixels": int(prediction["mask"].sum()),
+            }
+        )
         if target is not None:
             save_roi_visualization(image, prediction["mask"], processor, target, labels=prediction["labels"])
             results[-1]["visualization"] = str(target)
@@ -182,8 +200,11 @@ class _OldNameToo(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         if option_string == self.old_name:
-            print(f"note: {self.old_name} is deprecated; it is now {self.option_strings[0]} (the same option in "
-                  "every subcommand).", file=sys.stderr)  # fmt: skip
+            print(
+                f"note: {self.old_name} is deprecated; it is now {self.option_strings[0]} (the same option in "
+                "every subcommand).",
+                file=sys.stderr,
+            )
         setattr(namespace, self.dest, values)
 
 
@@ -202,21 +223,34 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--output_dir", required=True, help="where the dataset with masks is saved (save_to_disk)")
     masks.add_argument("--masks_dir", help="optional masks you already have: <masks_dir>/<class>/<stem>.png")
     masks.add_argument("--processor", help="an RveRNet processor folder or Hub id (its SAM settings are used)")
-    masks.add_argument("--sam_model_name_or_path", dest="sam_model", action=_OldNameToo, old_name="--sam_model",
-                       default="facebook/sam-vit-base", help="segmenter checkpoint (Hub id or folder)")  # fmt: skip
+    masks.add_argument(
+        "--sam_model_name_or_path",
+        dest="sam_model",
+        action=_OldNameToo,
+        old_name="--sam_model",
+        default="facebook/sam-vit-base",
+        help="segmenter checkpoint (Hub id or folder)",
+    )
     masks.add_argument("--sam_batch_size", type=int, default=4, help="images per SAM image-encoder pass")
     masks.add_argument("--batch_size", type=int, default=8, help="samples per `datasets.map` batch")
     masks.add_argument("--shard_size", type=int, default=256, help="samples per resumable cache shard")
     masks.add_argument("--cache_dir", help="where the shard cache lives (default: next to the dataset cache)")
-    masks.add_argument("--on_bad_samples", dest="on_error", action=_OldNameToo, old_name="--on_error",
-                       choices=["raise", "skip"], default="raise",
-                       help="stop at the first bad sample, or skip bad samples and report them")  # fmt: skip
+    masks.add_argument(
+        "--on_bad_samples",
+        dest="on_error",
+        action=_OldNameToo,
+        old_name="--on_error",
+        choices=["raise", "skip"],
+        default="raise",
+        help="stop at the first bad sample, or skip bad samples and report them",
+    )
     masks.set_defaults(func=_masks)
 
     train = subparsers.add_parser(
-        "train", add_help=False,
+        "train",
+        add_help=False,
         help="fine-tune RveRNet or a single classifier (teacher, baseline), with distillation: `train --help`",
-    )  # fmt: skip
+    )
     train.add_argument("training_args", nargs=argparse.REMAINDER)
     train.set_defaults(func=_train)
 
@@ -230,8 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--token", help="Hub token (default: the logged-in one)")
     push.add_argument("--commit_message", default="Upload RveRNet model")
     push.add_argument("--dry_run_dir", help="upload nothing: write the exact folder that would be uploaded here")
-    push.add_argument("--sam_model_id", help="the segmenter's Hub id to name in the upload when the saved processor "
-                                             "names a local path (default: facebook/sam-vit-base)")  # fmt: skip
+    push.add_argument(
+        "--sam_model_id",
+        help="the segmenter's Hub id to name in the upload when the saved processor "
+        "names a local path (default: facebook/sam-vit-base)",
+    )
     push.set_defaults(func=_push)
 
     predict = subparsers.add_parser(
@@ -242,11 +279,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--revision", help="Hub revision")
     predict.add_argument("--point", action="append", metavar="X,Y", help="a foreground click (repeat for more)")
     predict.add_argument("--box", metavar="X0,Y0,X1,Y1", help="a box around the object")
-    predict.add_argument("--mask", metavar="FILE", action="append",
-                         help="a binary mask image of the object: one per image, in the images' order")  # fmt: skip
+    predict.add_argument(
+        "--mask",
+        metavar="FILE",
+        action="append",
+        help="a binary mask image of the object: one per image, in the images' order",
+    )
     predict.add_argument("--top-k", "--top_k", dest="top_k", type=int, default=5, help="labels to show")
-    predict.add_argument("--save-viz", "--save_viz", dest="save_viz", metavar="OUT.png",
-                         help="write the ROI outline, both cut-outs and the top-k bars (one file per image)")  # fmt: skip
+    predict.add_argument(
+        "--save-viz",
+        "--save_viz",
+        dest="save_viz",
+        metavar="OUT.png",
+        help="write the ROI outline, both cut-outs and the top-k bars (one file per image)",
+    )
     predict.add_argument(
         "--all-objects",
         "--all_objects",
@@ -255,8 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="label every object of each photo (a table; with --save-viz every region outlined)",
     )
     predict.add_argument("--json", action="store_true", help="print JSON")
-    predict.add_argument("--sam_model_name_or_path", dest="sam_model", action=_OldNameToo, old_name="--sam_model",
-                         help="segmenter for box/click/automatic ROIs (default: the processor's)")  # fmt: skip
+    predict.add_argument(
+        "--sam_model_name_or_path",
+        dest="sam_model",
+        action=_OldNameToo,
+        old_name="--sam_model",
+        help="segmenter for box/click/automatic ROIs (default: the processor's)",
+    )
     predict.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
     predict.add_argument(
         "--token_selection",

@@ -163,9 +163,14 @@ def segmentation_to_roi_dataset(
         }
     )
     return dataset.map(
-        explode, batched=True, with_indices=True, remove_columns=dataset.column_names, features=features,
-        num_proc=num_proc, desc="One sample per (image, class)",
-    )  # fmt: skip
+        explode,
+        batched=True,
+        with_indices=True,
+        remove_columns=dataset.column_names,
+        features=features,
+        num_proc=num_proc,
+        desc="One sample per (image, class)",
+    )
 
 
 def load_foodseg103_folder(root: str | os.PathLike, split: str = "train"):
@@ -367,10 +372,15 @@ def precompute_roi_masks(
             shard = shard.add_column(mask_column, [None] * len(shard), feature=datasets.Image())
         shard = shard.map(
             lambda batch, idx, offset=start: add_masks(batch, [offset + i for i in idx]),
-            batched=True, batch_size=batch_size, with_indices=True, features=features,
-            cache_file_name=str(cache_file), load_from_cache_file=True,
-            new_fingerprint=f"{fingerprint}-{shard_index}", desc=f"SAM masks, shard {shard_index + 1}",
-        )  # fmt: skip
+            batched=True,
+            batch_size=batch_size,
+            with_indices=True,
+            features=features,
+            cache_file_name=str(cache_file),
+            load_from_cache_file=True,
+            new_fingerprint=f"{fingerprint}-{shard_index}",
+            desc=f"SAM masks, shard {shard_index + 1}",
+        )
         shards.append(shard)
     result = datasets.concatenate_datasets(shards) if shards else dataset
     errors = result["_roi_mask_error"]
@@ -428,8 +438,14 @@ def single_model_preprocessors(
     preprocessor. `size` overrides the square input side."""
     size = size or preprocessing["size"][0]
     mean, std = list(preprocessing["mean"]), list(preprocessing["std"])
-    cutouts = RveRNetImageProcessor(size={"height": size, "width": size}, roi_image_mean=mean, roi_image_std=std,
-                                    context_image_mean=mean, context_image_std=std, **processor_settings)  # fmt: skip
+    cutouts = RveRNetImageProcessor(
+        size={"height": size, "width": size},
+        roi_image_mean=mean,
+        roi_image_std=std,
+        context_image_mean=mean,
+        context_image_std=std,
+        **processor_settings,
+    )
     return cutouts, FullImagePreprocessor(size, mean, std)
 
 
@@ -521,8 +537,9 @@ class RveRNetTransform:
             return 0, 0, height, width
         for _ in range(10):
             area = height * width * float(torch.empty(1).uniform_(*self.crop_scale, generator=generator))
-            log_ratio = torch.empty(1).uniform_(np.log(self.crop_ratio[0]), np.log(self.crop_ratio[1]),
-                                                generator=generator)  # fmt: skip
+            log_ratio = torch.empty(1).uniform_(
+                np.log(self.crop_ratio[0]), np.log(self.crop_ratio[1]), generator=generator
+            )
             ratio = float(torch.exp(log_ratio))
             crop_w, crop_h = round((area * ratio) ** 0.5), round((area / ratio) ** 0.5)
             if 0 < crop_w <= width and 0 < crop_h <= height:

@@ -35,8 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--distillation_type", choices=["none", "soft", "hard"], default="hard")
     parser.add_argument("--seed", type=int, default=42, help="training seed (weights, data order, augmentations)")
     parser.add_argument("--data_seed", type=int, default=0, help="seed of the generated benchmark data")
-    parser.add_argument("--distractor_prob", type=float, default=0.0,
-                        help="chance that a scene also holds another target food (harder for full-image models)")
+    parser.add_argument(
+        "--distractor_prob",
+        type=float,
+        default=0.0,
+        help="chance that a scene also holds another target food (harder for full-image models)",
+    )
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU, or CPU autocast)")
     parser.add_argument("--skip_teacher", action="store_true", help="reuse <output_dir>/teacher if it exists")
     return parser
@@ -74,8 +78,13 @@ def run_demo(argv: list[str] | None = None) -> dict:
     # 1. data
     data_dir = root / "data"
     if not (data_dir / "dataset_info.json").exists():
-        generate_ambiguous_food(data_dir, num_per_class=args.num_per_class, image_size=args.image_size, seed=args.data_seed,
-                                distractor_prob=args.distractor_prob)  # fmt: skip
+        generate_ambiguous_food(
+            data_dir,
+            num_per_class=args.num_per_class,
+            image_size=args.image_size,
+            seed=args.data_seed,
+            distractor_prob=args.distractor_prob,
+        )
     info = json.loads((data_dir / "dataset_info.json").read_text())
     ambiguous = ",".join(info["ambiguous_labels"])
     step("generate data")
@@ -83,52 +92,112 @@ def run_demo(argv: list[str] | None = None) -> dict:
     for previous in (root / "rvernet",) if args.skip_teacher else (root / "teacher", root / "rvernet"):
         if any(previous.glob("*.safetensors")):
             print(f"[demo] replacing the previous demo run in {previous} (--overwrite_output_dir)", flush=True)
-    common = _args(report_to="none", seed=args.seed, per_device_train_batch_size=args.batch_size, overwrite_output_dir=True,
-                   per_device_eval_batch_size=64, logging_steps=10, save_strategy="no", eval_strategy="epoch",
-                   do_train=True, do_eval=True, dataloader_num_workers=0, ambiguous_labels=ambiguous, bf16=args.bf16,
-                   disable_tqdm="true")  # fmt: skip
-    folders = _args(train_dir=data_dir / "train", train_masks_dir=data_dir / "train_masks",
-                    validation_dir=data_dir / "validation", validation_masks_dir=data_dir / "validation_masks")  # fmt: skip
+    common = _args(
+        report_to="none",
+        seed=args.seed,
+        per_device_train_batch_size=args.batch_size,
+        overwrite_output_dir=True,
+        per_device_eval_batch_size=64,
+        logging_steps=10,
+        save_strategy="no",
+        eval_strategy="epoch",
+        do_train=True,
+        do_eval=True,
+        dataloader_num_workers=0,
+        ambiguous_labels=ambiguous,
+        bf16=args.bf16,
+        disable_tqdm="true",
+    )
+    folders = _args(
+        train_dir=data_dir / "train",
+        train_masks_dir=data_dir / "train_masks",
+        validation_dir=data_dir / "validation",
+        validation_masks_dir=data_dir / "validation_masks",
+    )
 
     # 2. the CNN teacher, fine-tuned on full images so that it predicts our labels
     teacher_dir = root / "teacher"
     if not (args.skip_teacher and (teacher_dir / "model.safetensors").exists()):
-        train([*folders, *common, *_args(model_type="single", model_name_or_path="efficientnet-lite0-imagenet",
-                                         image_size=args.image_size, output_dir=teacher_dir, learning_rate=2e-3,
-                                         num_train_epochs=args.teacher_epochs)])  # fmt: skip
+        train(
+            [
+                *folders,
+                *common,
+                *_args(
+                    model_type="single",
+                    model_name_or_path="efficientnet-lite0-imagenet",
+                    image_size=args.image_size,
+                    output_dir=teacher_dir,
+                    learning_rate=2e-3,
+                    num_train_epochs=args.teacher_epochs,
+                ),
+            ]
+        )
     step("fine-tune teacher")
 
     # 3. RveRNet, random-init DeiT towers, distilled from the teacher
     tower_dir = root / "tower-config"
     heads = max(1, args.tower_hidden // 32)
-    DeiTConfig(hidden_size=args.tower_hidden, num_hidden_layers=args.tower_layers, num_attention_heads=heads,
-               intermediate_size=args.tower_hidden * 4, image_size=args.image_size,
-               patch_size=args.patch_size).save_pretrained(tower_dir)  # fmt: skip
+    DeiTConfig(
+        hidden_size=args.tower_hidden,
+        num_hidden_layers=args.tower_layers,
+        num_attention_heads=heads,
+        intermediate_size=args.tower_hidden * 4,
+        image_size=args.image_size,
+        patch_size=args.patch_size,
+    ).save_pretrained(tower_dir)
     model_dir = root / "rvernet"
     if (root / "hub-upload").exists():
         import shutil
 
         shutil.rmtree(root / "hub-upload")  # the dry run refuses to write into a non-empty folder
-    distillation = {} if args.distillation_type == "none" else {
-        "distillation_type": args.distillation_type, "teacher_model_name_or_path": teacher_dir,
-        "cache_teacher_logits": True}  # fmt: skip
-    train([*folders, *common, *_args(roi_model_name_or_path=tower_dir, context_model_name_or_path=tower_dir,
-                                     from_scratch=True, fusion_hidden_size=128, output_dir=model_dir,
-                                     learning_rate=args.learning_rate, num_train_epochs=args.epochs,
-                                     warmup_steps=20, weight_decay=0.05, push_to_hub=True,
-                                     hub_model_id="your-name/rvernet-demo", push_dry_run_dir=root / "hub-upload",
-                                     model_card_dataset="rvernet-ambiguous-food (built in, synthetic)",
-                                     **distillation)])  # fmt: skip
+    distillation = (
+        {}
+        if args.distillation_type == "none"
+        else {
+            "distillation_type": args.distillation_type,
+            "teacher_model_name_or_path": teacher_dir,
+            "cache_teacher_logits": True,
+        }
+    )
+    train(
+        [
+            *folders,
+            *common,
+            *_args(
+                roi_model_name_or_path=tower_dir,
+                context_model_name_or_path=tower_dir,
+                from_scratch=True,
+                fusion_hidden_size=128,
+                output_dir=model_dir,
+                learning_rate=args.learning_rate,
+                num_train_epochs=args.epochs,
+                warmup_steps=20,
+                weight_decay=0.05,
+                push_to_hub=True,
+                hub_model_id="your-name/rvernet-demo",
+                push_dry_run_dir=root / "hub-upload",
+                model_card_dataset="rvernet-ambiguous-food (built in, synthetic)",
+                **distillation,
+            ),
+        ]
+    )
     step("train RveRNet")
 
     # 4. held-out test split
     test = load_split(data_dir, "test")
     results = {}
-    for name, folder in (("teacher (EfficientNet-Lite0, full image)", teacher_dir), ("RveRNet (DeiT+DeiT)", model_dir)):
+    for name, folder in (
+        ("teacher (EfficientNet-Lite0, full image)", teacher_dir),
+        ("RveRNet (DeiT+DeiT)", model_dir),
+    ):
         model, transform = load_for_evaluation(folder)
         results[name] = evaluate_model(model, transform, test, info["ambiguous_labels"])
-        save_confusion_matrix(results[name]["confusion_matrix"], list(results[name]["per_class"]),
-                              root / f"confusion_test_{Path(folder).name}.png", title=f"{name}, test")  # fmt: skip
+        save_confusion_matrix(
+            results[name]["confusion_matrix"],
+            list(results[name]["per_class"]),
+            root / f"confusion_test_{Path(folder).name}.png",
+            title=f"{name}, test",
+        )
     step("evaluate on test")
 
     # 6. reload through pipeline() (remote code, as from the Hub) and classify a few test images with their masks
@@ -141,29 +210,40 @@ def run_demo(argv: list[str] | None = None) -> dict:
         prediction = classifier(row["image"], mask=row["roi_mask"], top_k=3)
         top = prediction["labels"][0]
         print(f"  true {names[row['label']]:<12} -> {top['label']:<12} ({top['score']:.2f})")
-        pictures.append(save_roi_visualization(row["image"], row["roi_mask"], classifier.image_processor,
-                                               root / f"roi_prediction_{i}.png", labels=prediction["labels"]))  # fmt: skip
+        pictures.append(
+            save_roi_visualization(
+                row["image"],
+                row["roi_mask"],
+                classifier.image_processor,
+                root / f"roi_prediction_{i}.png",
+                labels=prediction["labels"],
+            )
+        )
     step("pipeline")
 
     # Summary
-    print("\n[demo] test split of the built-in ambiguous-food benchmark "
-          f"({len(test)} images, {info['image_size']} px; ambiguous group: {ambiguous}):")  # fmt: skip
+    print(
+        "\n[demo] test split of the built-in ambiguous-food benchmark "
+        f"({len(test)} images, {info['image_size']} px; ambiguous group: {ambiguous}):"
+    )
     print(f"  {'model':<42} {'accuracy':>9} {'macro-F1':>9} {'ambig.F1':>9}")
     for name, scores in results.items():
         print(f"  {name:<42} {scores['accuracy']:9.3f} {scores['macro_f1']:9.3f} {scores['ambiguous_f1']:9.3f}")
-    summary = {"timings_s": timings, "test": {k: {m: v[m] for m in ("accuracy", "macro_f1", "ambiguous_f1")}
-                                              for k, v in results.items()}}  # fmt: skip
+    summary = {
+        "timings_s": timings,
+        "test": {k: {m: v[m] for m in ("accuracy", "macro_f1", "ambiguous_f1")} for k, v in results.items()},
+    }
     (root / "demo_results.json").write_text(json.dumps(summary, indent=2))
     print(f"""
 [demo] where everything went ({sum(timings.values()):.0f} s in all):
   data (image folders + masks):   {data_dir}
   fine-tuned teacher:             {teacher_dir}
-  RveRNet, Hub-ready folder:      {model_dir}  (model card: {model_dir / 'README.md'})
-  what --push_to_hub would send:  {root / 'hub-upload'}
-  confusion matrices:             {root}/confusion_test_*.png, {model_dir / 'confusion_matrix.png'}
-  training curves:                {model_dir / 'training_curves.png'}, {teacher_dir / 'training_curves.png'}
-  ROI visualisations:             {', '.join(pictures)}
-  figures (JSON):                 {root / 'demo_results.json'}
+  RveRNet, Hub-ready folder:      {model_dir}  (model card: {model_dir / "README.md"})
+  what --push_to_hub would send:  {root / "hub-upload"}
+  confusion matrices:             {root}/confusion_test_*.png, {model_dir / "confusion_matrix.png"}
+  training curves:                {model_dir / "training_curves.png"}, {teacher_dir / "training_curves.png"}
+  ROI visualisations:             {", ".join(pictures)}
+  figures (JSON):                 {root / "demo_results.json"}
 Try: rvernet-hf predict {data_dir}/test/ketchup/*.png --model {model_dir} --mask <mask.png> --save-viz roi.png""")
     return summary
 

@@ -25,6 +25,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from transformers.utils import logging
 
 from .data import TEACHER_INPUTS, FullImagePreprocessor
+from .labels import check_same_labels, normalize_id2label
 from .run_folder import STAGING_DIR, find_resumable_checkpoint
 from .teachers import load_classifier
 
@@ -44,14 +45,19 @@ class DistillationTrainingArguments(TrainingArguments):
 
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Start over in an --output_dir that holds an earlier run: its checkpoints and model are "
-                          "deleted first. Without it (or --resume_from_checkpoint True) such a folder is refused."},
-    )  # fmt: skip
+        metadata={
+            "help": "Start over in an --output_dir that holds an earlier run: its checkpoints and model are "
+            "deleted first. Without it (or --resume_from_checkpoint True) such a folder is refused."
+        },
+    )
     distillation_type: str = field(
         default="none",
-        metadata={"help": "none: plain cross-entropy. soft: (1-a)*CE + a*T^2*KL(teacher/T || student/T). "
-                          "hard: (1-a)*CE + a*CE(student, argmax teacher).", "choices": list(DISTILLATION_TYPES)},
-    )  # fmt: skip
+        metadata={
+            "help": "none: plain cross-entropy. soft: (1-a)*CE + a*T^2*KL(teacher/T || student/T). "
+            "hard: (1-a)*CE + a*CE(student, argmax teacher).",
+            "choices": list(DISTILLATION_TYPES),
+        },
+    )
     distillation_alpha: float = field(
         default=0.5, metadata={"help": "Weight a of the distillation term, in [0, 1] (DeiT: 0.5)."}
     )
@@ -60,21 +66,27 @@ class DistillationTrainingArguments(TrainingArguments):
     )
     teacher_model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "The CNN teacher: `efficientnet-lite0-imagenet` (built in, offline), a timm model "
-                          "(`timm/<name>`), or any AutoModelForImageClassification checkpoint (Hub id or folder). "
-                          "It must predict the student's label set: fine-tune it first with `--model_type single`."},
-    )  # fmt: skip
+        metadata={
+            "help": "The CNN teacher: `efficientnet-lite0-imagenet` (built in, offline), a timm model "
+            "(`timm/<name>`), or any AutoModelForImageClassification checkpoint (Hub id or folder). "
+            "It must predict the student's label set: fine-tune it first with `--model_type single`."
+        },
+    )
     teacher_input: str = field(
         default="full_image",
-        metadata={"help": "What the teacher sees: full_image (the untouched photo, no cut-out and no random "
-                          "augmentation) or augmented_full_image (the photo with the student's crop and flip).",
-                  "choices": list(TEACHER_INPUTS)},
-    )  # fmt: skip
+        metadata={
+            "help": "What the teacher sees: full_image (the untouched photo, no cut-out and no random "
+            "augmentation) or augmented_full_image (the photo with the student's crop and flip).",
+            "choices": list(TEACHER_INPUTS),
+        },
+    )
     cache_teacher_logits: bool = field(
         default=False,
-        metadata={"help": "Run the teacher once per sample before training and store its logits with the dataset "
-                          "(needs teacher_input=full_image)."},
-    )  # fmt: skip
+        metadata={
+            "help": "Run the teacher once per sample before training and store its logits with the dataset "
+            "(needs teacher_input=full_image)."
+        },
+    )
     remove_unused_columns: bool = field(
         default=False,
         metadata={"help": "Keep the dataset's image/mask columns for the transform (Trainer drops them if True)."},
@@ -122,7 +134,7 @@ class FrozenTeacher(nn.Module):
         self.model.requires_grad_(False)
         self.preprocessing = preprocessing
         config_labels = getattr(getattr(model, "config", None), "id2label", None)
-        self.id2label = {int(k): v for k, v in (id2label or config_labels or {}).items()}
+        self.id2label = normalize_id2label(id2label or config_labels or {})
         self.train(False)
 
     def train(self, mode: bool = True):
@@ -148,41 +160,25 @@ def load_teacher(name_or_path: str, **kwargs) -> FrozenTeacher:
     return FrozenTeacher(model, preprocessing)
 
 
-def _is_generic(names: dict[int, str]) -> bool:
-    return all(str(name) == f"LABEL_{index}" for index, name in names.items())
-
-
 def check_teacher_labels(teacher_id2label: dict[int, str], student_id2label: dict[int, str], teacher_name: str = ""):
     """Refuse a teacher that does not predict the student's label set (count, and names where both have names)."""
-    teacher_id2label = {int(k): v for k, v in teacher_id2label.items()}
-    student_id2label = {int(k): v for k, v in student_id2label.items()}
     hint = (
         " Fine-tune the teacher on the target dataset first: `rvernet-hf train --model_type single "
         f"--model_name_or_path {teacher_name or '<teacher>'} ...` (full images), then pass that folder as "
         "`--teacher_model_name_or_path`."
     )
-    if len(teacher_id2label) != len(student_id2label):
-        raise ValueError(
-            f"the teacher {teacher_name!r} predicts {len(teacher_id2label)} labels but the student has "
-            f"{len(student_id2label)}: a teacher must predict the student's label set.{hint}"
-        )
-    if _is_generic(teacher_id2label) or _is_generic(student_id2label):
-        logger.warning(f"Teacher {teacher_name!r} or student has generic label names: only the count was checked.")
-        return
-    differing = [(i, teacher_id2label[i], student_id2label.get(i)) for i in sorted(teacher_id2label)
-                 if teacher_id2label[i] != student_id2label.get(i)]  # fmt: skip
-    if differing:
-        shown = ", ".join(f"{i}: teacher {t!r} vs student {s!r}" for i, t, s in differing[:5])
-        raise ValueError(
-            f"the teacher {teacher_name!r} and the student name {len(differing)} labels differently ({shown}).{hint}"
-        )
+    check_same_labels(student_id2label, teacher_id2label, "the student", f"the teacher {teacher_name!r}", hint)
 
 
 # --------------------------------------------------------------------------------------------------- the loss
 
 
 def distillation_loss(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, distillation_type: str, temperature: float = 1.0
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    distillation_type: str,
+    temperature: float = 1.0,
+    multi_label: bool = False,
 ) -> torch.Tensor:
     """The per-sample distillation term, shape `(batch,)`.
 
@@ -190,12 +186,23 @@ def distillation_loss(
       the batch is PyTorch's `reduction="batchmean"` (timm's and HF's choice), the true KL per sample. (DeiT's
       `losses.py` divides the sum by `numel`, i.e. also by the number of classes: a 1/num_classes smaller term.)
     - `hard`: cross-entropy of the student against the teacher's argmax.
+
+    With `multi_label` (independent classes, as the multi-label loss treats them): `soft` is `T^2 *` the binary
+    cross-entropy against `sigmoid(teacher / T)`, `hard` against `teacher > 0`, averaged over classes (the scale of
+    transformers' multi-label loss).
     """
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(
             f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ: "
             "the teacher must predict the student's label set."
         )
+    if multi_label and distillation_type in ("soft", "hard"):
+        if distillation_type == "soft":
+            target = torch.sigmoid(teacher_logits / temperature)
+            per_class = F.binary_cross_entropy_with_logits(student_logits / temperature, target, reduction="none")
+            return per_class.mean(-1) * temperature**2
+        target = (teacher_logits > 0).to(student_logits.dtype)
+        return F.binary_cross_entropy_with_logits(student_logits, target, reduction="none").mean(-1)
     if distillation_type == "soft":
         log_student = F.log_softmax(student_logits / temperature, dim=-1)
         log_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
@@ -237,15 +244,21 @@ def compute_teacher_logits(
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype in (torch.float16, torch.bfloat16))
 
     def add_logits(batch, indices):
-        pixels = torch.stack([processor(load_image(image, index)) for image, index in zip(batch[image_column], indices)])
+        pixels = torch.stack(
+            [processor(load_image(image, index)) for image, index in zip(batch[image_column], indices)]
+        )
         with torch.inference_mode(), autocast:
             logits = teacher(pixels.to(device))
         return {column: logits.float().cpu().numpy()}
 
     return dataset.map(
-        add_logits, batched=True, batch_size=batch_size, with_indices=True, desc="Teacher logits (once)",
+        add_logits,
+        batched=True,
+        batch_size=batch_size,
+        with_indices=True,
+        desc="Teacher logits (once)",
         new_fingerprint=hashlib.sha256(f"{dataset._fingerprint}{digest.hexdigest()}".encode()).hexdigest()[:16],
-    )  # fmt: skip
+    )
 
 
 # --------------------------------------------------------------------------------------------------- the trainer
@@ -293,10 +306,16 @@ class RveRNetDistillationTrainer(Trainer):
         teacher_logits = inputs.pop("teacher_logits", None)
         if self.args.distillation_type == "none":
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        labels = inputs.pop("labels", None)
+        labels = inputs.get("labels")
         if labels is None:
             raise ValueError("distillation needs `labels` in every batch (the task term of the loss).")
+        # The task term is the student's own loss: its problem type, -100 ignored, and Trainer's normalisation over
+        # the whole accumulated batch (`num_items_in_batch`), exactly what training without distillation minimises.
+        counted = num_items_in_batch is not None and self.model_accepts_loss_kwargs
+        if counted:
+            inputs["num_items_in_batch"] = num_items_in_batch
         outputs = model(**inputs)  # the student, through `model`: it may be DDP-wrapped
+        task_loss = outputs.loss
         student_logits = outputs.logits.float()
         if teacher_logits is None:
             if teacher_pixel_values is None or self.teacher is None:
@@ -308,25 +327,36 @@ class RveRNetDistillationTrainer(Trainer):
                 teacher_logits = self.teacher(teacher_pixel_values)
         teacher_logits = teacher_logits.detach().float()
 
-        valid = labels != -100
-        task = F.cross_entropy(student_logits, labels.masked_fill(~valid, 0), reduction="none") * valid
-        distill = distillation_loss(
-            student_logits, teacher_logits, self.args.distillation_type, self.args.distillation_temperature
-        ) * valid
-        # Normalise the way Trainer expects: over the whole accumulated batch when it counted the items (then it
-        # does not divide by the accumulation steps itself), else a per-batch mean.
-        if num_items_in_batch is not None and self.model_accepts_loss_kwargs:
-            denominator = torch.as_tensor(num_items_in_batch, device=task.device, dtype=task.dtype)
-            scale = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
-        else:
-            denominator, scale = valid.sum().clamp_min(1).to(task.dtype), 1
+        # The distillation term is reduced as the task term is: per sample, samples labelled -100 left out, summed
+        # over the accumulated batch's items when Trainer counted them (single-label), else a mean.
+        multi_label = labels.is_floating_point() and labels.dim() == 2
+        valid = torch.ones_like(labels[:, 0], dtype=torch.bool) if multi_label else labels != -100
+        distill = (
+            distillation_loss(
+                student_logits,
+                teacher_logits,
+                self.args.distillation_type,
+                self.args.distillation_temperature,
+                multi_label=multi_label,
+            )
+            * valid
+        )
+        count = valid.sum().clamp_min(1).to(distill.dtype)
+        by_items = counted and not multi_label  # transformers' multi-label loss is a mean whatever it is given
+        denominator = (
+            torch.as_tensor(num_items_in_batch, device=distill.device, dtype=distill.dtype) if by_items else count
+        )
+        distill_loss = distill.sum() / denominator
         alpha = self.args.distillation_alpha
-        task_loss, distill_loss = task.sum() / denominator, distill.sum() / denominator
-        loss = ((1 - alpha) * task_loss + alpha * distill_loss) * scale
+        loss = (1 - alpha) * task_loss + alpha * distill_loss
+        if counted and self.args.average_tokens_across_devices:  # as Trainer scales the model's own loss
+            loss = loss * self.accelerator.num_processes
 
-        count = valid.sum().clamp_min(1)
+        # The named parts, per sample (mean over the labelled samples of this batch), logged as `task_loss` and
+        # `distillation_loss`.
+        task_per_sample = (task_loss * denominator / count) if by_items else task_loss
         mode = "train" if model.training else "eval"
-        self._component_losses[mode]["task_loss"].append((task.sum() / count).detach())
+        self._component_losses[mode]["task_loss"].append(task_per_sample.detach())
         self._component_losses[mode]["distillation_loss"].append((distill.sum() / count).detach())
         if return_outputs:
             outputs["loss"] = loss
@@ -391,8 +421,12 @@ class RveRNetDistillationTrainer(Trainer):
 
         model = self.accelerator.unwrap_model(model if model is not None else self.model)
         weights = os.path.join(folder, "model.safetensors")
-        if (self.is_fsdp_enabled or self.is_deepspeed_enabled or not isinstance(model, PreTrainedModel)
-                or not os.path.isfile(weights)):  # fmt: skip
+        if (
+            self.is_fsdp_enabled
+            or self.is_deepspeed_enabled
+            or not isinstance(model, PreTrainedModel)
+            or not os.path.isfile(weights)
+        ):
             return False
         reloaded = type(model).from_pretrained(folder, config=model.config)
         model.load_state_dict(reloaded.state_dict(), strict=True)
@@ -410,7 +444,9 @@ class RveRNetDistillationTrainer(Trainer):
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         # Training logs carry `loss`; evaluation logs `<prefix>_loss` (eval_, test_, ...); the run summary `train_loss`.
         eval_keys = [k for k in logs if k.endswith("_loss") and k != "train_loss"]
-        mode, prefix = ("train", "") if "loss" in logs else ("eval", eval_keys[0][: -len("loss")]) if eval_keys else (None, "")
+        mode, prefix = (
+            ("train", "") if "loss" in logs else ("eval", eval_keys[0][: -len("loss")]) if eval_keys else (None, "")
+        )
         if mode is not None and self._component_losses[mode]:
             for name, values in self._component_losses[mode].items():
                 mean = torch.stack(values).mean()

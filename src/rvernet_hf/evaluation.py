@@ -10,6 +10,7 @@ import torch
 
 from .data import MODEL_INPUTS, RveRNetTransform, load_image_folder_dataset, single_model_preprocessors
 from .image_processing_rvernet import load_image, load_mask
+from .labels import label2id_of, normalize_id2label
 from .metrics import load_metric, resolve_label_ids
 
 
@@ -24,7 +25,11 @@ def patch_permutation(image: np.ndarray, mask: np.ndarray, patch: int = 16, seed
     def shuffle(array):
         tiles = array[:height, :width].reshape(rows, patch, cols, patch, *array.shape[2:]).swapaxes(1, 2)
         tiles = tiles.reshape(rows * cols, patch, patch, *array.shape[2:])[order]
-        return tiles.reshape(rows, cols, patch, patch, *array.shape[2:]).swapaxes(1, 2).reshape(array[:height, :width].shape)
+        return (
+            tiles.reshape(rows, cols, patch, patch, *array.shape[2:])
+            .swapaxes(1, 2)
+            .reshape(array[:height, :width].shape)
+        )
 
     return shuffle(image), shuffle(mask)
 
@@ -43,13 +48,22 @@ def translocation(image: np.ndarray, mask: np.ndarray, dx: int = 60, dy: int = 8
     return shifted, shifted_mask
 
 
-PROBES: dict[str, Callable | None] = {"none": None, "patch_permutation": patch_permutation,
-                                      "translocation": translocation}  # fmt: skip
+PROBES: dict[str, Callable | None] = {
+    "none": None,
+    "patch_permutation": patch_permutation,
+    "translocation": translocation,
+}
 
 
 @torch.no_grad()
-def predict_dataset(model, transform: RveRNetTransform, dataset, batch_size: int = 32, probe: str = "none",
-                    device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def predict_dataset(
+    model,
+    transform: RveRNetTransform,
+    dataset,
+    batch_size: int = 32,
+    probe: str = "none",
+    device: str | torch.device = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels of `model` over `dataset` (rows with image, roi_mask, label) through `transform`."""
     if probe not in PROBES:
         raise ValueError(f"unknown probe {probe!r}; one of {sorted(PROBES)}.")
@@ -73,16 +87,26 @@ def predict_dataset(model, transform: RveRNetTransform, dataset, batch_size: int
     return torch.cat(all_logits).numpy(), torch.cat(all_labels).numpy()
 
 
-def evaluate_model(model, transform: RveRNetTransform, dataset, ambiguous_labels=(), batch_size: int = 32,
-                   probe: str = "none", device: str | torch.device = "cpu") -> dict:  # fmt: skip
+def evaluate_model(
+    model,
+    transform: RveRNetTransform,
+    dataset,
+    ambiguous_labels=(),
+    batch_size: int = 32,
+    probe: str = "none",
+    device: str | torch.device = "cpu",
+) -> dict:
     """accuracy, macro_f1, ambiguous_f1 (+ per_class and confusion_matrix) of `model` on `dataset`."""
     logits, labels = predict_dataset(model, transform, dataset, batch_size, probe, device)
-    id2label = {int(k): v for k, v in model.config.id2label.items()}
-    ambiguous = resolve_label_ids(ambiguous_labels, {v: k for k, v in id2label.items()})
+    id2label = normalize_id2label(model.config.id2label)
+    ambiguous = resolve_label_ids(ambiguous_labels, label2id_of(id2label))
     return load_metric().compute(
-        predictions=logits.argmax(-1), references=labels, num_labels=len(id2label), ambiguous_labels=ambiguous or None,
+        predictions=logits.argmax(-1),
+        references=labels,
+        num_labels=len(id2label),
+        ambiguous_labels=ambiguous or None,
         label_names=[id2label[i] for i in range(len(id2label))],
-    )  # fmt: skip
+    )
 
 
 def load_for_evaluation(model_dir: str | os.PathLike, single_view: str | None = None):
@@ -105,5 +129,12 @@ def load_split(data_dir: str | os.PathLike, split: str):
     return load_image_folder_dataset(os.path.join(data_dir, split), os.path.join(data_dir, f"{split}_masks"))
 
 
-__all__ = ["PROBES", "evaluate_model", "load_for_evaluation", "load_split", "patch_permutation", "predict_dataset",
-           "translocation"]  # fmt: skip
+__all__ = [
+    "PROBES",
+    "evaluate_model",
+    "load_for_evaluation",
+    "load_split",
+    "patch_permutation",
+    "predict_dataset",
+    "translocation",
+]

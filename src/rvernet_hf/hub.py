@@ -17,8 +17,18 @@ from transformers.utils import logging
 TEMPLATE_PATH = Path(__file__).with_name("templates") / "model_card.md"
 # What a model folder uploads: weights (safetensors only), configs, the remote-code files, the card and its pictures,
 # the metrics files. Checkpoints, logs and pickled `training_args.bin` stay local.
-UPLOAD_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "preprocessor_config.json",
-                   "generation_config.json", "*.py", "README.md", "*_results.json", "per_class_report.json", "*.png")  # fmt: skip
+UPLOAD_PATTERNS = (
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "config.json",
+    "preprocessor_config.json",
+    "generation_config.json",
+    "*.py",
+    "README.md",
+    "*_results.json",
+    "per_class_report.json",
+    "*.png",
+)
 PIPELINE_TAG = "image-classification"
 logger = logging.get_logger(__name__)
 
@@ -52,22 +62,35 @@ def render_model_card(
     eval_results = None
     if metrics:
         eval_results = [
-            EvalResult(task_type=PIPELINE_TAG, dataset_type=dataset_type or dataset_name or "custom",
-                       dataset_name=dataset_name or dataset_type or "custom", metric_type=name,
-                       metric_value=round(float(value), 4), metric_name=name.replace("_", " "))
+            EvalResult(
+                task_type=PIPELINE_TAG,
+                dataset_type=dataset_type or dataset_name or "custom",
+                dataset_name=dataset_name or dataset_type or "custom",
+                metric_type=name,
+                metric_value=round(float(value), 4),
+                metric_name=name.replace("_", " "),
+            )
             for name, value in metrics.items()
-        ]  # fmt: skip
+        ]
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag=PIPELINE_TAG,
         license=license,
-        tags=sorted({"rvernet", "image-classification", "segment-anything", "knowledge-distillation",
-                     "custom_code", *(tags or [])}),
+        tags=sorted(
+            {
+                "rvernet",
+                "image-classification",
+                "segment-anything",
+                "knowledge-distillation",
+                "custom_code",
+                *(tags or []),
+            }
+        ),
         datasets=datasets or None,
         base_model=base_model or None,
         model_name=model_name,
         eval_results=eval_results,
-    )  # fmt: skip
+    )
 
     def tower(sub_config) -> str:
         if sub_config is None:
@@ -78,8 +101,10 @@ def render_model_card(
 
     if metrics:
         rows = "\n".join(f"| {name.replace('_', ' ')} | {value:.4f} |" for name, value in metrics.items())
-        results = (f"Measured on the evaluation split of {dataset_name or 'the training data'}:\n\n"
-                   f"| metric | value |\n|---|---|\n{rows}")
+        results = (
+            f"Measured on the evaluation split of {dataset_name or 'the training data'}:\n\n"
+            f"| metric | value |\n|---|---|\n{rows}"
+        )
     else:
         results = "No evaluation results are reported for this checkpoint: it has not been evaluated by us."
     return ModelCard.from_template(
@@ -104,7 +129,9 @@ def render_model_card(
 def files_to_upload(folder: str | os.PathLike) -> list[str]:
     """The files of `folder` that `push_folder` uploads (relative paths, top level only)."""
     folder = Path(folder)
-    return sorted(p.name for p in folder.iterdir() if p.is_file() and any(fnmatch(p.name, pat) for pat in UPLOAD_PATTERNS))
+    return sorted(
+        p.name for p in folder.iterdir() if p.is_file() and any(fnmatch(p.name, pat) for pat in UPLOAD_PATTERNS)
+    )
 
 
 def save_prompted_pipeline(folder: str | os.PathLike) -> None:
@@ -184,15 +211,19 @@ def verify_reload(model: torch.nn.Module, folder: str | os.PathLike, atol: float
     if getattr(config, "model_type", None) == "rvernet":
         size = getattr(config.roi_config, "image_size", 224)
         context_size = getattr(config.context_config, "image_size", size)
-        inputs = {"roi_pixel_values": torch.randn(2, 3, size, size, generator=generator),
-                  "context_pixel_values": torch.randn(2, 3, context_size, context_size, generator=generator)}  # fmt: skip
+        inputs = {
+            "roi_pixel_values": torch.randn(2, 3, size, size, generator=generator),
+            "context_pixel_values": torch.randn(2, 3, context_size, context_size, generator=generator),
+        }
         for tower, patch in model.token_patch_sizes.items():  # sparse towers read random patches; dense ignore them
             if patch is not None:
                 pixels = inputs[f"{tower}_pixel_values"]
                 grid = (pixels.shape[-2] // patch) * (pixels.shape[-1] // patch)
                 inputs[f"{tower}_token_mask"] = torch.rand(2, grid, generator=generator) < 0.5
     else:
-        size = getattr(config, "image_size", None) or (config.pretrained_cfg or {}).get("input_size", (3, 224, 224))[-1]
+        size = (
+            getattr(config, "image_size", None) or (config.pretrained_cfg or {}).get("input_size", (3, 224, 224))[-1]
+        )
         inputs = {"pixel_values": torch.randn(2, 3, size, size, generator=generator)}
     device = next(model.parameters()).device
     with torch.no_grad():
@@ -245,9 +276,14 @@ def push_folder(
     with tempfile.TemporaryDirectory(prefix="rvernet-upload-") as staged:
         staged_files = _stage_upload(folder, files, Path(staged), sam_model_id, repo_id)
         return api.upload_folder(
-            repo_id=repo_id, folder_path=staged, allow_patterns=staged_files, revision=revision, create_pr=create_pr,
-            commit_message=commit_message, repo_type="model",
-        )  # fmt: skip
+            repo_id=repo_id,
+            folder_path=staged,
+            allow_patterns=staged_files,
+            revision=revision,
+            create_pr=create_pr,
+            commit_message=commit_message,
+            repo_type="model",
+        )
 
 
 def _stage_upload(

@@ -150,5 +150,8 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
             ]
         chunk = chunks[0]
         mask = np.asarray(self._one(chunk["roi_mask"]))
-        return {"labels": self._labels(chunk["logits"], top_k), "mask": mask.reshape(mask.shape[-2:]),
-                "prompt": self._one(chunk["prompt"])}  # fmt: skip
+        return {
+            "labels": self._labels(chunk["logits"], top_k),
+            "mask": mask.reshape(mask.shape[-2:]),
+            "prompt": self._one(chunk["prompt"]),
+        }

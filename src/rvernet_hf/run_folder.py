@@ -138,8 +138,12 @@ class OutputDirLock:
     def __init__(self, output_dir: str | os.PathLike, command: str = ""):
         self.path = Path(output_dir) / LOCK_FILE
         self.command = command
-        self.record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                       "command": command}  # fmt: skip
+        self.record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": command,
+        }
 
     def _create(self) -> bool:
         try:

@@ -56,7 +56,9 @@ def _blob(rng, cx, cy, radius, points=14, roughness=0.25):
     """An irregular closed polygon around (cx, cy)."""
     angles = np.sort(rng.uniform(0, 2 * np.pi, points))
     radii = radius * (1 + rng.uniform(-roughness, roughness, points))
-    return [(float(cx + r * np.cos(a)), float(cy + r * np.sin(a) * rng.uniform(0.7, 1.0))) for a, r in zip(angles, radii)]
+    return [
+        (float(cx + r * np.cos(a)), float(cy + r * np.sin(a) * rng.uniform(0.7, 1.0))) for a, r in zip(angles, radii)
+    ]
 
 
 def _draw_object(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float, rng: np.random.Generator):
@@ -71,8 +73,10 @@ def _draw_object(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: 
         if not mask_mode:
             for _ in range(3):
                 dx, dy = rng.uniform(-0.5, 0.5, 2) * r
-                draw.ellipse([cx + dx - r * 0.15, cy + dy - r * 0.1, cx + dx + r * 0.15, cy + dy + r * 0.1],
-                             fill=_jitter(rng, (225, 70, 60), 12))  # fmt: skip
+                draw.ellipse(
+                    [cx + dx - r * 0.15, cy + dy - r * 0.1, cx + dx + r * 0.15, cy + dy + r * 0.1],
+                    fill=_jitter(rng, (225, 70, 60), 12),
+                )
     elif kind == "fried_egg":
         draw.polygon(_blob(rng, cx, cy, r, roughness=0.2), fill=fill((245, 243, 235)))
         if not mask_mode:
@@ -80,20 +84,25 @@ def _draw_object(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: 
     elif kind == "broccoli":
         for _ in range(6):
             dx, dy = rng.uniform(-0.55, 0.55, 2) * r
-            draw.ellipse([cx + dx - r * 0.45, cy + dy - r * 0.45, cx + dx + r * 0.45, cy + dy + r * 0.45],
-                         fill=fill((40, 120, 40)))  # fmt: skip
+            draw.ellipse(
+                [cx + dx - r * 0.45, cy + dy - r * 0.45, cx + dx + r * 0.45, cy + dy + r * 0.45],
+                fill=fill((40, 120, 40)),
+            )
         draw.rectangle([cx - r * 0.15, cy, cx + r * 0.15, cy + r], fill=fill((120, 170, 90)))
     elif kind == "bread":
-        draw.rounded_rectangle([cx - r, cy - r * 0.7, cx + r, cy + r * 0.7], radius=r * 0.4,
-                               fill=fill((200, 140, 70)))  # fmt: skip
+        draw.rounded_rectangle([cx - r, cy - r * 0.7, cx + r, cy + r * 0.7], radius=r * 0.4, fill=fill((200, 140, 70)))
         if not mask_mode:
-            draw.rounded_rectangle([cx - r * 0.75, cy - r * 0.45, cx + r * 0.75, cy + r * 0.45], radius=r * 0.3,
-                                   fill=_jitter(rng, (240, 215, 165)))  # fmt: skip
+            draw.rounded_rectangle(
+                [cx - r * 0.75, cy - r * 0.45, cx + r * 0.75, cy + r * 0.45],
+                radius=r * 0.3,
+                fill=_jitter(rng, (240, 215, 165)),
+            )
     elif kind == "fries":
         for _ in range(9):
             x0, y0 = cx + rng.uniform(-r, r * 0.6), cy + rng.uniform(-r, r * 0.3)
-            draw.rectangle([x0, y0, x0 + r * rng.uniform(0.15, 0.25), y0 + r * rng.uniform(0.6, 1.0)],
-                           fill=fill((235, 190, 60)))  # fmt: skip
+            draw.rectangle(
+                [x0, y0, x0 + r * rng.uniform(0.15, 0.25), y0 + r * rng.uniform(0.6, 1.0)], fill=fill((235, 190, 60))
+            )
     elif kind == "burger":
         draw.ellipse([cx - r, cy - r * 0.8, cx + r, cy], fill=fill((200, 130, 50)))
         draw.rectangle([cx - r, cy - r * 0.1, cx + r, cy + r * 0.25], fill=fill((90, 50, 30)))
@@ -231,8 +240,13 @@ def generate_ambiguous_food(
                 name = f"{label}_{index:05d}.png"
                 Image.fromarray(pixels).save(root / split / label / name)
                 Image.fromarray(mask).save(root / f"{split}_masks" / label / name)
-                metadata[split].append({"file_name": f"{label}/{name}", "roi_box": list(spec.box),
-                                        **{k: v for k, v in asdict(spec).items() if k != "box"}})  # fmt: skip
+                metadata[split].append(
+                    {
+                        "file_name": f"{label}/{name}",
+                        "roi_box": list(spec.box),
+                        **{k: v for k, v in asdict(spec).items() if k != "box"},
+                    }
+                )
                 written[split] += 1
                 index += 1
     for split, rows in metadata.items():

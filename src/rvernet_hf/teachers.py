@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from .labels import label2id_of, normalize_id2label, set_config_labels
+
 
 # EfficientNet-Lite0: blocks per stage (efficientnet_pytorch numbers them 0..15 in one flat list).
 LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
@@ -21,11 +23,23 @@ def convert_efficientnet_pytorch_lite_state_dict(
 ) -> dict[str, torch.Tensor]:
     """efficientnet_pytorch names (`_conv_stem`, `_blocks.N._expand_conv`, `_fc`, ...) -> timm's EfficientNet names."""
     flat_to_stage = [(stage, index) for stage, depth in enumerate(stage_depths) for index in range(depth)]
-    top_level = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    top_level = {
+        "_conv_stem": "conv_stem",
+        "_bn0": "bn1",
+        "_conv_head": "conv_head",
+        "_bn1": "bn2",
+        "_fc": "classifier",
+    }
     # Stage 0 blocks have no expansion (timm's DepthwiseSeparableConv); the others are InvertedResidual.
     separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-    inverted = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-                "_project_conv": "conv_pwl", "_bn2": "bn3"}  # fmt: skip
+    inverted = {
+        "_expand_conv": "conv_pw",
+        "_bn0": "bn1",
+        "_depthwise_conv": "conv_dw",
+        "_bn1": "bn2",
+        "_project_conv": "conv_pwl",
+        "_bn2": "bn3",
+    }
     converted = {}
     for key, tensor in state_dict.items():
         match = re.fullmatch(r"_blocks\.(\d+)\.(\w+)\.(\w+)", key)
@@ -84,21 +98,24 @@ def lite0_for_image_classification(id2label: dict[int, str] | None = None):
 
     imagenet = ImageNetInfo()
     imagenet_labels = {i: imagenet.index_to_description(i) for i in range(1000)}
-    pretrained_cfg = {"mean": LITE0_MEAN, "std": LITE0_STD, "input_size": (3, 224, 224), "interpolation": "bicubic",
-                      "crop_pct": 1.0, "num_classes": 1000}  # fmt: skip
+    pretrained_cfg = {
+        "mean": LITE0_MEAN,
+        "std": LITE0_STD,
+        "input_size": (3, 224, 224),
+        "interpolation": "bicubic",
+        "crop_pct": 1.0,
+        "num_classes": 1000,
+    }
     config = TimmWrapperConfig(
         architecture="tf_efficientnet_lite0", pretrained_cfg=pretrained_cfg, num_labels=1000, id2label=imagenet_labels
     )
     model = TimmWrapperForImageClassification(config)
     model.timm_model.load_state_dict(load_efficientnet_lite0_imagenet().state_dict(), strict=True)
     if id2label is not None:
-        id2label = {int(k): v for k, v in id2label.items()}
+        id2label = normalize_id2label(id2label)
         model.timm_model.reset_classifier(len(id2label))
         model.config.num_labels = len(id2label)
-        model.config.id2label = id2label
-        model.config.label2id = {v: k for k, v in id2label.items()}
-        if getattr(model.config, "model_type", None) == "timm_wrapper":  # saved as `label_names`
-            model.config.label_names = [id2label[i] for i in range(len(id2label))]
+        set_config_labels(model.config, id2label)
         model.config.pretrained_cfg["num_classes"] = len(id2label)
     return model.eval()
 
@@ -163,10 +180,13 @@ def check_single_classifier(name_or_path: str, what: str = "the classifier", **k
         local = Path(name_or_path).is_dir()
         raise ValueError(
             f"{what}: cannot read a model config from {name_or_path} "
-            + ("(a folder without a valid config.json)" if local else "(no such local folder, and not a Hub model id "
-               "that could be reached)")
+            + (
+                "(a folder without a valid config.json)"
+                if local
+                else "(no such local folder, and not a Hub model id that could be reached)"
+            )
             + f": {str(error).splitlines()[0]}"
-        ) from None  # fmt: skip
+        ) from None
     if getattr(config, "model_type", None) == "rvernet":
         raise ValueError(
             f"{what}: {name_or_path} is an RveRNet (it reads an ROI and a context cut-out); a single image classifier "
@@ -196,9 +216,8 @@ def load_classifier(name_or_path: str, id2label: dict[int, str] | None = None, f
         name_or_path = name_or_path[len("hf-hub:") :]
     label_kwargs = {}
     if id2label is not None:
-        id2label = {int(k): v for k, v in id2label.items()}
-        label_kwargs = {"num_labels": len(id2label), "id2label": id2label,
-                        "label2id": {v: k for k, v in id2label.items()}}  # fmt: skip
+        id2label = normalize_id2label(id2label)
+        label_kwargs = {"num_labels": len(id2label), "id2label": id2label, "label2id": label2id_of(id2label)}
     if from_scratch:
         from .modeling_rvernet import tower_class_for_config
 
@@ -209,8 +228,5 @@ def load_classifier(name_or_path: str, id2label: dict[int, str] | None = None, f
             name_or_path, **label_kwargs, ignore_mismatched_sizes=id2label is not None, **kwargs
         )
     if id2label is not None:  # some configs (timm_wrapper keeps `label_names`) drop names passed as kwargs
-        model.config.id2label = id2label
-        model.config.label2id = {v: k for k, v in id2label.items()}
-        if getattr(model.config, "model_type", None) == "timm_wrapper":  # saved as `label_names`
-            model.config.label_names = [id2label[i] for i in range(len(id2label))]
+        set_config_labels(model.config, id2label)
     return model, preprocessing_for(model, name_or_path)

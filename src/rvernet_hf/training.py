@@ -45,6 +45,7 @@ from .distillation import (
     compute_teacher_logits,
     load_teacher,
 )
+from .labels import check_same_labels, label2id_of, normalize_id2label
 from .run_folder import OutputDirLock, check_output_dir, find_resumable_checkpoint, incomplete_reason
 from .segmentation_rvernet import DEFAULT_SEGMENTER
 
@@ -60,14 +61,19 @@ class ModelArguments:
 
     model_type: str = field(
         default="rvernet",
-        metadata={"help": "rvernet: the two-tower model. single: one classifier on one view (`single_view`): the "
-                          "teacher fine-tuning step, or a baseline.", "choices": list(MODEL_TYPES)},
-    )  # fmt: skip
+        metadata={
+            "help": "rvernet: the two-tower model. single: one classifier on one view (`single_view`): the "
+            "teacher fine-tuning step, or a baseline.",
+            "choices": list(MODEL_TYPES),
+        },
+    )
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "rvernet: an RveRNet checkpoint to fine-tune further (else built from the two towers). "
-                          "single: the classifier (Hub id, folder, timm/<name>, or efficientnet-lite0-imagenet)."},
-    )  # fmt: skip
+        metadata={
+            "help": "rvernet: an RveRNet checkpoint to fine-tune further (else built from the two towers). "
+            "single: the classifier (Hub id, folder, timm/<name>, or efficientnet-lite0-imagenet)."
+        },
+    )
     roi_model_name_or_path: str = field(
         default="facebook/deit-base-distilled-patch16-224", metadata={"help": "The ROI tower (Hub id or folder)."}
     )
@@ -75,18 +81,26 @@ class ModelArguments:
         default="facebook/deit-base-distilled-patch16-224", metadata={"help": "The context tower (Hub id or folder)."}
     )
     from_scratch: bool = field(
-        default=False, metadata={"help": "Random initialisation from the checkpoints' configs (no pretrained weights)."}
+        default=False,
+        metadata={"help": "Random initialisation from the checkpoints' configs (no pretrained weights)."},
     )
     roi_from_scratch: bool = field(
-        default=False, metadata={"help": "Random-init ROI tower (its config only); the context tower stays pretrained "
-                                         "unless --context_from_scratch or --from_scratch."}  # fmt: skip
+        default=False,
+        metadata={
+            "help": "Random-init ROI tower (its config only); the context tower stays pretrained "
+            "unless --context_from_scratch or --from_scratch."
+        },
     )
     context_from_scratch: bool = field(
-        default=False, metadata={"help": "Random-init context tower (its config only); the ROI tower stays pretrained "
-                                         "unless --roi_from_scratch or --from_scratch."}  # fmt: skip
+        default=False,
+        metadata={
+            "help": "Random-init context tower (its config only); the ROI tower stays pretrained "
+            "unless --roi_from_scratch or --from_scratch."
+        },
     )
-    fusion: str = field(default="logits", metadata={"help": "logits (the paper's) or features.",
-                                                    "choices": ["logits", "features"]})  # fmt: skip
+    fusion: str = field(
+        default="logits", metadata={"help": "logits (the paper's) or features.", "choices": ["logits", "features"]}
+    )
     fusion_hidden_size: int = field(default=640, metadata={"help": "Width of the fusion head's hidden layer."})
     token_selection: str | None = field(
         default=None,
@@ -98,9 +112,11 @@ class ModelArguments:
     )
     tower_num_labels: int | None = field(
         default=None,
-        metadata={"help": "With --from_scratch and logits fusion: each tower's head size (default: the tower "
-                          "config's, raised to the dataset's label count so that the towers are no bottleneck)."},
-    )  # fmt: skip
+        metadata={
+            "help": "With --from_scratch and logits fusion: each tower's head size (default: the tower "
+            "config's, raised to the dataset's label count so that the towers are no bottleneck)."
+        },
+    )
     single_view: str = field(
         default="full_image",
         metadata={"help": "single: what the classifier sees.", "choices": ["full_image", "roi", "context"]},
@@ -110,14 +126,19 @@ class ModelArguments:
     )
     sam_model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Segmenter for samples without a mask. Default: the --model_name_or_path processor's, "
-                          "else facebook/sam-vit-base."},
-    )  # fmt: skip
+        metadata={
+            "help": "Segmenter for samples without a mask. Default: the --model_name_or_path processor's, "
+            "else facebook/sam-vit-base."
+        },
+    )
     context_mode: str | None = field(
         default=None,
-        metadata={"help": "complement (the paper's) or full. Default: the --model_name_or_path processor's, else "
-                          "complement.", "choices": ["complement", "full"]},
-    )  # fmt: skip
+        metadata={
+            "help": "complement (the paper's) or full. Default: the --model_name_or_path processor's, else "
+            "complement.",
+            "choices": ["complement", "full"],
+        },
+    )
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the checkpoints."})
 
 
@@ -141,9 +162,12 @@ class DataArguments:
     )
     data_layout: str = field(
         default="auto",
-        metadata={"help": "auto, imagefolder, hub, paired, or segmentation (a semantic-segmentation dataset, "
-                          "FoodSeg103 style: one sample per (image, class present)).", "choices": list(DATA_LAYOUTS)},
-    )  # fmt: skip
+        metadata={
+            "help": "auto, imagefolder, hub, paired, or segmentation (a semantic-segmentation dataset, "
+            "FoodSeg103 style: one sample per (image, class present)).",
+            "choices": list(DATA_LAYOUTS),
+        },
+    )
     id2label_file: str | None = field(
         default=None, metadata={"help": "segmentation: JSON {id: name} of the label map's classes."}
     )
@@ -166,14 +190,12 @@ class DataArguments:
         default=None, metadata={"help": "Comma-separated labels of the ambiguous group (adds ambiguous_f1)."}
     )
     flip_prob: float = field(default=0.5, metadata={"help": "Horizontal flip probability (training)."})
-    crop_scale_min: float = field(
-        default=0.6, metadata={"help": "Smallest random-crop area fraction (1.0: no crop)."}
-    )
+    crop_scale_min: float = field(default=0.6, metadata={"help": "Smallest random-crop area fraction (1.0: no crop)."})
     mask_cache_dir: str | None = field(default=None, metadata={"help": "Where SAM mask shards are cached."})
     on_bad_samples: str = field(
-        default="raise", metadata={"help": "raise or skip unreadable samples when computing masks.",
-                                   "choices": ["raise", "skip"]},
-    )  # fmt: skip
+        default="raise",
+        metadata={"help": "raise or skip unreadable samples when computing masks.", "choices": ["raise", "skip"]},
+    )
 
 
 @dataclass
@@ -189,9 +211,11 @@ class HubArguments:
     )
     hub_sam_model_id: str | None = field(
         default=None,
-        metadata={"help": "The segmenter's Hub id written in the uploaded processor config when the saved one names a "
-                          "local path (default: facebook/sam-vit-base). Machine paths are never uploaded."},
-    )  # fmt: skip
+        metadata={
+            "help": "The segmenter's Hub id written in the uploaded processor config when the saved one names a "
+            "local path (default: facebook/sam-vit-base). Machine paths are never uploaded."
+        },
+    )
 
 
 def parse_args(argv: list[str] | None = None):
@@ -266,16 +290,23 @@ def load_data(data_args: DataArguments, seed: int = 42):
                 raise ValueError("--data_layout segmentation needs --id2label_file (JSON {id: class name}).")
             id2label = {int(k): v for k, v in json.loads(Path(data_args.id2label_file).read_text()).items()}
             splits = {
-                name: segmentation_to_roi_dataset(split, id2label, data_args.image_column, data_args.label_column,
-                                                  min_area=data_args.segmentation_min_area)
+                name: segmentation_to_roi_dataset(
+                    split,
+                    id2label,
+                    data_args.image_column,
+                    data_args.label_column,
+                    min_area=data_args.segmentation_min_area,
+                )
                 for name, split in splits.items()
-            }  # fmt: skip
+            }
         else:
             splits = one_label_map({name: _standard_columns(split, data_args, name) for name, split in splits.items()})
     if "validation" not in splits:
         fraction = data_args.validation_split_percentage / 100
         if not 0 < fraction < 1:
-            raise ValueError("no evaluation split: set --validation_dir/--validation_split or a percentage in (0, 100).")
+            raise ValueError(
+                "no evaluation split: set --validation_dir/--validation_split or a percentage in (0, 100)."
+            )
         carved = splits["train"].train_test_split(test_size=fraction, seed=seed, stratify_by_column="label")
         splits = {"train": carved["train"], "validation": carved["test"]}
     num_labels = len(splits["train"].features["label"].names)
@@ -373,17 +404,8 @@ def check_class_counts(splits: dict) -> None:
 
 
 def check_labels(dataset_labels: list[str], model_id2label: dict[int, str], what: str = "the model") -> None:
-    """The dataset's labels must be the model's, in the same order."""
-    model_labels = [model_id2label[i] for i in sorted(model_id2label)]
-    if dataset_labels == model_labels:
-        return
-    unknown = [name for name in dataset_labels if name not in model_labels]
-    raise ValueError(
-        f"the dataset's labels do not match {what}'s label2id: "
-        + (f"labels not in label2id: {unknown}; " if unknown else "same names in another order; ")
-        + f"dataset: {dataset_labels[:10]}{'...' if len(dataset_labels) > 10 else ''}, "
-        f"model: {model_labels[:10]}{'...' if len(model_labels) > 10 else ''}."
-    )
+    """The dataset's labels must be the model's, with the same ids."""
+    check_same_labels(model_id2label, dataset_labels, what, "the dataset")
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -403,26 +425,40 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
         if not model_args.model_name_or_path:
             raise ValueError("--model_type single needs --model_name_or_path (e.g. efficientnet-lite0-imagenet).")
         extra = {} if model_args.model_name_or_path == BUILTIN_LITE0 else revision
-        model, preprocessing = load_classifier(model_args.model_name_or_path, id2label, model_args.from_scratch,
-                                               **extra)  # fmt: skip
+        model, preprocessing = load_classifier(
+            model_args.model_name_or_path, id2label, model_args.from_scratch, **extra
+        )
         size = model_args.image_size or preprocessing["size"][0]
         cutouts, full_image = single_model_preprocessors(
-            preprocessing, size, context_mode=model_args.context_mode or "complement",
+            preprocessing,
+            size,
+            context_mode=model_args.context_mode or "complement",
             sam_model_name_or_path=model_args.sam_model_name_or_path or DEFAULT_SEGMENTER,
-        )  # fmt: skip
+        )
         model.config.rvernet_single_view = model_args.single_view  # what it was trained on, for evaluation
-        return model, _single_model_processor(model, preprocessing, size), {"cutouts": cutouts, "full_image": full_image}
+        return (
+            model,
+            _single_model_processor(model, preprocessing, size),
+            {"cutouts": cutouts, "full_image": full_image},
+        )
 
     # Only what was asked for: a saved processor keeps its own settings otherwise.
-    settings = {name: value for name, value in (("sam_model_name_or_path", model_args.sam_model_name_or_path),
-                                                ("context_mode", model_args.context_mode)) if value is not None}  # fmt: skip
+    settings = {
+        name: value
+        for name, value in (
+            ("sam_model_name_or_path", model_args.sam_model_name_or_path),
+            ("context_mode", model_args.context_mode),
+        )
+        if value is not None
+    }
     selection = {"token_selection": model_args.token_selection} if model_args.token_selection else {}
     if model_args.model_name_or_path:
         model = RveRNetForImageClassification.from_pretrained(model_args.model_name_or_path, **revision, **selection)
         check_labels([id2label[i] for i in sorted(id2label)], model.config.id2label, model_args.model_name_or_path)
         processor = RveRNetImageProcessor.from_pretrained(model_args.model_name_or_path, **revision, **settings)
         return model, with_token_grid(processor, model), {"cutouts": processor}
-    label2id = {v: k for k, v in id2label.items()}
+    label2id = label2id_of(id2label)
+
     def scratch_tower_config(path):
         """A random-init tower's config; its head is raised to the label count so that it is no bottleneck."""
         config = AutoConfig.from_pretrained(path, **revision)
@@ -431,15 +467,20 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
             config.num_labels = wanted
         return config
 
-    scratch = {name: model_args.from_scratch or flag
-               for name, flag in (("roi", model_args.roi_from_scratch), ("context", model_args.context_from_scratch))}  # fmt: skip
+    scratch = {
+        name: model_args.from_scratch or flag
+        for name, flag in (("roi", model_args.roi_from_scratch), ("context", model_args.context_from_scratch))
+    }
     if scratch["roi"] != scratch["context"]:  # one pretrained tower, one random-init tower
         from .modeling_rvernet import tower_class_for_config
 
         if model_args.fusion != "logits":
             raise ValueError("mixing a pretrained and a random-init tower is supported with --fusion logits.")
         towers = {}
-        for name, path in (("roi", model_args.roi_model_name_or_path), ("context", model_args.context_model_name_or_path)):
+        for name, path in (
+            ("roi", model_args.roi_model_name_or_path),
+            ("context", model_args.context_model_name_or_path),
+        ):
             if scratch[name]:
                 config = scratch_tower_config(path)
                 towers[name] = tower_class_for_config(config)._from_config(config)
@@ -447,30 +488,46 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
                 config = AutoConfig.from_pretrained(path, **revision)
                 towers[name] = tower_class_for_config(config).from_pretrained(path, **revision)
         config = RveRNetConfig.from_tower_configs(
-            towers["roi"].config, towers["context"].config, fusion=model_args.fusion,
-            fusion_hidden_size=model_args.fusion_hidden_size, id2label=id2label, label2id=label2id, **selection,
-        )  # fmt: skip
+            towers["roi"].config,
+            towers["context"].config,
+            fusion=model_args.fusion,
+            fusion_hidden_size=model_args.fusion_hidden_size,
+            id2label=id2label,
+            label2id=label2id,
+            **selection,
+        )
         model = RveRNetForImageClassification(config, roi_model=towers["roi"], context_model=towers["context"])
     elif scratch["roi"]:
         config = RveRNetConfig.from_tower_configs(
             scratch_tower_config(model_args.roi_model_name_or_path),
-            scratch_tower_config(model_args.context_model_name_or_path), fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size,
-            id2label=id2label, label2id=label2id, **selection,
-        )  # fmt: skip
+            scratch_tower_config(model_args.context_model_name_or_path),
+            fusion=model_args.fusion,
+            fusion_hidden_size=model_args.fusion_hidden_size,
+            id2label=id2label,
+            label2id=label2id,
+            **selection,
+        )
         model = RveRNetForImageClassification(config)
     else:
         model = RveRNetForImageClassification.from_towers_pretrained(
-            model_args.roi_model_name_or_path, model_args.context_model_name_or_path, id2label=id2label,
-            fusion=model_args.fusion, fusion_hidden_size=model_args.fusion_hidden_size, **selection,
-            roi_revision=model_args.model_revision, context_revision=model_args.model_revision,
-        )  # fmt: skip
+            model_args.roi_model_name_or_path,
+            model_args.context_model_name_or_path,
+            id2label=id2label,
+            fusion=model_args.fusion,
+            fusion_hidden_size=model_args.fusion_hidden_size,
+            **selection,
+            roi_revision=model_args.model_revision,
+            context_revision=model_args.model_revision,
+        )
     size = model_args.image_size or getattr(model.config.roi_config, "image_size", None)
     if size:
         settings["size"] = {"height": int(size), "width": int(size)}
     processor = RveRNetImageProcessor.from_towers_pretrained(
-        model_args.roi_model_name_or_path, model_args.context_model_name_or_path, revision=model_args.model_revision,
+        model_args.roi_model_name_or_path,
+        model_args.context_model_name_or_path,
+        revision=model_args.model_revision,
         **settings,
-    )  # fmt: skip
+    )
     # timm towers keep their normalisation in the config (`pretrained_cfg`), not in a processor file.
     for name in ("roi", "context"):
         pretrained_cfg = getattr(getattr(model.config, f"{name}_config"), "pretrained_cfg", None) or {}
@@ -496,12 +553,19 @@ def _single_model_processor(model, preprocessing: dict, size: int):
 
     if getattr(model.config, "model_type", None) == "timm_wrapper":
         pretrained_cfg = dict(getattr(model.config, "pretrained_cfg", None) or {})
-        pretrained_cfg.update(mean=tuple(preprocessing["mean"]), std=tuple(preprocessing["std"]),
-                              input_size=(3, size, size), crop_pct=1.0)  # fmt: skip
+        pretrained_cfg.update(
+            mean=tuple(preprocessing["mean"]),
+            std=tuple(preprocessing["std"]),
+            input_size=(3, size, size),
+            crop_pct=1.0,
+        )
         model.config.pretrained_cfg = pretrained_cfg
         return TimmWrapperImageProcessor(pretrained_cfg=pretrained_cfg, architecture=model.config.architecture)
-    return ViTImageProcessor(size={"height": size, "width": size}, image_mean=list(preprocessing["mean"]),
-                             image_std=list(preprocessing["std"]))  # fmt: skip
+    return ViTImageProcessor(
+        size={"height": size, "width": size},
+        image_mean=list(preprocessing["mean"]),
+        image_std=list(preprocessing["std"]),
+    )
 
 
 # ----------------------------------------------------------------------------------------------- the run
@@ -524,13 +588,18 @@ def run(
     checkpoint), replaced (`--overwrite_output_dir`) or refused, and a second run into the same folder is refused
     while this one holds its lock."""
     hub_args = hub_args or HubArguments()
-    std_logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-                            datefmt="%m/%d/%Y %H:%M:%S", handlers=[std_logging.StreamHandler(sys.stdout)])  # fmt: skip
+    std_logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[std_logging.StreamHandler(sys.stdout)],
+    )
     log_level = training_args.get_process_log_level()
     logger.setLevel(log_level)
     transformers.utils.logging.set_verbosity(log_level)
-    logger.info(f"Process rank {training_args.process_index}, device {training_args.device}, "
-                f"world size {training_args.world_size}, bf16 {training_args.bf16}, fp16 {training_args.fp16}")  # fmt: skip
+    logger.info(
+        f"Process rank {training_args.process_index}, device {training_args.device}, "
+        f"world size {training_args.world_size}, bf16 {training_args.bf16}, fp16 {training_args.fp16}"
+    )
     if model_args.model_type not in MODEL_TYPES:
         raise ValueError(f"--model_type must be one of {MODEL_TYPES}, got {model_args.model_type!r}.")
     if training_args.device.type == "cpu":
@@ -560,7 +629,9 @@ def claim_output_dir(training_args: DistillationTrainingArguments):
             raise ValueError(f"--resume_from_checkpoint {resume} cannot be resumed from: {reason}.")
         checkpoint = resume
     elif training_args.process_index == 0:
-        checkpoint = check_output_dir(training_args.output_dir, resume=latest, overwrite=training_args.overwrite_output_dir)
+        checkpoint = check_output_dir(
+            training_args.output_dir, resume=latest, overwrite=training_args.overwrite_output_dir
+        )
     else:  # the other processes only read the folder (the main one deletes, with --overwrite_output_dir)
         checkpoint = find_resumable_checkpoint(training_args.output_dir) if latest else None
     lock = None
@@ -581,9 +652,9 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
     # ---- data, labels, model: every check happens here, before any training step
     data, layout = load_data(data_args, seed=training_args.seed)
     label_names = data["train"].features["label"].names
-    id2label = dict(enumerate(label_names))
+    id2label = normalize_id2label(label_names)
     ambiguous = [s.strip() for s in (data_args.ambiguous_labels or "").split(",") if s.strip()]
-    resolve_label_ids(ambiguous, {v: k for k, v in id2label.items()})
+    resolve_label_ids(ambiguous, label2id_of(id2label))
     model, processor_to_save, preprocessing = build_model(model_args, id2label)
     if layout == "paired" and model_args.model_type != "rvernet":
         raise ValueError("the paired layout holds cut-outs only: it trains `--model_type rvernet`.")
@@ -606,59 +677,81 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
         # one (size, values, not empty); SAM makes the missing masks. Cached with the masks: a second run reuses it.
         for split in list(data):
             given = "roi_mask" in data[split].column_names and None not in data[split]["roi_mask"]
-            logger.info(f"Checking the {split} split{'' if given else ' and computing its missing ROI masks'} "
-                        "(once; cached and resumable).")  # fmt: skip
+            logger.info(
+                f"Checking the {split} split{'' if given else ' and computing its missing ROI masks'} "
+                "(once; cached and resumable)."
+            )
             try:
                 data[split], report = precompute_roi_masks(
-                    data[split], preprocessing["cutouts"], cache_dir=data_args.mask_cache_dir,
+                    data[split],
+                    preprocessing["cutouts"],
+                    cache_dir=data_args.mask_cache_dir,
                     on_error=data_args.on_bad_samples,
-                )  # fmt: skip
+                )
             except ValueError as error:
                 raise ValueError(
                     f"the {split} split: {error} (--on_bad_samples skip drops such samples and reports them)"
                 ) from None
             if report.skipped:
                 dropped = [entry["name"] or entry["index"] for entry in report.skipped]
-                logger.warning(f"the {split} split: dropped {len(dropped)} bad sample(s) (--on_bad_samples skip): "
-                               f"{dropped[:10]}{' ...' if len(dropped) > 10 else ''}; first reason: "
-                               f"{report.skipped[0]['error']}")  # fmt: skip
+                logger.warning(
+                    f"the {split} split: dropped {len(dropped)} bad sample(s) (--on_bad_samples skip): "
+                    f"{dropped[:10]}{' ...' if len(dropped) > 10 else ''}; first reason: "
+                    f"{report.skipped[0]['error']}"
+                )
                 if len(data[split]) == 0:
                     raise ValueError(f"the {split} split has no usable sample left after dropping bad ones.")
     if teacher is not None and training_args.cache_teacher_logits:
         with training_args.main_process_first(desc="teacher logits"):
             for split in list(data):
                 data[split] = compute_teacher_logits(
-                    data[split], teacher, batch_size=training_args.per_device_eval_batch_size,
+                    data[split],
+                    teacher,
+                    batch_size=training_args.per_device_eval_batch_size,
                     device=training_args.device,
-                )  # fmt: skip
+                )
 
     # ---- transforms
     # Augmentations are a pure function of (seed, epoch, sample index): resume and DDP see the same draws.
     data["train"] = add_sample_index(data["train"])
-    transform_kwargs = {"flip_prob": data_args.flip_prob, "crop_scale": (data_args.crop_scale_min, 1.0),
-                        "seed": training_args.seed}  # fmt: skip
+    transform_kwargs = {
+        "flip_prob": data_args.flip_prob,
+        "crop_scale": (data_args.crop_scale_min, 1.0),
+        "seed": training_args.seed,
+    }
     if layout == "paired":
         train_transform = PairedTransform(preprocessing["cutouts"], train=True, **transform_kwargs)
         eval_transform = PairedTransform(preprocessing["cutouts"], train=False)
     else:
-        single = {} if model_args.model_type == "rvernet" else {
-            "single_view": model_args.single_view, "single_processor": preprocessing.get("full_image")}  # fmt: skip
+        single = (
+            {}
+            if model_args.model_type == "rvernet"
+            else {"single_view": model_args.single_view, "single_processor": preprocessing.get("full_image")}
+        )
         teacher_kwargs = {}
         if teacher is not None and not training_args.cache_teacher_logits:
-            teacher_kwargs = {"teacher_processor": teacher.input_processor(),
-                              "teacher_input": training_args.teacher_input}  # fmt: skip
-        train_transform = RveRNetTransform(preprocessing["cutouts"], train=True, **transform_kwargs, **single,
-                                           **teacher_kwargs)  # fmt: skip
+            teacher_kwargs = {
+                "teacher_processor": teacher.input_processor(),
+                "teacher_input": training_args.teacher_input,
+            }
+        train_transform = RveRNetTransform(
+            preprocessing["cutouts"], train=True, **transform_kwargs, **single, **teacher_kwargs
+        )
         eval_transform = RveRNetTransform(preprocessing["cutouts"], train=False, **single, **teacher_kwargs)
     train_dataset = data["train"].with_transform(train_transform)
     eval_dataset = data["validation"].with_transform(eval_transform)
     metrics_fn = ClassificationMetrics(id2label, ambiguous)
 
     trainer = RveRNetDistillationTrainer(  # with cached logits the teacher's work is done: it is not kept
-        model=model, args=training_args, teacher_model=None if training_args.cache_teacher_logits else teacher, train_dataset=train_dataset,
-        eval_dataset=eval_dataset, compute_metrics=metrics_fn, processing_class=processor_to_save,
+        model=model,
+        args=training_args,
+        teacher_model=None if training_args.cache_teacher_logits else teacher,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        compute_metrics=metrics_fn,
+        processing_class=processor_to_save,
         callbacks=[augmentation_epoch_callback(train_transform)],
-    )  # fmt: skip
+    )
 
     results: dict = {}
     if training_args.do_train:
@@ -681,21 +774,38 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
         if metrics_fn.last_result is not None:
             report = {k: metrics_fn.last_result[k] for k in ("per_class", "confusion_matrix")}
             (output_dir / "per_class_report.json").write_text(json.dumps(report, indent=2))
-            save_confusion_matrix(metrics_fn.last_result["confusion_matrix"], label_names,
-                                  output_dir / "confusion_matrix.png", title="evaluation")  # fmt: skip
+            save_confusion_matrix(
+                metrics_fn.last_result["confusion_matrix"],
+                label_names,
+                output_dir / "confusion_matrix.png",
+                title="evaluation",
+            )
         save_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
         if training_args.do_train:
-            card = _model_card(model, model_args, data_args, training_args, hub_args, results, ambiguous, layout,
-                               sam_model=getattr(processor_to_save, "sam_model_name_or_path", None))  # fmt: skip
+            card = _model_card(
+                model,
+                model_args,
+                data_args,
+                training_args,
+                hub_args,
+                results,
+                ambiguous,
+                layout,
+                sam_model=getattr(processor_to_save, "sam_model_name_or_path", None),
+            )
             card.save(output_dir / "README.md")
             if push_wanted:
                 verify_reload(trainer.accelerator.unwrap_model(trainer.model), output_dir)
                 where = push_folder(
-                    output_dir, training_args.hub_model_id or output_dir.name, revision=training_args.hub_revision,
-                    create_pr=hub_args.hub_create_pr, private=training_args.hub_private_repo,
-                    token=training_args.hub_token, dry_run_dir=hub_args.push_dry_run_dir,
+                    output_dir,
+                    training_args.hub_model_id or output_dir.name,
+                    revision=training_args.hub_revision,
+                    create_pr=hub_args.hub_create_pr,
+                    private=training_args.hub_private_repo,
+                    token=training_args.hub_token,
+                    dry_run_dir=hub_args.push_dry_run_dir,
                     sam_model_id=hub_args.hub_sam_model_id,
-                )  # fmt: skip
+                )
                 logger.info(f"Pushed: {where}")
                 results["pushed"] = str(where)
         print(_written_summary(output_dir, results.get("pushed")), flush=True)
@@ -729,23 +839,35 @@ def _written_summary(output_dir: Path, pushed: str | None) -> str:
 def _model_card(model, model_args, data_args, training_args, hub_args, results, ambiguous, layout, sam_model=None):
     from .hub import render_model_card
 
-    dataset = hub_args.model_card_dataset or data_args.dataset_name or Path(
-        data_args.train_dir or data_args.paired_dir).name  # fmt: skip
-    metrics = {k[len("eval_"):]: v for k, v in results.items()
-               if k in ("eval_accuracy", "eval_macro_f1", "eval_ambiguous_f1")}  # fmt: skip
+    dataset = (
+        hub_args.model_card_dataset or data_args.dataset_name or Path(data_args.train_dir or data_args.paired_dir).name
+    )
+    metrics = {
+        k[len("eval_") :]: v
+        for k, v in results.items()
+        if k in ("eval_accuracy", "eval_macro_f1", "eval_ambiguous_f1")
+    }
     if model_args.model_type == "rvernet":
-        base_model = sorted({model_args.roi_model_name_or_path, model_args.context_model_name_or_path}
-                            if not model_args.model_name_or_path else {model_args.model_name_or_path})  # fmt: skip
+        base_model = sorted(
+            {model_args.roi_model_name_or_path, model_args.context_model_name_or_path}
+            if not model_args.model_name_or_path
+            else {model_args.model_name_or_path}
+        )
     else:
         base_model = [model_args.model_name_or_path]
     base_model = [] if model_args.from_scratch else [b for b in base_model if "/" in b and not os.path.isdir(b)]
     distillation = "none"
     if training_args.distillation_type != "none":
-        distillation = (f"{training_args.distillation_type} from `{training_args.teacher_model_name_or_path}` "
-                        f"(alpha {training_args.distillation_alpha}, T {training_args.distillation_temperature}, "
-                        f"teacher input: {training_args.teacher_input})")  # fmt: skip
-    effective_batch = (training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
-                       * training_args.world_size)  # fmt: skip
+        distillation = (
+            f"{training_args.distillation_type} from `{training_args.teacher_model_name_or_path}` "
+            f"(alpha {training_args.distillation_alpha}, T {training_args.distillation_temperature}, "
+            f"teacher input: {training_args.teacher_input})"
+        )
+    effective_batch = (
+        training_args.per_device_train_batch_size
+        * training_args.gradient_accumulation_steps
+        * training_args.world_size
+    )
     training = (
         f"Trained with `rvernet-hf train` ({model_args.model_type}"
         f"{', ' + model_args.single_view if model_args.model_type == 'single' else ''}) on `{dataset}` "
@@ -755,21 +877,33 @@ def _model_card(model, model_args, data_args, training_args, hub_args, results, 
         f"{', from scratch (random initialisation)' if model_args.from_scratch else ''}."
     )
     name = training_args.hub_model_id or Path(training_args.output_dir).name
-    hub_datasets = [data_args.dataset_name] if data_args.dataset_name and not os.path.isdir(data_args.dataset_name) else []
-    summary = "" if model_args.model_type == "rvernet" else (
-        f"A single image classifier on the `{model_args.single_view}` view, trained with rvernet-hf as a distillation "
-        "teacher or a baseline for RveRNet (this checkpoint is not an RveRNet model; use it with "
-        "`pipeline('image-classification')`)."
+    hub_datasets = (
+        [data_args.dataset_name] if data_args.dataset_name and not os.path.isdir(data_args.dataset_name) else []
+    )
+    summary = (
+        ""
+        if model_args.model_type == "rvernet"
+        else (
+            f"A single image classifier on the `{model_args.single_view}` view, trained with rvernet-hf as a distillation "
+            "teacher or a baseline for RveRNet (this checkpoint is not an RveRNet model; use it with "
+            "`pipeline('image-classification')`)."
+        )
     )
     return render_model_card(
-        model_name=name.split("/")[-1], repo_id=name, summary=summary,
+        model_name=name.split("/")[-1],
+        repo_id=name,
+        summary=summary,
         config=model.config if model_args.model_type == "rvernet" else None,
-        datasets=hub_datasets, base_model=base_model, metrics=metrics, dataset_name=dataset,
-        sam_model=hub_args.hub_sam_model_id or (sam_model if sam_model and not os.path.exists(sam_model)
-                                                else DEFAULT_SEGMENTER),  # fmt: skip
-        distillation=distillation, training=training,
+        datasets=hub_datasets,
+        base_model=base_model,
+        metrics=metrics,
+        dataset_name=dataset,
+        sam_model=hub_args.hub_sam_model_id
+        or (sam_model if sam_model and not os.path.exists(sam_model) else DEFAULT_SEGMENTER),
+        distillation=distillation,
+        training=training,
         ambiguous_labels=ambiguous,
-    )  # fmt: skip
+    )
 
 
 __all__ = [

@@ -84,8 +84,15 @@ def save_confusion_matrix(matrix, label_names: list[str], path: str | os.PathLik
     if len(label_names) <= 30:
         threshold = matrix.max() / 2 if matrix.size else 0
         for (row, column), value in np.ndenumerate(matrix):
-            axis.text(column, row, str(value), ha="center", va="center", fontsize=7,
-                      color="white" if value > threshold else "black")  # fmt: skip
+            axis.text(
+                column,
+                row,
+                str(value),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > threshold else "black",
+            )
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
