@@ -9,7 +9,6 @@ cached-teacher epoch / plain epoch <= 1.05; SAM 4 prompts / 1 prompt <= 1.2 on o
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -335,11 +334,10 @@ def main(argv=None):
             40,
         )
     torch.manual_seed(0)
+    from rvernet_hf.testing_utils import machine_facts
+
     figures = {
-        "device": str(DEVICE),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        **machine_facts(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

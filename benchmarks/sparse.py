@@ -17,7 +17,6 @@ forward+backward of sparse RveRNet, dense RveRNet and ONE dense DeiT tower, side
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -264,11 +263,10 @@ def main(argv=None):
     import tempfile
 
     torch.manual_seed(0)
+    from rvernet_hf.testing_utils import machine_facts
+
     figures = {
-        "device": str(DEVICE),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        **machine_facts(),
         "batch_size": args.batch_size,
         "image_size": args.image_size,
     }

@@ -40,6 +40,34 @@ def tiny_config():
 SYNTH_SIZE = 32
 
 
+def data_args(root):
+    """The training script's arguments for the built-in benchmark's folders under `root` (images and masks)."""
+    return [
+        "--train_dir",
+        str(root / "train"),
+        "--train_masks_dir",
+        str(root / "train_masks"),
+        "--validation_dir",
+        str(root / "validation"),
+        "--validation_masks_dir",
+        str(root / "validation_masks"),
+    ]
+
+
+def rvernet_args(root, tower_dir):
+    """`data_args` plus two random-init towers from the tiny DeiT config folder and a small fusion head."""
+    return [
+        *data_args(root),
+        "--roi_model_name_or_path",
+        str(tower_dir),
+        "--context_model_name_or_path",
+        str(tower_dir),
+        "--from_scratch",
+        "--fusion_hidden_size",
+        "16",
+    ]
+
+
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory):
     """The built-in ambiguous-food benchmark at test size: 5 classes x 8 images of 32 px, with masks."""

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from conftest import rvernet_args
 from rvernet_hf.data import RveRNetTransform, add_sample_index, augmentation_epoch_callback, load_image_folder_dataset
 from rvernet_hf.distillation import (
     DistillationTrainingArguments,
@@ -427,21 +428,7 @@ def test_two_process_gloo_run_matches_one_process(tmp_path, synthetic_data, towe
     script = tmp_path / "train.py"
     script.write_text(DDP_SCRIPT)
     common = [
-        "--train_dir",
-        str(synthetic_data / "train"),
-        "--train_masks_dir",
-        str(synthetic_data / "train_masks"),
-        "--validation_dir",
-        str(synthetic_data / "validation"),
-        "--validation_masks_dir",
-        str(synthetic_data / "validation_masks"),
-        "--roi_model_name_or_path",
-        str(tower_dir),
-        "--context_model_name_or_path",
-        str(tower_dir),
-        "--from_scratch",
-        "--fusion_hidden_size",
-        "16",
+        *rvernet_args(synthetic_data, tower_dir),
         "--do_train",
         "--max_steps",
         "3",

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from conftest import data_args
 from rvernet_hf.evaluation import patch_permutation, translocation
 
 
@@ -41,14 +42,7 @@ def test_evaluate_a_saved_model_with_probes(tmp_path, synthetic_data, tower_dir)
 
     main(
         [
-            "--train_dir",
-            str(synthetic_data / "train"),
-            "--train_masks_dir",
-            str(synthetic_data / "train_masks"),
-            "--validation_dir",
-            str(synthetic_data / "validation"),
-            "--validation_masks_dir",
-            str(synthetic_data / "validation_masks"),
+            *data_args(synthetic_data),
             "--roi_model_name_or_path",
             str(tower_dir),
             "--context_model_name_or_path",

@@ -14,7 +14,7 @@ from transformers import pipeline
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging
 
-from conftest import IMAGE_SIZE, tiny_tower_config
+from conftest import IMAGE_SIZE, rvernet_args, tiny_tower_config
 from rvernet_hf import RveRNetConfig, RveRNetForImageClassification, RveRNetImageProcessor, RveRNetModel
 from rvernet_hf.data import RveRNetTransform
 from rvernet_hf.modeling_rvernet import kept_token_index
@@ -374,21 +374,7 @@ def test_training_with_token_selection_mask_then_evaluation_and_a_dense_switch(t
     out = tmp_path / "sparse"
     main(
         [
-            "--train_dir",
-            str(synthetic_data / "train"),
-            "--train_masks_dir",
-            str(synthetic_data / "train_masks"),
-            "--validation_dir",
-            str(synthetic_data / "validation"),
-            "--validation_masks_dir",
-            str(synthetic_data / "validation_masks"),
-            "--roi_model_name_or_path",
-            str(tower_dir),
-            "--context_model_name_or_path",
-            str(tower_dir),
-            "--from_scratch",
-            "--fusion_hidden_size",
-            "16",
+            *rvernet_args(synthetic_data, tower_dir),
             "--token_selection",
             "mask",
             "--output_dir",

@@ -6,20 +6,8 @@ import json
 import pytest
 from huggingface_hub import ModelCard
 
+from conftest import data_args, rvernet_args
 from rvernet_hf.training import main
-
-
-def data_args(root):
-    return [
-        "--train_dir",
-        str(root / "train"),
-        "--train_masks_dir",
-        str(root / "train_masks"),
-        "--validation_dir",
-        str(root / "validation"),
-        "--validation_masks_dir",
-        str(root / "validation_masks"),
-    ]
 
 
 def common(output_dir):
@@ -37,19 +25,6 @@ def common(output_dir):
         "no",
         "--disable_tqdm",
         "true",
-    ]
-
-
-def rvernet_args(root, tower_dir):
-    return [
-        *data_args(root),
-        "--roi_model_name_or_path",
-        str(tower_dir),
-        "--context_model_name_or_path",
-        str(tower_dir),
-        "--from_scratch",
-        "--fusion_hidden_size",
-        "16",
     ]
 
 
@@ -316,14 +291,7 @@ def test_bad_samples_of_every_split_are_found_before_the_first_step_and_skip_dro
     small = sorted((data / "validation_masks" / "bread").iterdir())[0]
     Image.fromarray(np.ones((5, 5), dtype=np.uint8) * 255).save(small)
     arguments = [
-        *data_args(data),
-        "--roi_model_name_or_path",
-        str(tower_dir),
-        "--context_model_name_or_path",
-        str(tower_dir),
-        "--from_scratch",
-        "--fusion_hidden_size",
-        "16",
+        *rvernet_args(data, tower_dir),
         "--do_train",
         "--max_steps",
         "1",

@@ -7,6 +7,21 @@ nothing; their shapes, code paths and costs are real. Not imported by the files 
 IMAGE_SIZE = 30
 
 
+def machine_facts() -> dict:
+    """Where a benchmark ran: device, processor and cores, torch version and threads (printed with its figures)."""
+    import os
+    import platform
+
+    import torch
+
+    return {
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
 def median_seconds(fn, repeats: int = 3, warmup: int = 1) -> float:
     """Median wall time of `fn()` over `repeats` calls after `warmup` untimed ones (CUDA synchronised around each
     call when a GPU is present): the one timer of `benchmarks/`."""
@@ -223,6 +238,7 @@ __all__ = [
     "IMAGE_SIZE",
     "SEGMENTER_FAMILIES",
     "TOWER_FAMILIES",
+    "machine_facts",
     "median_seconds",
     "tiny_sam",
     "tiny_sam3",
