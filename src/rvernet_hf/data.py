@@ -109,6 +109,34 @@ def load_image_folder_dataset(
     return datasets.Dataset.from_dict(rows, features=features)
 
 
+LABEL_CHANNELS = ("auto", "red", "green", "blue")
+
+
+def label_map_array(label_map: Any, index: int, label_channel: str = "auto") -> np.ndarray:
+    """A label-map image (PIL, array) -> (H, W) integer class ids.
+
+    `label_channel="auto"`: a single-channel map as it is, an RGB(A) map whose three colour channels are equal as
+    one of them; an RGB map whose channels differ is refused (it is not a label map unless one channel holds the
+    ids: UECFoodPix keeps them in the red channel, `label_channel="red"`).
+    """
+    if isinstance(label_map, Image.Image) and label_map.mode == "P":
+        label_map = np.asarray(label_map)  # palette indices are the ids
+    array = np.asarray(label_map)
+    if array.ndim == 2:
+        return array
+    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise ValueError(f"the label map of sample {index} has shape {array.shape}: expected (H, W) or (H, W, 3).")
+    if label_channel != "auto":
+        return array[..., ("red", "green", "blue").index(label_channel)]
+    if (array[..., 1] == array[..., 0]).all() and (array[..., 2] == array[..., 0]).all():
+        return array[..., 0]
+    raise ValueError(
+        f"the label map of sample {index} is a colour image whose channels differ: not a label map as it is. If one "
+        "channel holds the class ids, name it: label_channel='red' (--label_channel red; UECFoodPix Complete keeps "
+        "the class id in the red channel)."
+    )
+
+
 def segmentation_to_roi_dataset(
     dataset,
     id2label: dict[int, str],
@@ -117,38 +145,64 @@ def segmentation_to_roi_dataset(
     min_area: float = 0.01,
     ignore_ids: Sequence[int] = (0, 255),
     num_proc: int | None = None,
+    classes_column: str | None = "classes_on_image",
+    label_channel: str = "auto",
 ):
     """A semantic-segmentation dataset (image + label map, FoodSeg103 style) -> one sample per (image, class present).
 
     This is how the paper built ~18k samples from ~5k FoodSeg103 images. A class counts as present when its pixels
     cover at least `min_area` of the image. Classes in `ignore_ids` (background, void) are skipped. The new label
     space keeps `id2label`'s order without the ignored ids. Columns: image, label, roi_mask, source_index.
+
+    Args:
+        classes_column: a column listing each image's class ids (FoodSeg103 on the Hub: `classes_on_image`), used
+            when present so that each label map is read once, for the masks of those classes only.
+        label_channel: which channel of a colour label map holds the ids (see `label_map_array`).
+
+    A label map with a class id that `id2label` lacks, of another size than its image, or in colour without a
+    `label_channel` is refused, naming the sample.
     """
     datasets = _datasets()
+    if label_channel not in LABEL_CHANNELS:
+        raise ValueError(f"`label_channel` must be one of {LABEL_CHANNELS}, got {label_channel!r}.")
     kept = [i for i in sorted(id2label) if i not in set(ignore_ids)]
     new_id = {old: new for new, old in enumerate(kept)}
     for column in (image_column, label_map_column):
         if column not in dataset.column_names:
             raise ValueError(f"the segmentation dataset has no column {column!r} (columns: {dataset.column_names}).")
+    listed = classes_column if classes_column and classes_column in dataset.column_names else None
+    known = set(id2label) | set(ignore_ids)
 
     def explode(batch, indices):
         out = {"image": [], "label": [], "roi_mask": [], "source_index": []}
-        for image, label_map, index in zip(batch[image_column], batch[label_map_column], indices):
-            label_map = np.asarray(label_map)
-            if label_map.ndim == 3:
-                label_map = label_map[..., 0]
+        classes = batch[listed] if listed else [None] * len(indices)
+        for image, label_map, index, present in zip(batch[image_column], batch[label_map_column], indices, classes):
+            label_map = label_map_array(label_map, index, label_channel)
             image_size = image.size[::-1] if isinstance(image, Image.Image) else np.asarray(image).shape[:2]
             if tuple(label_map.shape) != tuple(image_size):
                 raise ValueError(
                     f"the label map of sample {index} is {label_map.shape} but its image is {tuple(image_size)}."
                 )
-            ids, counts = np.unique(label_map, return_counts=True)
-            for class_id, count in zip(ids.tolist(), counts.tolist()):
-                if class_id not in new_id or count < min_area * label_map.size:
+            if present is None:
+                ids, counts = np.unique(label_map, return_counts=True)
+                found = dict(zip(ids.tolist(), counts.tolist()))
+            else:
+                found = {int(class_id): None for class_id in present}
+            unknown = sorted(set(found) - known)
+            if unknown:
+                raise ValueError(
+                    f"the label map of sample {index} holds class id(s) {unknown[:10]} that id2label lacks "
+                    f"(ids 0..{max(id2label)}): wrong id2label, or the wrong label channel."
+                )
+            for class_id, count in found.items():
+                if class_id not in new_id:
+                    continue
+                mask = label_map == class_id
+                if (count if count is not None else int(mask.sum())) < min_area * label_map.size:
                     continue
                 out["image"].append(image)
                 out["label"].append(new_id[class_id])
-                out["roi_mask"].append(encode_mask(label_map == class_id))
+                out["roi_mask"].append(encode_mask(mask))
                 out["source_index"].append(index)
         return out
 
@@ -660,7 +714,9 @@ def augmentation_epoch_callback(*transforms: RveRNetTransform):
 
 
 __all__ = [
+    "LABEL_CHANNELS",
     "MODEL_INPUTS",
+    "label_map_array",
     "FullImagePreprocessor",
     "add_sample_index",
     "augmentation_epoch_callback",

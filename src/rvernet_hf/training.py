@@ -164,12 +164,29 @@ class DataArguments:
         default="auto",
         metadata={
             "help": "auto, imagefolder, hub, paired, or segmentation (a semantic-segmentation dataset, "
-            "FoodSeg103 style: one sample per (image, class present)).",
+            "FoodSeg103 style: one sample per (image, class present)). auto reads a --dataset_name whose label "
+            "column holds images (label maps) as segmentation.",
             "choices": list(DATA_LAYOUTS),
         },
     )
     id2label_file: str | None = field(
-        default=None, metadata={"help": "segmentation: JSON {id: name} of the label map's classes."}
+        default=None,
+        metadata={
+            "help": "segmentation: JSON {id: name} of the label map's classes. Default: the dataset repository's "
+            "own id2label.json (as FoodSeg103 and UECFoodPix publish it)."
+        },
+    )
+    label_channel: str = field(
+        default="auto",
+        metadata={
+            "help": "segmentation: the channel of a colour label map that holds the class ids (UECFoodPix: red); "
+            "auto reads single-channel maps and refuses colour maps whose channels differ.",
+            "choices": ["auto", "red", "green", "blue"],
+        },
+    )
+    classes_column: str = field(
+        default="classes_on_image",
+        metadata={"help": "segmentation: the column listing each image's class ids, used when present."},
     )
     segmentation_min_area: float = field(
         default=0.01, metadata={"help": "segmentation: smallest class area (fraction of the image) kept."}
@@ -285,10 +302,12 @@ def load_data(data_args: DataArguments, seed: int = 42):
             if validation_split not in loaded:
                 raise ValueError(f"the dataset has no split {validation_split!r} (splits: {list(loaded)}).")
             splits["validation"] = loaded[validation_split]
+        label_feature = splits["train"].features.get(data_args.label_column)
+        if data_args.data_layout == "auto" and isinstance(label_feature, datasets.Image):
+            layout = "segmentation"  # the label column holds label maps
+            logger.info(f"{data_args.dataset_name}: its {data_args.label_column!r} column holds images: label maps.")
         if layout == "segmentation":
-            if not data_args.id2label_file:
-                raise ValueError("--data_layout segmentation needs --id2label_file (JSON {id: class name}).")
-            id2label = {int(k): v for k, v in json.loads(Path(data_args.id2label_file).read_text()).items()}
+            id2label = segmentation_id2label(data_args)
             splits = {
                 name: segmentation_to_roi_dataset(
                     split,
@@ -296,6 +315,8 @@ def load_data(data_args: DataArguments, seed: int = 42):
                     data_args.image_column,
                     data_args.label_column,
                     min_area=data_args.segmentation_min_area,
+                    classes_column=data_args.classes_column,
+                    label_channel=data_args.label_channel,
                 )
                 for name, split in splits.items()
             }
@@ -317,6 +338,37 @@ def load_data(data_args: DataArguments, seed: int = 42):
         if limit is not None:
             splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
     return datasets.DatasetDict(splits), layout
+
+
+def segmentation_id2label(data_args: DataArguments) -> dict[int, str]:
+    """The class names of a segmentation dataset's label maps (pixel id -> name): --id2label_file, else the dataset
+    repository's own `id2label.json` (a local dataset folder's, or the Hub dataset repository's)."""
+    if data_args.id2label_file:
+        source = Path(data_args.id2label_file)
+        if not source.is_file():
+            raise ValueError(f"--id2label_file {source} does not exist.")
+    elif Path(data_args.dataset_name, "id2label.json").is_file():
+        source = Path(data_args.dataset_name, "id2label.json")
+    elif Path(data_args.dataset_name).exists():
+        raise ValueError(
+            f"--data_layout segmentation: {data_args.dataset_name} has no id2label.json; give --id2label_file "
+            "(JSON {id: class name} of the label maps' ids)."
+        )
+    else:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            source = Path(hf_hub_download(data_args.dataset_name, "id2label.json", repo_type="dataset"))
+        except Exception as error:  # noqa: BLE001 (any Hub failure: the user's remedy is the same)
+            raise ValueError(
+                f"--data_layout segmentation: cannot read id2label.json of the dataset {data_args.dataset_name} "
+                f"({type(error).__name__}); give --id2label_file (JSON {{id: class name}})."
+            ) from None
+    try:
+        # pixel ids of a label map, not a model's label space: gaps are allowed (the model's labels come later)
+        return {int(k): str(v) for k, v in json.loads(source.read_text()).items()}
+    except (ValueError, AttributeError) as error:
+        raise ValueError(f"{source} is not a JSON object {{id: class name}}: {error}") from None
 
 
 def check_label_range(dataset, split: str, num_labels: int) -> None:

@@ -1,0 +1,161 @@
+"""The public food datasets as published, through `--dataset_name` and nothing else: tiny local replicas of each
+schema (parquet files in a dataset-repository-shaped folder with its `id2label.json`), loaded by the same
+`load_dataset` call as the Hub id, each trained one step through the command line."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SYNTH_SIZE
+from rvernet_hf.training import DataArguments, load_data, main
+
+
+FOODS = {0: "background", 1: "rice", 2: "egg", 3: "sauce"}
+
+
+def _photo(seed):
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (SYNTH_SIZE, SYNTH_SIZE, 3), dtype=np.uint8))
+
+
+def _label_map(seed, classes, rgb=False):
+    """Background 0 with one block per class (each a quarter of the image)."""
+    ids = np.zeros((SYNTH_SIZE, SYNTH_SIZE), dtype=np.uint8)
+    half = SYNTH_SIZE // 2
+    for slot, class_id in enumerate(classes):
+        top, left = (slot // 2) * half, (slot % 2) * half
+        ids[top : top + half, left : left + half] = class_id
+    if rgb:  # UECFoodPix: the class id in the red channel, green and blue empty
+        return Image.fromarray(np.stack([ids, np.zeros_like(ids), np.zeros_like(ids)], axis=-1))
+    return Image.fromarray(ids, mode="L")
+
+
+def _write_repo(folder, rows_per_split, features, id2label=None):
+    import datasets
+
+    (folder / "data").mkdir(parents=True)
+    for split, rows in rows_per_split.items():
+        dataset = datasets.Dataset.from_dict(rows, features=features)
+        dataset.to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+    if id2label is not None:
+        (folder / "id2label.json").write_text(json.dumps({str(k): v for k, v in id2label.items()}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def foodseg103_repo(tmp_path_factory):
+    """FoodSeg103 on the Hub: image, label (class-id map), classes_on_image (background 0 included), id."""
+    import datasets
+
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.Image(),
+            "classes_on_image": datasets.Sequence(datasets.Value("int64")),
+            "id": datasets.Value("int64"),
+        }
+    )
+    layouts = {"train": [[1, 2], [2, 3], [1, 3], [1, 2, 3]], "validation": [[1, 2], [3]]}
+    rows = {
+        split: {
+            "image": [_photo(i) for i in range(len(classes))],
+            "label": [_label_map(i, c) for i, c in enumerate(classes)],
+            "classes_on_image": [[0, *c] for c in classes],
+            "id": list(range(len(classes))),
+        }
+        for split, classes in layouts.items()
+    }
+    return _write_repo(tmp_path_factory.mktemp("FoodSeg103"), rows, features, FOODS)
+
+
+def train_one_step(dataset, tower_dir, output_dir, *extra):
+    return main(
+        [
+            "--dataset_name",
+            str(dataset),
+            "--roi_model_name_or_path",
+            str(tower_dir),
+            "--context_model_name_or_path",
+            str(tower_dir),
+            "--from_scratch",
+            "--fusion_hidden_size",
+            "16",
+            "--output_dir",
+            str(output_dir),
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "--per_device_train_batch_size",
+            "4",
+            "--max_steps",
+            "1",
+            "--do_train",
+            "--do_eval",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+            *extra,
+        ]
+    )
+
+
+def test_foodseg103_as_published_one_sample_per_image_and_class(foodseg103_repo, tower_dir, tmp_path):
+    data, layout = load_data(DataArguments(dataset_name=str(foodseg103_repo)))
+    assert layout == "segmentation"  # read from the label column's type, no --data_layout needed
+    assert data["train"].features["label"].names == ["rice", "egg", "sauce"]  # from the repo's id2label.json
+    assert len(data["train"]) == 2 + 2 + 2 + 3 and len(data["validation"]) == 3  # background excluded
+    first = data["train"][0]
+    assert np.asarray(first["roi_mask"]).sum() == (SYNTH_SIZE // 2) ** 2
+    results = train_one_step(foodseg103_repo, tower_dir, tmp_path / "out")
+    assert "eval_accuracy" in results
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["id2label"] == {"0": "rice", "1": "egg", "2": "sauce"}
+
+
+def test_a_label_map_with_ids_that_id2label_lacks_is_refused_before_any_work(foodseg103_repo, tmp_path):
+    (tmp_path / "id2label.json").write_text(json.dumps({"0": "background", "1": "rice"}))
+    with pytest.raises(ValueError, match=r"label map of sample 0 holds class id\(s\) \[2\] that id2label lacks"):
+        load_data(DataArguments(dataset_name=str(foodseg103_repo), id2label_file=str(tmp_path / "id2label.json")))
+
+
+def test_uecfoodpix_as_published_class_ids_in_the_red_channel(tower_dir, tmp_path):
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Image()})
+    layouts = {"train": [[1, 2], [2, 3], [1, 3]], "validation": [[1, 2]]}
+    rows = {
+        split: {
+            "image": [_photo(i) for i in range(len(c))],
+            "label": [_label_map(i, k, rgb=True) for i, k in enumerate(c)],
+        }
+        for split, c in layouts.items()
+    }
+    repo = _write_repo(tmp_path / "UECFOODPIXCOMPLETE", rows, features, FOODS)
+    with pytest.raises(ValueError, match=r"label map of sample 0 is a colour image.*--label_channel red"):
+        load_data(DataArguments(dataset_name=str(repo)))
+    data, _ = load_data(DataArguments(dataset_name=str(repo), label_channel="red"))
+    assert data["train"].features["label"].names == ["rice", "egg", "sauce"] and len(data["train"]) == 6
+    assert "eval_accuracy" in train_one_step(repo, tower_dir, tmp_path / "out", "--label_channel", "red")
+
+
+def test_food101_as_published_gets_its_automatic_roi_once(tower_dir, tmp_path):
+    """Food-101: image + ClassLabel, no masks: each image's ROI comes from the segmenter, once, cached."""
+    import datasets
+
+    from conftest import tiny_sam
+
+    names = ["apple_pie", "baby_back_ribs"]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    rows = {
+        split: {"image": [_photo(i) for i in range(4)], "label": [0, 1, 0, 1]} for split in ("train", "validation")
+    }
+    repo = _write_repo(tmp_path / "food101", rows, features)
+    tiny_sam().save_pretrained(tmp_path / "sam")
+    sam = ["--sam_model_name_or_path", str(tmp_path / "sam"), "--mask_cache_dir", str(tmp_path / "masks")]
+    assert "eval_accuracy" in train_one_step(repo, tower_dir, tmp_path / "out", *sam)
+    shards = sorted(path.name for path in (tmp_path / "masks").iterdir())
+    assert shards  # the masks are cached: a second run reads them
+    train_one_step(repo, tower_dir, tmp_path / "again", *sam)
+    assert sorted(path.name for path in (tmp_path / "masks").iterdir()) == shards
