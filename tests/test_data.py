@@ -210,3 +210,57 @@ def test_masks_cli(image_folder, tmp_path):
     )
     saved = datasets.load_from_disk(str(tmp_path / "out"))
     assert len(saved) == 6 and all(m is not None for m in saved["roi_mask"])
+
+
+def test_masks_cli_refuses_to_replace_a_finished_dataset(image_folder, tmp_path):
+    from rvernet_hf.cli import main
+
+    root, _ = image_folder
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "dataset_info.json").write_text("{}")
+    with pytest.raises(SystemExit, match="exists and is not empty"):
+        main(["masks", "--data_dir", str(root), "--output_dir", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "dataset_info.json").read_text() == "{}"
+
+
+@pytest.mark.slow
+def test_masks_on_two_processes_split_the_shards_and_equal_one_process(tmp_path):
+    """torchrun, 2 CPU processes (gloo): each computes its own shards (none twice), rank 0 writes the dataset, and
+    the masks are byte-identical to a 1-process run; a lost shard is recomputed by a later run of another size."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    root = tmp_path / "images"
+    for c, name in enumerate(["chili paste", "ketchup"]):
+        (root / name).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(_image(10 * c + i)).save(root / name / f"img{i}.png")
+    tiny_sam().save_pretrained(tmp_path / "sam")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def masks(output, cache, processes):
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+                    "--master_port", str(port)] if processes > 1 else [sys.executable]  # fmt: skip
+        command = [*launcher, "-m", "rvernet_hf.cli", "masks", "--data_dir", str(root), "--output_dir", str(output),
+                   "--sam_model_name_or_path", str(tmp_path / "sam"), "--shard_size", "2", "--batch_size", "2",
+                   "--cache_dir", str(cache)]  # fmt: skip
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    two = masks(tmp_path / "two", tmp_path / "cache-two", 2)
+    one = masks(tmp_path / "one", tmp_path / "cache-one", 1)
+    assert "process 0 of 2: shards computed: 3" in two and "process 1 of 2: shards computed: 2" in two
+    assert "shards computed: 5, reused from cache: 0" in one
+    masks_of = [datasets.load_from_disk(str(tmp_path / name)).cast_column("roi_mask", datasets.Image(decode=False))
+                for name in ("two", "one")]  # fmt: skip
+    assert [m["bytes"] for m in masks_of[0]["roi_mask"]] == [m["bytes"] for m in masks_of[1]["roi_mask"]]
+    # a lost shard of the 2-process cache: a 1-process run recomputes it alone
+    sorted((tmp_path / "cache-two").glob("masks-*.arrow"))[3].unlink()
+    again = masks(tmp_path / "again", tmp_path / "cache-two", 1)
+    assert "shards computed: 1, reused from cache: 4" in again

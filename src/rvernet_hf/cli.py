@@ -35,9 +35,22 @@ def _env(args: argparse.Namespace) -> int:
 
 def _masks(args: argparse.Namespace) -> int:
     """SAM masks for an image folder, stored with the dataset (`save_to_disk`), resumable, computed once."""
+    import os
+    import shutil
+    from pathlib import Path
+
     from .data import load_image_folder_dataset, precompute_roi_masks
     from .image_processing_rvernet import RveRNetImageProcessor
 
+    output = Path(args.output_dir)
+    if output.exists() and any(output.iterdir()):
+        raise SystemExit(
+            f"--output_dir {output} exists and is not empty: choose another folder (nothing is replaced)."
+        )
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun / accelerate launch: split the shards by rank
+        from accelerate import PartialState
+
+        PartialState()  # joins the process group (gloo on CPU, NCCL on GPUs)
     dataset = load_image_folder_dataset(args.data_dir, masks_dir=args.masks_dir)
     processor = (
         RveRNetImageProcessor.from_pretrained(args.processor)
@@ -52,9 +65,18 @@ def _masks(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         on_error=args.on_error,
     )
-    masked.save_to_disk(args.output_dir)
+    where = f"process {report.process_index} of {report.num_processes}: " if report.num_processes > 1 else ""
+    print(f"{where}shards computed: {report.shards_computed}, reused from cache: {report.shards_reused}")
+    if report.process_index != 0:
+        return 0
+    partial = output.with_name(f".{output.name}.incomplete")  # readers find the dataset complete or absent
+    if partial.exists():
+        shutil.rmtree(partial)  # left by a killed run
+    masked.save_to_disk(str(partial))
+    if output.exists():
+        output.rmdir()  # empty: checked before any work
+    partial.rename(output)
     print(f"{len(masked)} samples with ROI masks saved to {args.output_dir}")
-    print(f"shards computed: {report.shards_computed}, reused from cache: {report.shards_reused}")
     if report.skipped:
         print(f"skipped {len(report.skipped)} samples:")
         for entry in report.skipped:

@@ -300,11 +300,24 @@ def _settings_fingerprint(processor: RveRNetImageProcessor, *parts: Any) -> str:
 
 @dataclass
 class MaskingReport:
-    """What `precompute_roi_masks` did: samples it skipped (index, name, reason) and shards it reused."""
+    """What `precompute_roi_masks` did: samples it skipped (index, name, reason), the shards this process computed
+    and those it found already written, and which process of how many it was."""
 
     skipped: list[dict] = field(default_factory=list)
     shards_computed: int = 0
     shards_reused: int = 0
+    process_index: int = 0
+    num_processes: int = 1
+
+
+def _process_group() -> tuple[int, int, Any]:
+    """(rank, world size, barrier) of the running `torch.distributed` group (`torchrun`, `accelerate launch`, a
+    multi-process Trainer), or (0, 1, no-op) for a single process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size(), dist.barrier
+    return 0, 1, lambda: None
 
 
 def precompute_roi_masks(
@@ -413,18 +426,18 @@ def precompute_roi_masks(
     features = dataset.features.copy()
     features[mask_column] = datasets.Image()
     features["_roi_mask_error"] = datasets.Value("string")
-    shards = []
-    for shard_index, start in enumerate(range(0, len(dataset), shard_size)):
+    rank, world_size, wait_for_everyone = _process_group()
+    report.process_index, report.num_processes = rank, world_size
+
+    def build_shard(shard_index: int, start: int):
         stop = min(start + shard_size, len(dataset))
         cache_file = cache_dir / f"masks-{fingerprint}-{shard_index:05d}-of-{len(dataset)}.arrow"
-        if cache_file.exists():
-            report.shards_reused += 1
-        else:
-            report.shards_computed += 1
         shard = dataset.select(range(start, stop))
         if mask_column not in shard.column_names:
             shard = shard.add_column(mask_column, [None] * len(shard), feature=datasets.Image())
-        shard = shard.map(
+        # `datasets` writes the cache file under a temporary name and renames it when complete: a killed run
+        # leaves no torn shard, and the next run (with any number of processes) recomputes only what is missing.
+        return shard.map(
             lambda batch, idx, offset=start: add_masks(batch, [offset + i for i in idx]),
             batched=True,
             batch_size=batch_size,
@@ -435,7 +448,20 @@ def precompute_roi_masks(
             new_fingerprint=f"{fingerprint}-{shard_index}",
             desc=f"SAM masks, shard {shard_index + 1}",
         )
-        shards.append(shard)
+
+    starts = list(enumerate(range(0, len(dataset), shard_size)))
+    shard_files = {i: cache_dir / f"masks-{fingerprint}-{i:05d}-of-{len(dataset)}.arrow" for i, _ in starts}
+    # Each process computes the missing shards of its rank (round robin: shard i is rank i % world_size's), then
+    # every process reads every shard once all are written: no shard is computed twice, and the result does not
+    # depend on how many processes made it.
+    for shard_index, start in starts:
+        if shard_files[shard_index].exists():
+            report.shards_reused += 1
+        elif shard_index % world_size == rank:
+            report.shards_computed += 1
+            build_shard(shard_index, start)
+    wait_for_everyone()
+    shards = [build_shard(shard_index, start) for shard_index, start in starts]
     result = datasets.concatenate_datasets(shards) if shards else dataset
     errors = result["_roi_mask_error"]
     bad = [i for i, e in enumerate(errors) if e is not None]
