@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -267,6 +268,73 @@ def pipeline_latency(args, workdir: Path):
     return figures
 
 
+def mask_scaling(args, workdir: Path) -> dict:
+    """`rvernet-hf masks` on 1 process and on 2 (torchrun, gloo on CPU): images per second and the ratio, with a
+    tiny random SAM (many images) and, unless --quick, a base-size random SAM (fewer)."""
+    import socket
+
+    import numpy as np
+    from PIL import Image
+    from transformers import SamConfig, SamModel
+
+    from rvernet_hf.testing_utils import tiny_sam
+
+    sams = {"tiny": (tiny_sam(), 8 if args.quick else 64)}
+    if not args.quick:
+        sams["base"] = (SamModel(SamConfig()).eval(), 8)
+    figures = {}
+    for name, (sam, count) in sams.items():
+        root = workdir / f"scaling-{name}" / "images"
+        for i in range(count):
+            folder = root / ("a" if i % 2 else "b")
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = np.random.default_rng(i).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+        sam.save_pretrained(workdir / f"scaling-{name}" / "sam")
+        for processes in (1, 2):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            launcher = [sys.executable]
+            if processes > 1:
+                launcher = [
+                    sys.executable,
+                    "-m",
+                    "torch.distributed.run",
+                    "--nproc_per_node",
+                    str(processes),
+                    "--master_port",
+                    str(port),
+                ]
+            out = workdir / f"scaling-{name}" / f"out-{processes}"
+            command = [
+                *launcher,
+                "-m",
+                "rvernet_hf.cli",
+                "masks",
+                "--data_dir",
+                str(root),
+                "--output_dir",
+                str(out),
+                "--sam_model_name_or_path",
+                str(workdir / f"scaling-{name}" / "sam"),
+                "--shard_size",
+                str(max(1, count // 8)),
+                "--cache_dir",
+                str(out.with_name(f"cache-{processes}")),
+            ]
+            threads = max(1, (os.cpu_count() or 1) // processes)  # the same cores either way
+            start = time.perf_counter()
+            subprocess.run(
+                command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)}
+            )
+            figures[f"masks_{name}_sam_{processes}_process_images_per_s"] = count / (time.perf_counter() - start)
+        figures[f"masks_{name}_sam_2_over_1_process_speed"] = (
+            figures[f"masks_{name}_sam_2_process_images_per_s"] / figures[f"masks_{name}_sam_1_process_images_per_s"]
+        )
+    return figures
+
+
 def peak_memory(part: str, args) -> float:
     """Peak memory (MiB) that one part adds on top of the loaded model and inputs, in a fresh process: resident set
     on CPU, the CUDA allocator's peak on a GPU."""
@@ -316,7 +384,7 @@ def build_parser():
     parser.add_argument(
         "--parts",
         nargs="*",
-        choices=["step", "sam", "sam_epochs", "pipeline", "memory", "epoch"],
+        choices=["step", "sam", "sam_epochs", "pipeline", "memory", "epoch", "masks"],
         help="measure only these parts (default: all; each part's ratios come from one run)",
     )
     return parser
@@ -351,6 +419,7 @@ def main(argv=None):
                 f"peak_{MEMORY_KIND}_added_inference_mib": peak_memory("inference", args),
             },
             "epoch": lambda: epoch_ratio(args, workdir),
+            "masks": lambda: mask_scaling(args, workdir),
         }
         for name in args.parts or list(parts):
             figures.update(parts[name]())

@@ -101,7 +101,10 @@ def test_accuracy_benchmark_runs_and_resumes_from_finished_runs(tmp_path, capsys
 @pytest.mark.slow
 def test_cost_benchmark_quick_parts(tmp_path):
     out = tmp_path / "cost.json"
-    figures = script("cost").main(["--quick", "--parts", "sam_epochs", "pipeline", "--json", str(out)])
+    figures = script("cost").main(["--quick", "--parts", "sam_epochs", "pipeline", "masks", "--json", str(out)])
+    assert (
+        figures["masks_tiny_sam_1_process_images_per_s"] > 0 and figures["masks_tiny_sam_2_over_1_process_speed"] > 0
+    )
     assert figures["sam_passes_precompute"] > 0
     assert figures["sam_passes_two_epochs_after"] == 0
     for key in (

@@ -244,11 +244,37 @@ def test_masks_on_two_processes_split_the_shards_and_equal_one_process(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def masks(output, cache, processes):
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                    "--master_port", str(port)] if processes > 1 else [sys.executable]  # fmt: skip
-        command = [*launcher, "-m", "rvernet_hf.cli", "masks", "--data_dir", str(root), "--output_dir", str(output),
-                   "--sam_model_name_or_path", str(tmp_path / "sam"), "--shard_size", "2", "--batch_size", "2",
-                   "--cache_dir", str(cache)]  # fmt: skip
+        launcher = (
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                str(processes),
+                "--master_port",
+                str(port),
+            ]
+            if processes > 1
+            else [sys.executable]
+        )
+        command = [
+            *launcher,
+            "-m",
+            "rvernet_hf.cli",
+            "masks",
+            "--data_dir",
+            str(root),
+            "--output_dir",
+            str(output),
+            "--sam_model_name_or_path",
+            str(tmp_path / "sam"),
+            "--shard_size",
+            "2",
+            "--batch_size",
+            "2",
+            "--cache_dir",
+            str(cache),
+        ]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
@@ -257,8 +283,10 @@ def test_masks_on_two_processes_split_the_shards_and_equal_one_process(tmp_path)
     one = masks(tmp_path / "one", tmp_path / "cache-one", 1)
     assert "process 0 of 2: shards computed: 3" in two and "process 1 of 2: shards computed: 2" in two
     assert "shards computed: 5, reused from cache: 0" in one
-    masks_of = [datasets.load_from_disk(str(tmp_path / name)).cast_column("roi_mask", datasets.Image(decode=False))
-                for name in ("two", "one")]  # fmt: skip
+    masks_of = [
+        datasets.load_from_disk(str(tmp_path / name)).cast_column("roi_mask", datasets.Image(decode=False))
+        for name in ("two", "one")
+    ]
     assert [m["bytes"] for m in masks_of[0]["roi_mask"]] == [m["bytes"] for m in masks_of[1]["roi_mask"]]
     # a lost shard of the 2-process cache: a 1-process run recomputes it alone
     sorted((tmp_path / "cache-two").glob("masks-*.arrow"))[3].unlink()
