@@ -1,5 +1,6 @@
 """Training data: builders on tiny local datasets, SAM mask pre-computation (calls counted), paired augmentations."""
 
+import io
 import json
 
 import numpy as np
@@ -292,3 +293,20 @@ def test_masks_on_two_processes_split_the_shards_and_equal_one_process(tmp_path)
     sorted((tmp_path / "cache-two").glob("masks-*.arrow"))[3].unlink()
     again = masks(tmp_path / "again", tmp_path / "cache-two", 1)
     assert "shards computed: 1, reused from cache: 4" in again
+
+
+def test_precompute_decodes_each_image_once(image_folder, tmp_path, monkeypatch):
+    """The up-front check and SAM used to decode every image twice (three times with teacher logits)."""
+    import rvernet_hf.image_processing_rvernet as processing
+
+    root, _ = image_folder
+    dataset = load_image_folder_dataset(root)
+    opened = []
+    original = processing.Image.open
+    monkeypatch.setattr(
+        processing.Image, "open", lambda source, *a, **k: opened.append(source) or original(source, *a, **k)
+    )
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=tiny_sam(), auto_roi="center")
+    precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", batch_size=4, shard_size=4)
+    images = [str(source) for source in opened if not isinstance(source, io.BytesIO)]
+    assert len(opened) == 6 and len(set(images)) == len(images)  # six images, each opened once

@@ -380,20 +380,23 @@ def precompute_roi_masks(
         results: dict[int, Any] = {}
         # Check every sample alone first (cheap: one decode), so that a bad file is named now rather than found
         # hours into training, and one bad sample does not take its batch down. Given masks are checked too.
-        good = []
+        good, decoded = [], {}
         for i, given_mask in enumerate(existing):
             try:
-                array = load_image(batch[image_column][i], indices[i])
+                array = load_image(
+                    batch[image_column][i], indices[i], processor.pad_value, do_convert_rgb=processor.do_convert_rgb
+                )
                 if given_mask is not None:
                     load_mask(given_mask, indices[i], array.shape[:2], allow_full=True)
                 else:
                     good.append(i)
+                    decoded[i] = array  # SAM reads this decoded copy: each image is decoded once here
             except ValueError as error:
                 results[i] = error
         if good:
             try:
                 _, computed = processor.compute_roi_masks(
-                    [batch[image_column][i] for i in good],
+                    [decoded[i] for i in good],
                     input_boxes=[boxes[i] if boxes and boxes[i] else None for i in good],
                     input_points=[points[i] if points and points[i] else None for i in good],
                 )
@@ -405,7 +408,7 @@ def precompute_roi_masks(
                 for i in good:  # find the culprit one sample at a time
                     try:
                         results[i] = processor.compute_roi_masks(
-                            [batch[image_column][i]],
+                            [decoded[i]],
                             input_boxes=[boxes[i] if boxes and boxes[i] else None],
                             input_points=[points[i] if points and points[i] else None],
                         )[1][0][0]
