@@ -181,14 +181,21 @@ def main(argv=None):
         )
     test = load_split(data, "test")
 
-    def evaluate(run_dir: Path, token_selection: str | None = None) -> dict:
+    def evaluate(run_dir: Path, token_selection: str | None = None, token_margin: int = 0) -> dict:
         """Test-split scores under every probe, written once to <run_dir>/scores.json (read back after that);
-        with `token_selection`, the same weights evaluated that way (scores-<token_selection>.json)."""
-        done = run_dir / ("scores.json" if token_selection is None else f"scores-{token_selection}.json")
+        with `token_selection` (and `token_margin`), the same weights evaluated that way
+        (scores-<token_selection>[-margin<k>].json)."""
+        variant = (
+            ""
+            if token_selection is None
+            else f"-{token_selection}" + (f"-margin{token_margin}" if token_margin else "")
+        )
+        done = run_dir / f"scores{variant}.json"
         if not done.exists():
             model, transform = load_for_evaluation(run_dir)
             if token_selection is not None:
                 model.config.token_selection = token_selection
+                transform.processor.token_margin = token_margin
             result = {
                 probe: {
                     k: v
@@ -229,6 +236,8 @@ def main(argv=None):
             scores.setdefault(name, []).append(evaluate(run_dir))
             if name.startswith("rvernet_deit_deit_") and "_sparse_" not in name:  # dense weights, read sparse
                 scores.setdefault(f"{name}, evaluated sparse", []).append(evaluate(run_dir, "mask"))
+                margin = f"{name}, evaluated sparse with a 1-patch ring"
+                scores.setdefault(margin, []).append(evaluate(run_dir, "mask", token_margin=1))
 
     def cell(runs, probe, metric):
         values = [run[probe][metric] for run in runs]

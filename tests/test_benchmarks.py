@@ -84,6 +84,7 @@ def test_accuracy_benchmark_runs_and_resumes_from_finished_runs(tmp_path, capsys
         "single_deit_full_image",
         "rvernet_deit_deit_hard",
         "rvernet_deit_deit_hard, evaluated sparse",
+        "rvernet_deit_deit_hard, evaluated sparse with a 1-patch ring",
     }
     done = tmp_path / "runs" / "rvernet_deit_deit_hard-seed0" / "scores.json"
     saved = json.loads(done.read_text())

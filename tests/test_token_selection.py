@@ -298,6 +298,12 @@ def test_processor_token_masks_follow_the_documented_overlap_rule():
     strict = processor(image, roi_masks=shifted, token_keep_threshold=0.5)
     assert torch.equal(strict["roi_token_mask"][0].reshape(GRID, GRID), expected)
     assert processor(image, roi_masks=aligned, context_mode="full")["context_token_mask"].all()
+    # a ring of one patch around each region (what a model trained dense saw next to it)
+    ring = processor(image, roi_masks=aligned, token_margin=1)
+    grown = torch.zeros(GRID, GRID, dtype=torch.bool)
+    grown[0:4, 0:4] = True
+    assert torch.equal(ring["roi_token_mask"][0].reshape(GRID, GRID), grown)
+    assert ring["context_token_mask"].all()
     # per tower, or one tower only
     one = processor(image, roi_masks=aligned, patch_size={"roi": PATCH})
     assert "roi_token_mask" in one and "context_token_mask" not in one
@@ -313,6 +319,7 @@ def test_processor_token_masks_follow_the_documented_overlap_rule():
         ({"patch_size": 0}, "positive integer"),
         ({"patch_size": {"roi": 6, "ctx": 6}}, "keys must be"),
         ({"patch_size": 6, "token_keep_threshold": 1.0}, r"`token_keep_threshold` must be in \[0, 1\)"),
+        ({"patch_size": 6, "token_margin": -1}, r"`token_margin` must be >= 0"),
     ],
 )
 def test_processor_refuses_bad_token_settings(settings, message):

@@ -115,6 +115,7 @@ _SETTING_TYPES = {
     "text_mask_threshold": float,
     "patch_size": _patch_sizes,
     "token_keep_threshold": float,
+    "token_margin": int,
 }
 SETTINGS = tuple(_SETTING_TYPES)
 _SETTING_DEFAULTS = {
@@ -449,6 +450,9 @@ class RveRNetImageProcessor(BaseImageProcessor):
             that fraction is outside it (with the default 0.0, any pixel: a boundary patch belongs to both towers;
             with `context_mode="full"` the context tower reads every patch). `size` must be a multiple of it.
         token_keep_threshold (`float`, *optional*, defaults to 0.0): See `patch_size`; in [0, 1).
+        token_margin (`int`, *optional*, defaults to 0):
+            Also keep, for each tower, the patches within this many patches of its region (a ring around it): the
+            hidden patches next to the region, which carry its outline (a model trained dense saw them).
 
     Example:
 
@@ -502,6 +506,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
         text_mask_threshold: float = 0.5,
         patch_size: int | dict[str, int | None] | None = None,
         token_keep_threshold: float = 0.0,
+        token_margin: int = 0,
         do_convert_rgb: bool = True,
         sam_model: Any = None,
         **kwargs,
@@ -543,6 +548,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
             text_mask_threshold=text_mask_threshold,
             patch_size=patch_size,
             token_keep_threshold=token_keep_threshold,
+            token_margin=token_margin,
         )
         self._sam = None  # a SAM the caller gave (set_sam_model), never serialised
         if sam_model is not None:
@@ -622,6 +628,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
         for name in ("do_normalize", "do_convert_rgb"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}.")
+        if self.token_margin < 0:
+            raise ValueError(f"`token_margin` must be >= 0 patches, got {self.token_margin}.")
         if not 0.0 <= self.token_keep_threshold < 1.0:
             raise ValueError(f"`token_keep_threshold` must be in [0, 1), got {self.token_keep_threshold}.")
         for tower, patch in (self.patch_size or {}).items():
@@ -722,6 +730,10 @@ class RveRNetImageProcessor(BaseImageProcessor):
                 keep = (1.0 - inside) > self.token_keep_threshold
             else:  # the context tower sees the whole image
                 keep = torch.ones_like(inside, dtype=torch.bool)
+            if self.token_margin:  # a ring of `token_margin` patches around the region
+                grid = keep.reshape(1, 1, canvas_mask.shape[0] // patch, canvas_mask.shape[1] // patch).float()
+                size = 2 * self.token_margin + 1
+                keep = F.max_pool2d(grid, size, stride=1, padding=self.token_margin).flatten() > 0
             masks[f"{tower}_token_mask"] = keep
         return masks
 
