@@ -376,3 +376,17 @@ def test_a_data_layout_that_cannot_read_the_source_is_refused(source, layout, me
 
     with pytest.raises(ValueError, match=message):
         load_data(DataArguments(**source, data_layout=layout))
+
+
+def test_a_cutout_size_a_vit_family_tower_cannot_read_is_refused_before_training(tmp_path, tower_dir):
+    """Before: `--image_size 64` with 32 px DeiT towers built everything and failed at the first step."""
+    from rvernet_hf.training import ModelArguments, build_model
+
+    arguments = ModelArguments(
+        roi_model_name_or_path=str(tower_dir),
+        context_model_name_or_path=str(tower_dir),
+        from_scratch=True,
+        image_size=64,
+    )
+    with pytest.raises(ValueError, match=r"the roi tower \(deit\) reads 32 px images but the cut-outs would be 64 px"):
+        build_model(arguments, {0: "a", 1: "b"})

@@ -572,6 +572,7 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
             context_revision=model_args.model_revision,
         )
     size = model_args.image_size or getattr(model.config.roi_config, "image_size", None)
+    check_cutout_size(model.config, size)
     if size:
         settings["size"] = {"height": int(size), "width": int(size)}
     processor = RveRNetImageProcessor.from_towers_pretrained(
@@ -587,6 +588,22 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
             setattr(processor, f"{name}_image_mean", list(pretrained_cfg["mean"]))
             setattr(processor, f"{name}_image_std", list(pretrained_cfg["std"]))
     return model, with_token_grid(processor, model), {"cutouts": processor}
+
+
+def check_cutout_size(config, size: int | None) -> None:
+    """Both cut-outs have one size: a ViT-family tower (position embeddings for one grid) must have been built for
+    it. Refused before any work, naming the tower, instead of failing at the first step."""
+    from .modeling_rvernet import SPARSE_TOWER_SPECIAL_TOKENS
+
+    for name in ("roi", "context"):
+        tower = getattr(config, f"{name}_config")
+        expected = getattr(tower, "image_size", None)
+        if size and tower.model_type in SPARSE_TOWER_SPECIAL_TOKENS and expected and int(expected) != int(size):
+            raise ValueError(
+                f"the {name} tower ({tower.model_type}) reads {expected} px images but the cut-outs would be {size} px "
+                f"(--image_size, or the ROI tower's size): both cut-outs share one size; use towers of one size or "
+                f"--image_size {expected}."
+            )
 
 
 def with_token_grid(processor, model):
