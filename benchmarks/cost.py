@@ -271,13 +271,12 @@ def pipeline_latency(args, workdir: Path):
 def mask_scaling(args, workdir: Path) -> dict:
     """`rvernet-hf masks` on 1 process and on 2 (torchrun, gloo on CPU): images per second and the ratio, with a
     tiny random SAM (many images) and, unless --quick, a base-size random SAM (fewer)."""
-    import socket
 
     import numpy as np
     from PIL import Image
     from transformers import SamConfig, SamModel
 
-    from rvernet_hf.testing_utils import tiny_sam
+    from rvernet_hf.testing_utils import python_command, tiny_sam
 
     sams = {"tiny": (tiny_sam(), 8 if args.quick else 64)}
     if not args.quick:
@@ -292,24 +291,8 @@ def mask_scaling(args, workdir: Path) -> dict:
             Image.fromarray(pixels).save(folder / f"{i}.png")
         sam.save_pretrained(workdir / f"scaling-{name}" / "sam")
         for processes in (1, 2):
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-            launcher = [sys.executable]
-            if processes > 1:
-                launcher = [
-                    sys.executable,
-                    "-m",
-                    "torch.distributed.run",
-                    "--nproc_per_node",
-                    str(processes),
-                    "--master_port",
-                    str(port),
-                ]
             out = workdir / f"scaling-{name}" / f"out-{processes}"
-            command = [
-                *launcher,
-                "-m",
+            command = python_command(
                 "rvernet_hf.cli",
                 "masks",
                 "--data_dir",
@@ -322,7 +305,8 @@ def mask_scaling(args, workdir: Path) -> dict:
                 str(max(1, count // 8)),
                 "--cache_dir",
                 str(out.with_name(f"cache-{processes}")),
-            ]
+                processes=processes,
+            )
             threads = max(1, (os.cpu_count() or 1) // processes)  # the same cores either way
             start = time.perf_counter()
             subprocess.run(

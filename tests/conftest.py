@@ -55,9 +55,13 @@ def data_args(root):
 
 
 def rvernet_args(root, tower_dir):
-    """`data_args` plus two random-init towers from the tiny DeiT config folder and a small fusion head."""
+    """`data_args` plus `tower_args`."""
+    return [*data_args(root), *tower_args(tower_dir)]
+
+
+def tower_args(tower_dir):
+    """Two random-init towers from the tiny DeiT config folder and a small fusion head."""
     return [
-        *data_args(root),
         "--roi_model_name_or_path",
         str(tower_dir),
         "--context_model_name_or_path",

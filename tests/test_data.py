@@ -229,9 +229,9 @@ def test_masks_on_two_processes_split_the_shards_and_equal_one_process(tmp_path)
     """torchrun, 2 CPU processes (gloo): each computes its own shards (none twice), rank 0 writes the dataset, and
     the masks are byte-identical to a 1-process run; a lost shard is recomputed by a later run of another size."""
     import os
-    import socket
     import subprocess
-    import sys
+
+    from rvernet_hf.testing_utils import python_command
 
     root = tmp_path / "images"
     for c, name in enumerate(["chili paste", "ketchup"]):
@@ -239,28 +239,10 @@ def test_masks_on_two_processes_split_the_shards_and_equal_one_process(tmp_path)
         for i in range(5):
             Image.fromarray(_image(10 * c + i)).save(root / name / f"img{i}.png")
     tiny_sam().save_pretrained(tmp_path / "sam")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def masks(output, cache, processes):
-        launcher = (
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nproc_per_node",
-                str(processes),
-                "--master_port",
-                str(port),
-            ]
-            if processes > 1
-            else [sys.executable]
-        )
-        command = [
-            *launcher,
-            "-m",
+        command = python_command(
             "rvernet_hf.cli",
             "masks",
             "--data_dir",
@@ -275,7 +257,8 @@ def test_masks_on_two_processes_split_the_shards_and_equal_one_process(tmp_path)
             "2",
             "--cache_dir",
             str(cache),
-        ]
+            processes=processes,
+        )
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout

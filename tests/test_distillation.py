@@ -4,7 +4,6 @@ resume, and a 2-process (gloo) run against a 1-process run."""
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from rvernet_hf.distillation import (
     distillation_loss,
     load_teacher,
 )
+from rvernet_hf.testing_utils import python_command
 
 
 def training_args(tmp_path, **overrides):
@@ -405,28 +405,11 @@ def test_resume_after_a_kill_ends_with_the_same_weights(tmp_path, synthetic_data
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-DDP_SCRIPT = """
-import sys
-from rvernet_hf.training import main
-main(sys.argv[1:])
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("token_selection", ["dense", "mask"])
 def test_two_process_gloo_run_matches_one_process(tmp_path, synthetic_data, tower_dir, token_selection):
     """torchrun, 2 CPU processes (gloo) x batch 4 = 1 process x batch 8: same weights after 3 steps (token-sparse
     towers too: each process pads its own batch, and padding changes nothing)."""
-    script = tmp_path / "train.py"
-    script.write_text(DDP_SCRIPT)
     common = [
         *rvernet_args(synthetic_data, tower_dir),
         "--do_train",
@@ -449,8 +432,7 @@ def test_two_process_gloo_run_matches_one_process(tmp_path, synthetic_data, towe
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
     single = subprocess.run(
         [
-            sys.executable,
-            str(script),
+            *python_command("rvernet_hf.cli", "train"),
             *common,
             "--output_dir",
             str(tmp_path / "one"),
@@ -464,14 +446,7 @@ def test_two_process_gloo_run_matches_one_process(tmp_path, synthetic_data, towe
     assert single.returncode == 0, single.stderr[-3000:]
     double = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(_free_port()),
-            str(script),
+            *python_command("rvernet_hf.cli", "train", processes=2),
             *common,
             "--output_dir",
             str(tmp_path / "two"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SYNTH_SIZE
+from conftest import SYNTH_SIZE, tower_args
 from rvernet_hf.training import DataArguments, load_data, main
 
 
@@ -74,13 +74,7 @@ def train_one_step(dataset, tower_dir, output_dir, *extra):
         [
             "--dataset_name",
             str(dataset),
-            "--roi_model_name_or_path",
-            str(tower_dir),
-            "--context_model_name_or_path",
-            str(tower_dir),
-            "--from_scratch",
-            "--fusion_hidden_size",
-            "16",
+            *tower_args(tower_dir),
             "--output_dir",
             str(output_dir),
             "--report_to",

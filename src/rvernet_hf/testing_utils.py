@@ -22,6 +22,20 @@ def machine_facts() -> dict:
     }
 
 
+def python_command(*module_args: str, processes: int = 1) -> list[str]:
+    """`python -m <module_args>`, under `torchrun` on a free local port when `processes > 1` (gloo on CPU)."""
+    import socket
+    import sys
+
+    if processes == 1:
+        return [sys.executable, "-m", *module_args]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port)]
+    return [sys.executable, *launcher, "-m", *module_args]
+
+
 def median_seconds(fn, repeats: int = 3, warmup: int = 1) -> float:
     """Median wall time of `fn()` over `repeats` calls after `warmup` untimed ones (CUDA synchronised around each
     call when a GPU is present): the one timer of `benchmarks/`."""
@@ -240,6 +254,7 @@ __all__ = [
     "TOWER_FAMILIES",
     "machine_facts",
     "median_seconds",
+    "python_command",
     "tiny_sam",
     "tiny_sam3",
     "tiny_segmenter",
