@@ -102,7 +102,10 @@ def test_accuracy_benchmark_runs_and_resumes_from_finished_runs(tmp_path, capsys
 @pytest.mark.slow
 def test_cost_benchmark_quick_parts(tmp_path):
     out = tmp_path / "cost.json"
-    figures = script("cost").main(["--quick", "--parts", "sam_epochs", "pipeline", "masks", "--json", str(out)])
+    figures = script("cost").main(
+        ["--quick", "--parts", "sam_epochs", "pipeline", "masks", "epoch", "--json", str(out)]
+    )
+    assert figures["epoch_pytorch_loop_s"] > 0 and figures["trainer_over_pytorch_loop"] > 0
     assert (
         figures["masks_tiny_sam_1_process_images_per_s"] > 0 and figures["masks_tiny_sam_2_over_1_process_speed"] > 0
     )
