@@ -69,8 +69,10 @@ def main(argv=None):
     from transformers import DeiTConfig
 
     from rvernet_hf.evaluation import evaluate_model, load_for_evaluation, load_split
+    from rvernet_hf.run_folder import replaced_atomically
     from rvernet_hf.synthetic import generate_ambiguous_food
     from rvernet_hf.teachers import lite0_for_image_classification
+    from rvernet_hf.testing_utils import folder_training_args
     from rvernet_hf.training import main as train
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -125,16 +127,7 @@ def main(argv=None):
     ).save_pretrained(towers["deit"])
     if not Path(towers["cnn"], "model.safetensors").exists():
         lite0_for_image_classification().save_pretrained(towers["cnn"])
-    folders = [
-        "--train_dir",
-        str(data / "train"),
-        "--train_masks_dir",
-        str(data / "train_masks"),
-        "--validation_dir",
-        str(data / "validation"),
-        "--validation_masks_dir",
-        str(data / "validation_masks"),
-    ]
+    folders = folder_training_args(data)
     common = [
         "--do_train",
         "--report_to",
@@ -204,9 +197,8 @@ def main(argv=None):
                 }
                 for probe in PROBES
             }
-            partial = done.with_name(f".{done.name}.tmp-{os.getpid()}")  # a killed run never leaves a torn marker
-            partial.write_text(json.dumps(result, indent=2))
-            os.replace(partial, done)
+            with replaced_atomically(done) as partial:  # a killed run never leaves a torn marker
+                Path(partial).write_text(json.dumps(result, indent=2))
         return json.loads(done.read_text())
 
     scores: dict[str, list[dict]] = {}

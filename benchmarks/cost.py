@@ -95,6 +95,7 @@ def step_ratio(args):
 def epoch_ratio(args, workdir: Path):
     """One epoch through the real training script: no distillation, cached teacher logits, online teacher."""
     from rvernet_hf.synthetic import generate_ambiguous_food
+    from rvernet_hf.testing_utils import folder_training_args
     from rvernet_hf.training import main as train
 
     data = workdir / "data"
@@ -106,15 +107,9 @@ def epoch_ratio(args, workdir: Path):
         splits={"train": 0.9, "validation": 0.1},
     )
     deit_config(args.hidden, args.layers, args.image_size).save_pretrained(workdir / "tower")
+    folders = folder_training_args(data)
     common = [
-        "--train_dir",
-        str(data / "train"),
-        "--train_masks_dir",
-        str(data / "train_masks"),
-        "--validation_dir",
-        str(data / "validation"),
-        "--validation_masks_dir",
-        str(data / "validation_masks"),
+        *folders,
         "--roi_model_name_or_path",
         str(workdir / "tower"),
         "--context_model_name_or_path",
@@ -143,7 +138,7 @@ def epoch_ratio(args, workdir: Path):
             "efficientnet-lite0-imagenet",
             "--image_size",
             str(args.image_size),
-            *common[:8],
+            *folders,
             "--do_train",
             "--max_steps",
             "2",

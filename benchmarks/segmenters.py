@@ -240,9 +240,10 @@ def main(argv=None) -> dict:
             print(f"mask-generation pipeline with {row['family']}: {row['mask_generation_error']}")
     result = {"families": rows, "rvernet": rvernet, "device": device, "points_per_side": args.points_per_side}
     if args.json:
-        with open(args.json + ".tmp", "w") as handle:
+        from rvernet_hf.run_folder import replaced_atomically
+
+        with replaced_atomically(args.json) as partial, open(partial, "w") as handle:
             json.dump(result, handle, indent=2)
-        os.replace(args.json + ".tmp", args.json)
     return result
 
 

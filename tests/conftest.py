@@ -42,16 +42,9 @@ SYNTH_SIZE = 32
 
 def data_args(root):
     """The training script's arguments for the built-in benchmark's folders under `root` (images and masks)."""
-    return [
-        "--train_dir",
-        str(root / "train"),
-        "--train_masks_dir",
-        str(root / "train_masks"),
-        "--validation_dir",
-        str(root / "validation"),
-        "--validation_masks_dir",
-        str(root / "validation_masks"),
-    ]
+    from rvernet_hf.testing_utils import folder_training_args
+
+    return folder_training_args(root)
 
 
 def rvernet_args(root, tower_dir):

@@ -7,15 +7,17 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers.trainer_utils import get_last_checkpoint
 
+from conftest import rvernet_args
 from rvernet_hf.run_folder import LOCK_FILE, STAGING_DIR, OutputDirLock, check_output_dir, find_resumable_checkpoint
 from rvernet_hf.training import main
-from test_training import common, rvernet_args
+from test_training import common
 
 
 def quick(root, tower_dir, output_dir, *extra):
@@ -200,3 +202,17 @@ def test_checkpoints_are_renamed_into_place_and_rotated(tmp_path, synthetic_data
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]
     assert not (out / STAGING_DIR).exists()  # nothing left half-written
     assert find_resumable_checkpoint(out) == str(out / "checkpoint-4")
+
+
+def test_replaced_atomically_keeps_the_old_file_when_writing_fails(tmp_path):
+    from rvernet_hf.run_folder import replaced_atomically
+
+    target = tmp_path / "scores.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), replaced_atomically(target) as partial:
+        Path(partial).write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["scores.json"]
+    with replaced_atomically(target) as partial:
+        Path(partial).write_text("new")
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["scores.json"]

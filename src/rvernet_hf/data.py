@@ -457,14 +457,15 @@ def precompute_roi_masks(
     # Each process computes the missing shards of its rank (round robin: shard i is rank i % world_size's), then
     # every process reads every shard once all are written: no shard is computed twice, and the result does not
     # depend on how many processes made it.
+    built = {}
     for shard_index, start in starts:
         if shard_files[shard_index].exists():
             report.shards_reused += 1
         elif shard_index % world_size == rank:
             report.shards_computed += 1
-            build_shard(shard_index, start)
+            built[shard_index] = build_shard(shard_index, start)
     wait_for_everyone()
-    shards = [build_shard(shard_index, start) for shard_index, start in starts]
+    shards = [built[index] if index in built else build_shard(index, start) for index, start in starts]
     result = datasets.concatenate_datasets(shards) if shards else dataset
     errors = result["_roi_mask_error"]
     bad = [i for i, e in enumerate(errors) if e is not None]

@@ -26,7 +26,7 @@ from transformers.utils import logging
 
 from .data import TEACHER_INPUTS, FullImagePreprocessor
 from .labels import check_same_labels, normalize_id2label
-from .run_folder import STAGING_DIR, find_resumable_checkpoint
+from .run_folder import STAGING_DIR, find_resumable_checkpoint, replaced_atomically
 from .teachers import load_classifier
 
 
@@ -402,8 +402,8 @@ class RveRNetDistillationTrainer(Trainer):
             if best and os.path.dirname(os.path.abspath(best)) == os.path.abspath(staging):
                 self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(best))
                 state_file = os.path.join(final, TRAINER_STATE_NAME)
-                self.state.save_to_json(state_file + ".tmp")
-                os.replace(state_file + ".tmp", state_file)
+                with replaced_atomically(state_file) as partial:
+                    self.state.save_to_json(partial)
             rotate_checkpoints(
                 output_dir=run_dir,
                 save_total_limit=self.args.save_total_limit,

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from transformers.utils import logging
 
+from .run_folder import replaced_atomically
+
 
 TEMPLATE_PATH = Path(__file__).with_name("templates") / "model_card.md"
 # What a model folder uploads: weights (safetensors only), configs, the remote-code files, the card and its pictures,
@@ -154,9 +156,8 @@ def save_prompted_pipeline(folder: str | os.PathLike) -> None:
             "type": "image",
         }
     }
-    partial = config_file.with_name(f".{config_file.name}.tmp-{os.getpid()}")  # readers see the old or the new file
-    partial.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, config_file)
+    with replaced_atomically(config_file) as partial:
+        Path(partial).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def export_model(model, folder: str | os.PathLike, processor: Any = None) -> Path:

@@ -10,12 +10,14 @@
   `find_resumable_checkpoint` also checks each one and skips (naming it) any that is not.
 """
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -29,6 +31,21 @@ LOCK_FILE = ".rvernet-train.lock"
 # Files that mean "a finished run lives here" (written at the end of `run`).
 FINISHED_FILES = ("model.safetensors", "train_results.json", "trainer_state.json")
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+
+
+@contextlib.contextmanager
+def replaced_atomically(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside `path` to write to; when the block ends without error, one rename puts it in
+    place (a reader finds the old file or the new one, never a torn one); on error the temporary file is removed."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def checkpoints(output_dir: str | os.PathLike) -> list[Path]:

@@ -7,6 +7,21 @@ nothing; their shapes, code paths and costs are real. Not imported by the files 
 IMAGE_SIZE = 30
 
 
+def folder_training_args(root) -> list[str]:
+    """`rvernet-hf train` arguments for the built-in benchmark's folders under `root` (`rvernet_hf.synthetic`
+    writes `train/`, `train_masks/`, `validation/`, `validation_masks/`)."""
+    return [
+        "--train_dir",
+        str(root / "train"),
+        "--train_masks_dir",
+        str(root / "train_masks"),
+        "--validation_dir",
+        str(root / "validation"),
+        "--validation_masks_dir",
+        str(root / "validation_masks"),
+    ]
+
+
 def machine_facts() -> dict:
     """Where a benchmark ran: device, processor and cores, torch version and threads (printed with its figures)."""
     import os
@@ -252,6 +267,7 @@ __all__ = [
     "IMAGE_SIZE",
     "SEGMENTER_FAMILIES",
     "TOWER_FAMILIES",
+    "folder_training_args",
     "machine_facts",
     "median_seconds",
     "python_command",

@@ -742,8 +742,7 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
 
     needs_masks = layout != "paired" and (model_args.model_type == "rvernet" or model_args.single_view != "full_image")
     if needs_masks:
-        if training_args.world_size > 1:  # (this joins the process group) each process computes its own shards
-            logger.info(f"Masks: {training_args.world_size} processes share the shards.")
+        # (Under several processes, joined when the run started, each process computes its own shards.)
         # Every sample of every split is read once here, before the first step: its image, and its mask when it has
         # one (size, values, not empty); SAM makes the missing masks. Cached with the masks: a second run reuses it.
         for split in list(data):

@@ -9,6 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from .image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask
+from .run_folder import replaced_atomically
 
 
 def _outline(mask: np.ndarray, width: int) -> np.ndarray:
@@ -83,9 +84,8 @@ def save_roi_visualization(
 ) -> str:
     """Write `roi_visualization(...)` as a PNG (atomically: a half-written file never replaces a good one)."""
     path = os.fspath(path)
-    temporary = f"{path}.tmp-{os.getpid()}"
-    roi_visualization(image, mask, processor, labels=labels).save(temporary, format="PNG")
-    os.replace(temporary, path)
+    with replaced_atomically(path) as temporary:
+        roi_visualization(image, mask, processor, labels=labels).save(temporary, format="PNG")
     return path
 
 
@@ -136,9 +136,8 @@ def objects_visualization(image: Any, objects: list[dict], background: int = 125
 def save_objects_visualization(image: Any, objects: list[dict], path: str | os.PathLike, background: int = 125) -> str:
     """Write `objects_visualization(...)` as a PNG, atomically."""
     path = os.fspath(path)
-    temporary = f"{path}.tmp-{os.getpid()}"
-    objects_visualization(image, objects, background).save(temporary, format="PNG")
-    os.replace(temporary, path)
+    with replaced_atomically(path) as temporary:
+        objects_visualization(image, objects, background).save(temporary, format="PNG")
     return path
 
 
@@ -172,8 +171,7 @@ def save_training_curves(log_history: list[dict], path: str | os.PathLike) -> st
     figure.tight_layout()
     path = str(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp")
-    figure.savefig(temporary, format="png", dpi=100)
+    with replaced_atomically(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
     plt.close(figure)
-    os.replace(temporary, path)
     return path
