@@ -1,6 +1,6 @@
 """Fine-tune RveRNet (or a single classifier: the CNN teacher, a baseline) with optional CNN-teacher distillation.
 
-The same code as `rvernet-hf train`; see `rvernet_hf/training.py` for every argument (`--help`). Runs under
+The same code as `rvernet-hf train`; see `rvernet_hf/training/arguments.py` for every argument (`--help`). Runs under
 `python`, `torchrun --nproc_per_node N` and `accelerate launch --config_file examples/accelerate_multi_gpu_bf16.yaml`.
 
     python examples/run_rvernet.py --train_dir data/train --train_masks_dir data/train_masks \

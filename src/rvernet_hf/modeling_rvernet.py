@@ -726,7 +726,7 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
         if labels.shape[0] != batch_size:
             raise ValueError(f"`labels` has {labels.shape[0]} entries for a batch of {batch_size} images.")
         # The range check reads the labels' values: free on the host, a device-to-host sync on an accelerator. It
-        # runs only for labels on the CPU; the training data is checked once when it is loaded (training.py).
+        # runs only for labels on the CPU; the training data is checked once when it is loaded (rvernet_hf.training.splits).
         single_label = self.config.problem_type in (None, "single_label_classification") and not (
             labels.is_floating_point()
         )

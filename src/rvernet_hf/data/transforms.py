@@ -1,0 +1,272 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""Transforms: dataset rows -> model inputs (`dataset.with_transform(...)`), with augmentations drawn once per sample
+and shared by the image and its mask (so the ROI and context cut-outs always agree), and the full-image input of a
+single classifier or a distillation teacher.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask, normalize, resize_to_canvas
+
+
+class FullImagePreprocessor:
+    """uint8 HWC image -> float CHW tensor at one model's input size and normalisation (no cut-out).
+
+    What a single classifier (or a distillation teacher) trained on whole photos expects: a plain resize to `size`
+    (bilinear, antialiased), scaled to [0, 1], normalised with that model's `mean`/`std`.
+
+    Args:
+        size (`int` or `(height, width)`): the model's input size.
+        mean, std (`Sequence[float]`): the model's normalisation.
+    """
+
+    def __init__(self, size: int | Sequence[int], mean: Sequence[float], std: Sequence[float]):
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        if min(height, width) <= 0:
+            raise ValueError(f"`size` must be positive, got {size!r}.")
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError(f"`mean` and `std` need 3 values each (std > 0), got mean={mean!r}, std={std!r}.")
+        self.size = (int(height), int(width))
+        self.mean = [float(v) for v in mean]
+        self.std = [float(v) for v in std]
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float()
+        canvas, _ = resize_to_canvas(pixels, None, {"height": self.size[0], "width": self.size[1]}, "resize")
+        return normalize(canvas, self.mean, self.std)
+
+    def __repr__(self) -> str:
+        return f"FullImagePreprocessor(size={self.size}, mean={self.mean}, std={self.std})"
+
+
+def single_model_preprocessors(
+    preprocessing: dict, size: int | None = None, **processor_settings: Any
+) -> tuple[RveRNetImageProcessor, "FullImagePreprocessor"]:
+    """The inputs of a single classifier (teacher, baseline) with normalisation `preprocessing` ({size, mean, std}):
+    an `RveRNetImageProcessor` whose ROI and context cut-outs use that normalisation, and the full-image
+    preprocessor. `size` overrides the square input side."""
+    size = size or preprocessing["size"][0]
+    mean, std = list(preprocessing["mean"]), list(preprocessing["std"])
+    cutouts = RveRNetImageProcessor(
+        size={"height": size, "width": size},
+        roi_image_mean=mean,
+        roi_image_std=std,
+        context_image_mean=mean,
+        context_image_std=std,
+        **processor_settings,
+    )
+    return cutouts, FullImagePreprocessor(size, mean, std)
+
+
+SINGLE_VIEWS = ("full_image", "roi", "context")
+TEACHER_INPUTS = ("full_image", "augmented_full_image")
+
+
+# What the transforms emit that a model reads (the rest: labels, teacher inputs and cached teacher logits).
+MODEL_INPUTS = ("pixel_values", "roi_pixel_values", "context_pixel_values", "roi_token_mask", "context_token_mask")
+
+
+class RveRNetTransform:
+    """`dataset.with_transform(...)` callable: rows -> `roi_pixel_values`, `context_pixel_values`, `labels` (and
+    `roi_token_mask` / `context_token_mask`, from the augmented mask, when the processor has a `patch_size`).
+
+    With `train=True`, augmentations are drawn once per sample and applied to the image and its mask together,
+    before the cut-outs are made, so the ROI and context cut-outs always share the same flip, crop and scale (the
+    official code flipped the two streams independently: a bug). Random draws use torch's generator, so
+    `transformers.set_seed` makes them reproducible.
+
+    Args:
+        processor: the `RveRNetImageProcessor` that makes the cut-outs.
+        train: apply augmentations.
+        flip_prob: probability of a horizontal flip.
+        crop_scale: range of the random crop's area, as a fraction of the image (the crop always keeps part of the
+            ROI); `(1.0, 1.0)` disables cropping.
+        crop_ratio: range of the random crop's aspect ratio.
+        teacher_processor: when given (a callable uint8 HWC image -> pixel tensor, e.g. a `FullImagePreprocessor`
+            with the teacher's size and normalisation), also return `teacher_pixel_values`.
+        teacher_input: what the teacher sees: `"full_image"` (the untouched photo, no cut-out and no random
+            augmentation, so its logits can be cached) or `"augmented_full_image"` (the photo with the same crop and
+            flip as the student's cut-outs, as in DeiT).
+        single_view: for a single classifier (teacher fine-tuning, baselines) instead of RveRNet: return only
+            `pixel_values` of one view, `"full_image"` (made by `single_processor`), `"roi"` or `"context"` (the
+            processor's cut-outs). Masks are not needed for `"full_image"`.
+        single_processor: the `FullImagePreprocessor` of the single classifier (for `single_view="full_image"`).
+        seed: when given, each sample's augmentation is a pure function of `(seed, epoch, sample index)` (the index
+            read from `index_column`, see `add_sample_index`; the epoch set by `AugmentationEpochCallback`), not of
+            a global random stream: a resumed run and a multi-process run draw exactly the augmentations of an
+            uninterrupted single-process run. Without it, torch's global generator is used.
+
+    A `teacher_logits` column (cached teacher outputs) is passed through as a float tensor.
+    """
+
+    def __init__(
+        self,
+        processor: RveRNetImageProcessor | None,
+        train: bool = False,
+        flip_prob: float = 0.5,
+        crop_scale: tuple[float, float] = (0.6, 1.0),
+        crop_ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        image_column: str = "image",
+        mask_column: str = "roi_mask",
+        label_column: str = "label",
+        teacher_processor: Any = None,
+        teacher_input: str = "full_image",
+        single_view: str | None = None,
+        single_processor: Any = None,
+        seed: int | None = None,
+        index_column: str = "sample_index",
+    ):
+        if teacher_input not in TEACHER_INPUTS:
+            raise ValueError(f"`teacher_input` must be one of {TEACHER_INPUTS}, got {teacher_input!r}.")
+        if single_view is not None and single_view not in SINGLE_VIEWS:
+            raise ValueError(f"`single_view` must be one of {SINGLE_VIEWS} or None, got {single_view!r}.")
+        if single_view == "full_image" and single_processor is None:
+            raise ValueError("`single_view='full_image'` needs a `single_processor` (e.g. a FullImagePreprocessor).")
+        if single_view != "full_image" and processor is None:
+            raise ValueError("cut-outs need an RveRNetImageProcessor: `processor` is None.")
+        self.processor = processor
+        self.train = train
+        self.flip_prob = flip_prob
+        self.crop_scale = tuple(crop_scale)
+        self.crop_ratio = tuple(crop_ratio)
+        self.image_column = image_column
+        self.mask_column = mask_column
+        self.label_column = label_column
+        self.teacher_processor = teacher_processor
+        self.teacher_input = teacher_input
+        self.single_view = single_view
+        self.single_processor = single_processor
+        self.seed = seed
+        self.index_column = index_column
+        self.epoch = 0
+
+    def _crop_box(self, mask: np.ndarray, generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
+        height, width = mask.shape
+        if self.crop_scale == (1.0, 1.0):
+            return 0, 0, height, width
+        for _ in range(10):
+            area = height * width * float(torch.empty(1).uniform_(*self.crop_scale, generator=generator))
+            log_ratio = torch.empty(1).uniform_(
+                np.log(self.crop_ratio[0]), np.log(self.crop_ratio[1]), generator=generator
+            )
+            ratio = float(torch.exp(log_ratio))
+            crop_w, crop_h = round((area * ratio) ** 0.5), round((area / ratio) ** 0.5)
+            if 0 < crop_w <= width and 0 < crop_h <= height:
+                top = int(torch.randint(0, height - crop_h + 1, (1,), generator=generator))
+                left = int(torch.randint(0, width - crop_w + 1, (1,), generator=generator))
+                window = mask[top : top + crop_h, left : left + crop_w]
+                if window.any() and not window.all():
+                    return top, left, crop_h, crop_w
+        return 0, 0, height, width
+
+    def augment(
+        self, image: np.ndarray, mask: np.ndarray, generator: torch.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One random crop and flip, the same for the image and its mask."""
+        top, left, crop_h, crop_w = self._crop_box(mask, generator)
+        image, mask = image[top : top + crop_h, left : left + crop_w], mask[top : top + crop_h, left : left + crop_w]
+        if float(torch.rand(1, generator=generator)) < self.flip_prob:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+    def generator_for(self, batch: dict[str, list], position: int) -> torch.Generator | None:
+        """The per-sample generator (seeded by seed, epoch and sample index), or None for the global one."""
+        if self.seed is None:
+            return None
+        if self.index_column not in batch:
+            raise ValueError(
+                f"`seed` is set but the batch has no `{self.index_column}` column: call `add_sample_index(dataset)`."
+            )
+        index = int(batch[self.index_column][position])
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+
+    def _model_inputs(self, batch: dict[str, list], views: dict[str, list]) -> dict[str, torch.Tensor]:
+        output = {name: torch.stack(tensors) for name, tensors in views.items() if tensors}
+        if self.label_column in batch:
+            output["labels"] = torch.as_tensor(batch[self.label_column], dtype=torch.long)
+        if "teacher_logits" in batch:
+            output["teacher_logits"] = torch.as_tensor(np.asarray(batch["teacher_logits"]), dtype=torch.float32)
+        return output
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, torch.Tensor]:
+        views: dict[str, list] = {
+            "roi_pixel_values": [],
+            "context_pixel_values": [],
+            "roi_token_mask": [],
+            "context_token_mask": [],
+            "pixel_values": [],
+            "teacher_pixel_values": [],
+        }
+        needs_mask = self.single_view != "full_image"
+        masks = batch.get(self.mask_column) or [None] * len(batch[self.image_column])
+        for index, (image, mask) in enumerate(zip(batch[self.image_column], masks)):
+            if mask is None and needs_mask:
+                raise ValueError(
+                    f"sample {index} of the batch has no `{self.mask_column}`: run `precompute_roi_masks` first."
+                )
+            pad_value = self.processor.pad_value if self.processor is not None else 125
+            array = load_image(image, index, background=pad_value)
+            untouched = array
+            if mask is None:  # full-image view without a mask: random crops keep part of the central half
+                height, width = array.shape[:2]
+                mask = np.zeros((height, width), dtype=bool)
+                mask[height // 4 : height - height // 4, width // 4 : width - width // 4] = True
+            else:
+                mask = load_mask(mask, index, array.shape[:2], allow_full=True)
+            if self.train:
+                array, mask = self.augment(array, mask, self.generator_for(batch, index))
+            if self.single_view == "full_image":
+                views["pixel_values"].append(self.single_processor(array))
+            else:
+                roi, context, canvas_mask = self.processor.make_cutouts(array, mask)
+                if self.single_view is None:
+                    views["roi_pixel_values"].append(roi)
+                    views["context_pixel_values"].append(context)
+                    for name, token_mask in self.processor.token_masks(canvas_mask).items():
+                        views[name].append(token_mask)
+                else:
+                    views["pixel_values"].append(roi if self.single_view == "roi" else context)
+            if self.teacher_processor is not None:
+                views["teacher_pixel_values"].append(
+                    self.teacher_processor(untouched if self.teacher_input == "full_image" else array)
+                )
+        return self._model_inputs(batch, views)
+
+
+class PairedTransform(RveRNetTransform):
+    """The same for the paired layout (`roi_image` + `context_image`, already cut): one flip for both."""
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, torch.Tensor]:
+        rois, contexts = [], []
+        for index, (roi_image, context_image) in enumerate(zip(batch["roi_image"], batch["context_image"])):
+            roi_array = load_image(roi_image, index)
+            context_array = load_image(context_image, index)
+            if self.train and float(torch.rand(1, generator=self.generator_for(batch, index))) < self.flip_prob:
+                roi_array, context_array = roi_array[:, ::-1].copy(), context_array[:, ::-1].copy()
+            pair = self.processor.preprocess_pairs([roi_array], [context_array])
+            rois.append(pair["roi_pixel_values"][0])
+            contexts.append(pair["context_pixel_values"][0])
+        return self._model_inputs(batch, {"roi_pixel_values": rois, "context_pixel_values": contexts})
+
+
+def add_sample_index(dataset, column: str = "sample_index"):
+    """Number the samples (for `RveRNetTransform(seed=...)`: per-sample augmentation that survives resume and DDP)."""
+    if column in dataset.column_names:
+        return dataset
+    return dataset.add_column(column, list(range(len(dataset))))
+
+
+def augmentation_epoch_callback(*transforms: RveRNetTransform):
+    """A `TrainerCallback` that tells seeded transforms which epoch starts (their augmentations change per epoch)."""
+    from transformers import TrainerCallback
+
+    class AugmentationEpochCallback(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            for transform in transforms:
+                transform.epoch = int((state.epoch or 0) + 1e-6)
+
+    return AugmentationEpochCallback()

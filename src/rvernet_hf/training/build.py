@@ -1,0 +1,219 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""Building what the training job trains: the model (RveRNet from two towers or a checkpoint, or a single classifier),
+the image processor saved with it, and the per-sample preprocessing its transforms use."""
+
+from ..data import PairedTransform, RveRNetTransform, single_model_preprocessors
+from ..distillation import check_teacher_labels, load_teacher
+from ..labels import label2id_of
+from ..segmentation_rvernet import DEFAULT_SEGMENTER
+from .arguments import ModelArguments
+from .splits import check_labels
+
+
+def build_model(model_args: ModelArguments, id2label: dict[int, str]):
+    """`(model, image processor to save with it, per-sample preprocessing for the transform)`."""
+    from transformers import AutoConfig
+
+    from ..configuration_rvernet import RveRNetConfig
+    from ..image_processing_rvernet import RveRNetImageProcessor
+    from ..modeling_rvernet import RveRNetForImageClassification
+    from ..teachers import BUILTIN_LITE0, load_classifier
+
+    revision = {"revision": model_args.model_revision}
+    if model_args.model_type == "single":
+        if not model_args.model_name_or_path:
+            raise ValueError("--model_type single needs --model_name_or_path (e.g. efficientnet-lite0-imagenet).")
+        extra = {} if model_args.model_name_or_path == BUILTIN_LITE0 else revision
+        model, preprocessing = load_classifier(
+            model_args.model_name_or_path, id2label, model_args.from_scratch, **extra
+        )
+        size = model_args.image_size or preprocessing["size"][0]
+        cutouts, full_image = single_model_preprocessors(
+            preprocessing,
+            size,
+            context_mode=model_args.context_mode or "complement",
+            sam_model_name_or_path=model_args.sam_model_name_or_path or DEFAULT_SEGMENTER,
+        )
+        model.config.rvernet_single_view = model_args.single_view  # what it was trained on, for evaluation
+        return (
+            model,
+            _single_model_processor(model, preprocessing, size),
+            {"cutouts": cutouts, "full_image": full_image},
+        )
+
+    # Only what was asked for: a saved processor keeps its own settings otherwise.
+    settings = {
+        name: value
+        for name, value in (
+            ("sam_model_name_or_path", model_args.sam_model_name_or_path),
+            ("context_mode", model_args.context_mode),
+        )
+        if value is not None
+    }
+    selection = {"token_selection": model_args.token_selection} if model_args.token_selection else {}
+    if model_args.model_name_or_path:
+        model = RveRNetForImageClassification.from_pretrained(model_args.model_name_or_path, **revision, **selection)
+        check_labels([id2label[i] for i in sorted(id2label)], model.config.id2label, model_args.model_name_or_path)
+        processor = RveRNetImageProcessor.from_pretrained(model_args.model_name_or_path, **revision, **settings)
+        return model, with_token_grid(processor, model), {"cutouts": processor}
+    label2id = label2id_of(id2label)
+
+    def scratch_tower_config(path):
+        """A random-init tower's config; its head is raised to the label count so that it is no bottleneck."""
+        config = AutoConfig.from_pretrained(path, **revision)
+        wanted = model_args.tower_num_labels or max(config.num_labels, len(id2label))
+        if config.num_labels != wanted:
+            config.num_labels = wanted
+        return config
+
+    scratch = {
+        name: model_args.from_scratch or flag
+        for name, flag in (("roi", model_args.roi_from_scratch), ("context", model_args.context_from_scratch))
+    }
+    if scratch["roi"] != scratch["context"]:  # one pretrained tower, one random-init tower
+        from ..modeling_rvernet import tower_class_for_config
+
+        if model_args.fusion != "logits":
+            raise ValueError("mixing a pretrained and a random-init tower is supported with --fusion logits.")
+        towers = {}
+        for name, path in (
+            ("roi", model_args.roi_model_name_or_path),
+            ("context", model_args.context_model_name_or_path),
+        ):
+            if scratch[name]:
+                config = scratch_tower_config(path)
+                towers[name] = tower_class_for_config(config)._from_config(config)
+            else:
+                config = AutoConfig.from_pretrained(path, **revision)
+                towers[name] = tower_class_for_config(config).from_pretrained(path, **revision)
+        config = RveRNetConfig.from_tower_configs(
+            towers["roi"].config,
+            towers["context"].config,
+            fusion=model_args.fusion,
+            fusion_hidden_size=model_args.fusion_hidden_size,
+            id2label=id2label,
+            label2id=label2id,
+            **selection,
+        )
+        model = RveRNetForImageClassification(config, roi_model=towers["roi"], context_model=towers["context"])
+    elif scratch["roi"]:
+        config = RveRNetConfig.from_tower_configs(
+            scratch_tower_config(model_args.roi_model_name_or_path),
+            scratch_tower_config(model_args.context_model_name_or_path),
+            fusion=model_args.fusion,
+            fusion_hidden_size=model_args.fusion_hidden_size,
+            id2label=id2label,
+            label2id=label2id,
+            **selection,
+        )
+        model = RveRNetForImageClassification(config)
+    else:
+        model = RveRNetForImageClassification.from_towers_pretrained(
+            model_args.roi_model_name_or_path,
+            model_args.context_model_name_or_path,
+            id2label=id2label,
+            fusion=model_args.fusion,
+            fusion_hidden_size=model_args.fusion_hidden_size,
+            **selection,
+            roi_revision=model_args.model_revision,
+            context_revision=model_args.model_revision,
+        )
+    size = model_args.image_size or getattr(model.config.roi_config, "image_size", None)
+    check_cutout_size(model.config, size)
+    if size:
+        settings["size"] = {"height": int(size), "width": int(size)}
+    processor = RveRNetImageProcessor.from_towers_pretrained(
+        model_args.roi_model_name_or_path,
+        model_args.context_model_name_or_path,
+        revision=model_args.model_revision,
+        **settings,
+    )
+    # timm towers keep their normalisation in the config (`pretrained_cfg`), not in a processor file.
+    for name in ("roi", "context"):
+        pretrained_cfg = getattr(getattr(model.config, f"{name}_config"), "pretrained_cfg", None) or {}
+        if "mean" in pretrained_cfg and "std" in pretrained_cfg:
+            setattr(processor, f"{name}_image_mean", list(pretrained_cfg["mean"]))
+            setattr(processor, f"{name}_image_std", list(pretrained_cfg["std"]))
+    return model, with_token_grid(processor, model), {"cutouts": processor}
+
+
+def check_cutout_size(config, size: int | None) -> None:
+    """Both cut-outs have one size: a ViT-family tower (position embeddings for one grid) must have been built for
+    it. Refused before any work, naming the tower, instead of failing at the first step."""
+    from ..modeling_rvernet import SPARSE_TOWER_SPECIAL_TOKENS
+
+    for name in ("roi", "context"):
+        tower = getattr(config, f"{name}_config")
+        expected = getattr(tower, "image_size", None)
+        if size and tower.model_type in SPARSE_TOWER_SPECIAL_TOKENS and expected and int(expected) != int(size):
+            raise ValueError(
+                f"the {name} tower ({tower.model_type}) reads {expected} px images but the cut-outs would be {size} px "
+                f"(--image_size, or the ROI tower's size): both cut-outs share one size; use towers of one size or "
+                f"--image_size {expected}."
+            )
+
+
+def with_token_grid(processor, model):
+    """The processor, told the towers' patch grids (when it does not know them) so that it makes the token masks:
+    used by `token_selection="mask"`, ignored by dense models, and saved, so that a dense model trained here can be
+    switched to sparse later with no other change."""
+    if not processor.patch_size and any(model.token_patch_sizes.values()):
+        processor.patch_size = model.token_patch_sizes
+        processor._validate_settings()
+    return processor
+
+
+def _single_model_processor(model, preprocessing: dict, size: int):
+    """The image processor saved with a single classifier, so that `pipeline()` and teachers read its input facts."""
+    from transformers import TimmWrapperImageProcessor, ViTImageProcessor
+
+    if getattr(model.config, "model_type", None) == "timm_wrapper":
+        pretrained_cfg = dict(getattr(model.config, "pretrained_cfg", None) or {})
+        pretrained_cfg.update(
+            mean=tuple(preprocessing["mean"]),
+            std=tuple(preprocessing["std"]),
+            input_size=(3, size, size),
+            crop_pct=1.0,
+        )
+        model.config.pretrained_cfg = pretrained_cfg
+        return TimmWrapperImageProcessor(pretrained_cfg=pretrained_cfg, architecture=model.config.architecture)
+    return ViTImageProcessor(
+        size={"height": size, "width": size},
+        image_mean=list(preprocessing["mean"]),
+        image_std=list(preprocessing["std"]),
+    )
+
+
+def build_teacher(training_args, id2label: dict[int, str], layout: str):
+    """The frozen CNN teacher when distilling (its labels checked against the student's), else None."""
+    if training_args.distillation_type == "none":
+        return None
+    if layout == "paired":
+        raise ValueError("distillation needs the full photos; the paired layout holds cut-outs only.")
+    teacher = load_teacher(training_args.teacher_model_name_or_path)
+    check_teacher_labels(teacher.id2label, id2label, training_args.teacher_model_name_or_path)
+    return teacher
+
+
+def build_transforms(preprocessing: dict, model_args: ModelArguments, data_args, training_args, layout: str, teacher):
+    """`(train transform, evaluation transform)`: rows -> model inputs (+ the teacher's input when its logits are not
+    cached). The training one draws its augmentations from (seed, epoch, sample index)."""
+    augmentation = {
+        "flip_prob": data_args.flip_prob,
+        "crop_scale": (data_args.crop_scale_min, 1.0),
+        "seed": training_args.seed,
+    }
+    if layout == "paired":
+        return (
+            PairedTransform(preprocessing["cutouts"], train=True, **augmentation),
+            PairedTransform(preprocessing["cutouts"], train=False),
+        )
+    kwargs = {}
+    if model_args.model_type != "rvernet":
+        kwargs = {"single_view": model_args.single_view, "single_processor": preprocessing.get("full_image")}
+    if teacher is not None and not training_args.cache_teacher_logits:
+        kwargs.update(teacher_processor=teacher.input_processor(), teacher_input=training_args.teacher_input)
+    return (
+        RveRNetTransform(preprocessing["cutouts"], train=True, **augmentation, **kwargs),
+        RveRNetTransform(preprocessing["cutouts"], train=False, **kwargs),
+    )
