@@ -293,3 +293,120 @@ def test_precompute_decodes_each_image_once(image_folder, tmp_path, monkeypatch)
     precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", batch_size=4, shard_size=4)
     images = [str(source) for source in opened if not isinstance(source, io.BytesIO)]
     assert len(opened) == 6 and len(set(images)) == len(images)  # six images, each opened once
+
+
+def _opened_images(monkeypatch) -> list:
+    """Every image file the processor opens (masks and images given by path)."""
+    import rvernet_hf.image_processing_rvernet as processing
+
+    opened = []
+    original = processing.Image.open
+    monkeypatch.setattr(
+        processing.Image, "open", lambda source, *a, **k: opened.append(source) or original(source, *a, **k)
+    )
+    return opened
+
+
+def test_cached_teacher_logits_come_from_the_mask_pass_each_image_decoded_once(
+    image_folder, tmp_path, monkeypatch, tiny_teacher_dir
+):
+    """Before, the teacher's pass decoded every photo again after the check and SAM had."""
+    from rvernet_hf.distillation import compute_teacher_logits, load_teacher
+
+    root, _ = image_folder
+    dataset = load_image_folder_dataset(root)
+    teacher = load_teacher(str(tiny_teacher_dir))
+    expected = np.asarray(compute_teacher_logits(dataset, teacher, device="cpu")["teacher_logits"])
+    opened = _opened_images(monkeypatch)
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=tiny_sam(), auto_roi="center")
+    result, report = precompute_roi_masks(
+        dataset, processor, cache_dir=tmp_path / "cache", batch_size=4, shard_size=4, teacher=teacher
+    )
+    assert len(opened) == 6 and len(set(map(str, opened))) == 6  # six photos, each opened once for all three uses
+    np.testing.assert_allclose(np.asarray(result["teacher_logits"]), expected, rtol=1e-5, atol=1e-5)
+    assert report.shards_computed == 2 and all(m is not None for m in result["roi_mask"])
+    batch = RveRNetTransform(processor)(result[:6])  # passed on to the distillation loss
+    np.testing.assert_allclose(batch["teacher_logits"].numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_masks_cached_without_the_teacher_are_reused_when_it_comes(image_folder, tmp_path, tiny_teacher_dir):
+    """A run that adds cached teacher logits must not run SAM again over masks already made."""
+    from rvernet_hf.distillation import compute_teacher_logits, load_teacher
+
+    root, _ = image_folder
+    dataset = load_image_folder_dataset(root)
+    sam = tiny_sam()
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=sam, auto_roi="center")
+    masks_only, _ = precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", shard_size=4)
+    teacher = load_teacher(str(tiny_teacher_dir))
+    encoder_calls = count_calls(sam.vision_encoder)
+    both, report = precompute_roi_masks(
+        dataset, processor, cache_dir=tmp_path / "cache", shard_size=4, teacher=teacher
+    )
+    assert encoder_calls == [] and report.shards_reused == 0 and report.shards_computed == 2
+    assert [np.asarray(m).tolist() for m in both["roi_mask"]] == [
+        np.asarray(m).tolist() for m in masks_only["roi_mask"]
+    ]
+    expected = np.asarray(compute_teacher_logits(dataset, teacher, device="cpu")["teacher_logits"])
+    np.testing.assert_allclose(np.asarray(both["teacher_logits"]), expected, rtol=1e-5, atol=1e-5)
+    _, report = precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", shard_size=4, teacher=teacher)
+    assert report.shards_reused == 2 and encoder_calls == []  # the teacher's shards are cached too
+
+
+def test_given_masks_are_checked_once_and_stored_as_1_bit(image_folder, tmp_path):
+    """The cache stores every mask in one checked form, so epochs never re-check an 8-bit mask's values."""
+    root, masks = image_folder
+    Image.fromarray(rectangle_mask((40, 48), 5, 6, 10, 12).astype(np.uint8) * 255).save(masks / "chili paste/img0.png")
+    dataset = load_image_folder_dataset(root, masks_dir=masks)
+    given = Image.open(dataset[0]["roi_mask"].filename)
+    assert given.mode == "L"  # a user's 0/255 PNG
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=tiny_sam(), auto_roi="center")
+    result, _ = precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", shard_size=4)
+    stored = result[0]["roi_mask"]
+    assert stored.mode == "1"
+    np.testing.assert_array_equal(np.asarray(stored), np.asarray(given) > 0)
+
+
+def test_a_photo_of_several_classes_is_decoded_once_for_all_its_samples(tmp_path, monkeypatch):
+    """FoodSeg103 makes one sample per (photo, class): building them reads only each photo's size, and the mask
+    pass decodes each photo once for all its samples (FoodSeg103 photos hold about 3.6 classes)."""
+    import PIL.ImageFile
+
+    photos = []
+    for seed in range(2):
+        photos.append(str(tmp_path / f"photo{seed}.png"))
+        Image.fromarray(_image(seed)).save(photos[-1])
+    label_map = np.zeros((40, 48), dtype=np.uint8)
+    label_map[:, :16], label_map[:, 16:32] = 1, 2
+    maps = [Image.fromarray(label_map), Image.fromarray(label_map)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Image()})
+    segmentation = datasets.Dataset.from_dict({"image": photos, "label": maps}, features=features)
+    decodes = []
+    original = PIL.ImageFile.ImageFile.load
+    monkeypatch.setattr(
+        PIL.ImageFile.ImageFile,
+        "load",
+        lambda self: (
+            (decodes.append(self.filename) if self.tile and self.filename in photos else None) or original(self)
+        ),
+    )
+    samples = segmentation_to_roi_dataset(segmentation, {0: "background", 1: "rice", 2: "egg"}, min_area=0.0)
+    assert len(samples) == 4 and decodes == []  # sizes read from the headers
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=tiny_sam())
+    result, _ = precompute_roi_masks(samples, processor, cache_dir=tmp_path / "cache", batch_size=4)
+    assert sorted(decodes) == photos  # four samples, two photos, two decodes
+    assert result.features["image"].decode and np.asarray(result[0]["image"]).shape == (40, 48, 3)
+
+
+def test_photo_size_from_the_header_follows_exif_orientation():
+    """The label-map size check reads the header only; a photo stored rotated (EXIF 6) decodes transposed."""
+    from rvernet_hf.data.sources import _image_size
+
+    exif = Image.Exif()
+    exif[Image.ExifTags.Base.Orientation] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(_image(0, (30, 50))).save(buffer, "JPEG", exif=exif.tobytes())
+    cell = {"bytes": buffer.getvalue(), "path": None}
+    assert _image_size(cell, 0) == np.asarray(datasets.Image().decode_example(cell)).shape[:2] == (50, 30)
+    with pytest.raises(ValueError, match="the image of sample 7 is not a readable image file"):
+        _image_size({"bytes": b"not an image", "path": None}, 7)

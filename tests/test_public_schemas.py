@@ -153,3 +153,25 @@ def test_food101_as_published_gets_its_automatic_roi_once(tower_dir, tmp_path):
     assert shards  # the masks are cached: a second run reads them
     train_one_step(repo, tower_dir, tmp_path / "again", *sam)
     assert sorted(path.name for path in (tmp_path / "masks").iterdir()) == shards
+
+
+def test_a_carved_validation_split_holds_whole_photos():
+    """Without a validation split, samples of one photo (one per food) were split apart by label: a validation
+    photo was then seen in training, under another food's label. Whole photos are held out now, in order."""
+    import datasets
+
+    from rvernet_hf.training import carve_validation
+
+    sources = [photo for photo in range(20) for _ in range(3)]  # 20 photos, 3 foods each
+    labels = [food for _ in range(20) for food in range(3)]
+    features = datasets.Features(
+        {"label": datasets.ClassLabel(names=["rice", "egg", "sauce"]), "source_index": datasets.Value("int64")}
+    )
+    split = datasets.Dataset.from_dict({"label": labels, "source_index": sources}, features=features)
+    carved = carve_validation(split, 0.1, seed=0)
+    train_photos, held_photos = set(carved["train"]["source_index"]), set(carved["validation"]["source_index"])
+    assert not train_photos & held_photos and len(held_photos) == 2 and len(carved["validation"]) == 6
+    assert carved["train"]["source_index"] == sorted(carved["train"]["source_index"])  # neighbours stay together
+    assert carve_validation(split, 0.1, seed=0)["validation"]["source_index"] == carved["validation"]["source_index"]
+    plain = carve_validation(split.remove_columns("source_index"), 0.1, seed=0)  # no photos named: by label
+    assert len(plain["validation"]) == 6 and sorted(set(plain["validation"]["label"])) == [0, 1, 2]

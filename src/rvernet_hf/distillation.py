@@ -9,6 +9,7 @@ normalisation), the student sees the two cut-outs: the teacher's input is passed
 `facebookresearch/deit`'s `DistillationLoss`.
 """
 
+import hashlib
 import math
 import os
 import shutil
@@ -16,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -153,6 +155,26 @@ class FrozenTeacher(nn.Module):
         outputs = self.model(pixel_values)
         return outputs if isinstance(outputs, torch.Tensor) else outputs.logits
 
+    def fingerprint(self) -> str:
+        """A digest of the teacher's preprocessing and weights: the cache key of its logits."""
+        digest = hashlib.sha256(repr(self.input_processor()).encode())
+        for tensor in self.state_dict().values():
+            digest.update(tensor.detach().float().cpu().numpy().tobytes()[:4096])
+        return digest.hexdigest()[:16]
+
+    def logits_of_images(
+        self, images: list[np.ndarray], device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> np.ndarray:
+        """Logits (float32, `(len(images), num_labels)`) of decoded uint8 HWC photos, each resized and normalised as
+        the teacher expects; run on `device` (moved there), under autocast when `dtype` is fp16/bf16."""
+        device = torch.device(device or next(self.parameters()).device)
+        self.to(device)
+        processor = self.input_processor()
+        pixels = torch.stack([processor(image) for image in images]).to(device)
+        autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype in (torch.float16, torch.bfloat16))
+        with torch.inference_mode(), autocast:
+            return self(pixels).float().cpu().numpy()
+
 
 def load_teacher(name_or_path: str, **kwargs) -> FrozenTeacher:
     """A `FrozenTeacher` from a name: see `teachers.load_classifier` for the names accepted."""
@@ -227,29 +249,18 @@ def compute_teacher_logits(
     """Run the teacher once over every sample's untouched full image; return the dataset with a `column` of logits.
 
     The result is a `datasets` `map`, fingerprinted by the teacher's weights and preprocessing: on a dataset saved
-    on disk a second call reads the cache instead of running the teacher again.
+    on disk a second call reads the cache instead of running the teacher again. (`precompute_roi_masks(teacher=...)`
+    makes the same column in its pass over the photos, so that each photo is decoded once for both.)
     """
-    import hashlib
-
     from .image_processing_rvernet import load_image
 
     if image_column not in dataset.column_names:
         raise ValueError(f"the dataset has no image column {image_column!r} (columns: {dataset.column_names}).")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    teacher = teacher.to(device)
-    processor = teacher.input_processor()
-    digest = hashlib.sha256(repr(processor).encode())
-    for tensor in teacher.state_dict().values():
-        digest.update(tensor.detach().float().cpu().numpy().tobytes()[:4096])
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype in (torch.float16, torch.bfloat16))
 
     def add_logits(batch, indices):
-        pixels = torch.stack(
-            [processor(load_image(image, index)) for image, index in zip(batch[image_column], indices)]
-        )
-        with torch.inference_mode(), autocast:
-            logits = teacher(pixels.to(device))
-        return {column: logits.float().cpu().numpy()}
+        images = [load_image(image, index) for image, index in zip(batch[image_column], indices)]
+        return {column: teacher.logits_of_images(images, device, dtype)}
 
     return dataset.map(
         add_logits,
@@ -257,7 +268,7 @@ def compute_teacher_logits(
         batch_size=batch_size,
         with_indices=True,
         desc="Teacher logits (once)",
-        new_fingerprint=hashlib.sha256(f"{dataset._fingerprint}{digest.hexdigest()}".encode()).hexdigest()[:16],
+        new_fingerprint=hashlib.sha256(f"{dataset._fingerprint}{teacher.fingerprint()}".encode()).hexdigest()[:16],
     )
 
 

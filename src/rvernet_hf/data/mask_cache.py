@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask
 from .sources import _datasets, encode_mask
 
@@ -36,6 +34,15 @@ class MaskingReport:
     shards_reused: int = 0
     process_index: int = 0
     num_processes: int = 1
+
+
+def _source_key(cell: Any) -> Any:
+    """What identifies an undecoded `datasets.Image` cell's photo (its bytes, else its path); None for in-memory
+    images."""
+    if isinstance(cell, dict):
+        data = cell.get("bytes")
+        return ("bytes", len(data), hash(data)) if data else ("path", cell.get("path"))
+    return None
 
 
 def _process_group() -> tuple[int, int, Any]:
@@ -60,18 +67,28 @@ def precompute_roi_masks(
     cache_dir: str | os.PathLike | None = None,
     on_error: str = "raise",
     sam_model: Any = None,
+    teacher: Any = None,
+    teacher_device: Any = None,
+    teacher_dtype: Any = None,
 ):
-    """Run SAM over a `datasets.Dataset` once and store each sample's ROI mask (1-bit PNG) in `mask_column`.
+    """Read every sample of a `datasets.Dataset` once: check it, run SAM where its ROI mask is missing, and store
+    every sample's mask (1-bit PNG) in `mask_column`; with a `teacher`, also its logits in `teacher_logits`.
 
-    Samples that already have a mask keep it. Boxes/points in `box_column`/`points_column` prompt SAM; a sample with
-    neither gets the processor's automatic ROI. Work is done in shards of `shard_size` samples, each a batched
-    `map` written to its own cache file named by the dataset's fingerprint and the SAM settings: an interrupted run
-    resumes at the first unfinished shard, and a second run (and every training epoch after it) performs no SAM
-    forward pass at all.
+    Each image is decoded once here, and that decoded copy is what the check, SAM and the teacher read. A given mask
+    is checked (the image's size, binary, not empty) and stored in the same 1-bit form as SAM's, so that the training
+    transforms read every mask without checking it again. Boxes/points in `box_column`/`points_column` prompt SAM; a
+    sample with neither gets the processor's automatic ROI. Work is done in shards of `shard_size` samples, each a
+    batched `map` written to its own cache file named by the dataset's fingerprint and the SAM (and teacher)
+    settings: an interrupted run resumes at the first unfinished shard, and a second run (and every training epoch
+    after it) performs no SAM forward pass at all. Under a `torch.distributed` group the shards are split across
+    the processes (round robin by rank) and every process returns the whole result.
 
     Args:
         on_error: `"raise"` stops at the first bad sample, naming it; `"skip"` drops bad samples and reports them
             (count and names) in the returned `MaskingReport`. Finished shards are kept either way.
+        teacher: a `FrozenTeacher` whose logits of each untouched photo are cached with the masks (the column
+            `RveRNetTransform` passes on as `teacher_logits`), run on `teacher_device` in `teacher_dtype`. Masks
+            cached earlier without it are reused (only the teacher runs then, decoding those images again).
 
     Returns:
         `(dataset with mask_column filled, MaskingReport)`.
@@ -91,6 +108,7 @@ def precompute_roi_masks(
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = _settings_fingerprint(processor, dataset._fingerprint, image_column, box_column, points_column)
+    with_teacher = _settings_fingerprint(processor, fingerprint, teacher.fingerprint()) if teacher else None
     report = MaskingReport()
     # Images (and existing masks) are read by the processor, not decoded by `datasets`: a broken file then becomes
     # a named error of one sample instead of an exception deep inside `map`.
@@ -100,40 +118,49 @@ def precompute_roi_masks(
         dataset = dataset.cast_column(mask_column, datasets.Image(decode=False))
     names = [(p or {}).get("path") for p in dataset[image_column]]
 
-    def add_masks(batch, indices):
-        masks, errors = [], []
+    def add_masks(batch, indices, run_teacher):
         existing = batch.get(mask_column) or [None] * len(indices)
         boxes = batch.get(box_column) if box_column else None
         points = batch.get(points_column) if points_column else None
         results: dict[int, Any] = {}
-        # Check every sample alone first (cheap: one decode), so that a bad file is named now rather than found
-        # hours into training, and one bad sample does not take its batch down. Given masks are checked too.
-        good, decoded = [], {}
+        # Check every sample alone first (one decode), so that a bad file is named now rather than found hours into
+        # training, and one bad sample does not take its batch down. Given masks are checked here, once.
+        missing, decoded, by_source = [], {}, {}
         for i, given_mask in enumerate(existing):
             try:
-                array = load_image(
-                    batch[image_column][i], indices[i], processor.pad_value, do_convert_rgb=processor.do_convert_rgb
-                )
-                if given_mask is not None:
-                    load_mask(given_mask, indices[i], array.shape[:2], allow_full=True)
+                # Samples of one photo (one per class of a segmentation dataset, next to each other) share its decode.
+                source = _source_key(batch[image_column][i])
+                if source is not None and source in by_source:
+                    array = by_source[source]
                 else:
-                    good.append(i)
-                    decoded[i] = array  # SAM reads this decoded copy: each image is decoded once here
+                    array = load_image(
+                        batch[image_column][i],
+                        indices[i],
+                        processor.pad_value,
+                        do_convert_rgb=processor.do_convert_rgb,
+                    )
+                    if source is not None:
+                        by_source[source] = array
+                decoded[i] = array
+                if given_mask is not None:
+                    results[i] = load_mask(given_mask, indices[i], decoded[i].shape[:2], allow_full=True)
+                else:
+                    missing.append(i)
             except ValueError as error:
                 results[i] = error
-        if good:
+        if missing:
             try:
                 _, computed = processor.compute_roi_masks(
-                    [decoded[i] for i in good],
-                    input_boxes=[boxes[i] if boxes and boxes[i] else None for i in good],
-                    input_points=[points[i] if points and points[i] else None for i in good],
+                    [decoded[i] for i in missing],
+                    input_boxes=[boxes[i] if boxes and boxes[i] else None for i in missing],
+                    input_points=[points[i] if points and points[i] else None for i in missing],
                 )
-                for i, image_masks in zip(good, computed):
+                for i, image_masks in zip(missing, computed):
                     results[i] = image_masks[0]
             except ValueError:
                 if on_error == "raise":
                     raise
-                for i in good:  # find the culprit one sample at a time
+                for i in missing:  # find the culprit one sample at a time
                     try:
                         results[i] = processor.compute_roi_masks(
                             [decoded[i]],
@@ -142,52 +169,108 @@ def precompute_roi_masks(
                         )[1][0][0]
                     except ValueError as sample_error:
                         results[i] = sample_error
-        for i, mask in enumerate(existing):
-            value = results.get(i, mask)
-            if isinstance(value, Exception):
+        masks, errors = [], []
+        for i in range(len(indices)):
+            if isinstance(results[i], Exception):
                 if on_error == "raise":
-                    raise ValueError(f"sample {indices[i]} ({names[indices[i]] or 'in memory'}): {value}")
+                    raise ValueError(f"sample {indices[i]} ({names[indices[i]] or 'in memory'}): {results[i]}")
                 masks.append(None)
-                errors.append(str(value))
+                errors.append(str(results[i]))
             else:
-                masks.append(encode_mask(value) if isinstance(value, np.ndarray) else value)
+                masks.append(encode_mask(results[i]))
                 errors.append(None)
-        return {mask_column: masks, "_roi_mask_error": errors}
+        columns = {mask_column: masks, "_roi_mask_error": errors}
+        if run_teacher:  # once per photo
+            photos = {id(decoded[i]): decoded[i] for i in range(len(indices)) if errors[i] is None}
+            logits = teacher.logits_of_images(list(photos.values()), teacher_device, teacher_dtype) if photos else []
+            by_photo = dict(zip(photos, logits))
+            columns["teacher_logits"] = [
+                by_photo[id(decoded[i])] if errors[i] is None else None for i in range(len(indices))
+            ]
+        return columns
 
     features = dataset.features.copy()
     features[mask_column] = datasets.Image()
     features["_roi_mask_error"] = datasets.Value("string")
+    teacher_features = features.copy()
+    teacher_features["teacher_logits"] = datasets.Sequence(datasets.Value("float32"))
     rank, world_size, wait_for_everyone = _process_group()
     report.process_index, report.num_processes = rank, world_size
 
-    def build_shard(shard_index: int, start: int):
-        stop = min(start + shard_size, len(dataset))
-        cache_file = cache_dir / f"masks-{fingerprint}-{shard_index:05d}-of-{len(dataset)}.arrow"
-        shard = dataset.select(range(start, stop))
-        if mask_column not in shard.column_names:
-            shard = shard.add_column(mask_column, [None] * len(shard), feature=datasets.Image())
-        # `datasets` writes the cache file under a temporary name and renames it when complete: a killed run
-        # leaves no torn shard, and the next run (with any number of processes) recomputes only what is missing.
+    def shard_file(kind: str, shard_index: int) -> Path:
+        key = {"masks": fingerprint, "masks+teacher": with_teacher, "teacher": with_teacher}[kind]
+        return cache_dir / f"{kind}-{key}-{shard_index:05d}-of-{len(dataset)}.arrow"
+
+    def mapped(shard, function, kind, shard_index, shard_features, desc):
+        # `datasets` writes the cache file under a temporary name and renames it when complete: a killed run leaves
+        # no torn shard, and the next run (with any number of processes) recomputes only what is missing.
         return shard.map(
-            lambda batch, idx, offset=start: add_masks(batch, [offset + i for i in idx]),
+            function,
             batched=True,
             batch_size=batch_size,
             with_indices=True,
-            features=features,
-            cache_file_name=str(cache_file),
+            features=shard_features,
+            cache_file_name=str(shard_file(kind, shard_index)),
             load_from_cache_file=True,
-            new_fingerprint=f"{fingerprint}-{shard_index}",
-            desc=f"SAM masks, shard {shard_index + 1}",
+            new_fingerprint=f"{shard_file(kind, shard_index).stem}",
+            desc=desc,
+        )
+
+    def build_shard(shard_index: int, start: int):
+        """The shard's masks (and teacher logits): read from its cache files when written, else computed."""
+        stop = min(start + shard_size, len(dataset))
+        shard = dataset.select(range(start, stop))
+        if mask_column not in shard.column_names:
+            shard = shard.add_column(mask_column, [None] * len(shard), feature=datasets.Image())
+        both = teacher is not None and not shard_file("masks", shard_index).exists()
+        if teacher is not None and shard_file("masks+teacher", shard_index).exists():
+            both = True
+        if both:  # one pass: each image decoded once for the check, SAM and the teacher
+            return mapped(
+                shard,
+                lambda batch, idx, offset=start: add_masks(batch, [offset + i for i in idx], run_teacher=True),
+                "masks+teacher",
+                shard_index,
+                teacher_features,
+                f"ROI masks and teacher logits, shard {shard_index + 1}",
+            )
+        shard = mapped(
+            shard,
+            lambda batch, idx, offset=start: add_masks(batch, [offset + i for i in idx], run_teacher=False),
+            "masks",
+            shard_index,
+            features,
+            f"ROI masks, shard {shard_index + 1}",
+        )
+        if teacher is None:
+            return shard
+
+        def add_logits(batch, idx):  # masks cached before without the teacher: only the teacher runs
+            good = [i for i, error in enumerate(batch["_roi_mask_error"]) if error is None]
+            images = [load_image(batch[image_column][i], start + idx[i]) for i in good]
+            by_sample = dict(
+                zip(good, teacher.logits_of_images(images, teacher_device, teacher_dtype) if good else [])
+            )
+            return {"teacher_logits": [by_sample.get(i) for i in range(len(idx))]}
+
+        return mapped(
+            shard, add_logits, "teacher", shard_index, teacher_features, f"Teacher logits, shard {shard_index + 1}"
+        )
+
+    def written(shard_index: int) -> bool:
+        if teacher is None:
+            return shard_file("masks", shard_index).exists()
+        return shard_file("masks+teacher", shard_index).exists() or (
+            shard_file("masks", shard_index).exists() and shard_file("teacher", shard_index).exists()
         )
 
     starts = list(enumerate(range(0, len(dataset), shard_size)))
-    shard_files = {i: cache_dir / f"masks-{fingerprint}-{i:05d}-of-{len(dataset)}.arrow" for i, _ in starts}
     # Each process computes the missing shards of its rank (round robin: shard i is rank i % world_size's), then
     # every process reads every shard once all are written: no shard is computed twice, and the result does not
     # depend on how many processes made it.
     built = {}
     for shard_index, start in starts:
-        if shard_files[shard_index].exists():
+        if written(shard_index):
             report.shards_reused += 1
         elif shard_index % world_size == rank:
             report.shards_computed += 1

@@ -129,6 +129,25 @@ def label_map_array(label_map: Any, index: int, label_channel: str = "auto") -> 
     )
 
 
+def _image_size(cell: dict, index: int) -> tuple[int, int]:
+    """(height, width) of an undecoded `datasets.Image` cell as it decodes (EXIF orientation applied), read from its
+    header only."""
+    source = cell.get("bytes") or cell.get("path")
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
+            width, height = opened.size
+            exif = Image.Exif()
+            if "exif" in opened.info:  # found in the header (JPEG's APP1, PNG's eXIf before the pixels)
+                exif.load(opened.info["exif"])
+            elif opened.format != "PNG":  # (PNG's getexif() would decode the pixels to look after them)
+                exif = opened.getexif()
+            if exif.get(Image.ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
+                width, height = height, width
+    except (OSError, SyntaxError, TypeError) as error:
+        raise ValueError(f"the image of sample {index} is not a readable image file: {error}") from None
+    return height, width
+
+
 def segmentation_to_roi_dataset(
     dataset,
     id2label: dict[int, str],
@@ -165,12 +184,17 @@ def segmentation_to_roi_dataset(
     listed = classes_column if classes_column and classes_column in dataset.column_names else None
     known = set(id2label) | set(ignore_ids)
 
+    image_feature = dataset.features[image_column]
+    if isinstance(image_feature, datasets.Image):
+        # The photos pass through undecoded (only their size is read here): the mask cache decodes each once.
+        dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
+
     def explode(batch, indices):
         out = {"image": [], "label": [], "roi_mask": [], "source_index": []}
         classes = batch[listed] if listed else [None] * len(indices)
         for image, label_map, index, present in zip(batch[image_column], batch[label_map_column], indices, classes):
             label_map = label_map_array(label_map, index, label_channel)
-            image_size = image.size[::-1] if isinstance(image, Image.Image) else np.asarray(image).shape[:2]
+            image_size = _image_size(image, index) if isinstance(image, dict) else np.asarray(image).shape[:2]
             if tuple(label_map.shape) != tuple(image_size):
                 raise ValueError(
                     f"the label map of sample {index} is {label_map.shape} but its image is {tuple(image_size)}."
@@ -200,9 +224,7 @@ def segmentation_to_roi_dataset(
 
     features = datasets.Features(
         {
-            "image": dataset.features[image_column]
-            if isinstance(dataset.features[image_column], datasets.Image)
-            else datasets.Image(),
+            "image": image_feature if isinstance(image_feature, datasets.Image) else datasets.Image(),
             "label": datasets.ClassLabel(names=[id2label[i] for i in kept]),
             "roi_mask": datasets.Image(),
             "source_index": datasets.Value("int64"),

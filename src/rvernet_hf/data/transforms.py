@@ -100,7 +100,9 @@ class RveRNetTransform:
             a global random stream: a resumed run and a multi-process run draw exactly the augmentations of an
             uninterrupted single-process run. Without it, torch's global generator is used.
 
-    A `teacher_logits` column (cached teacher outputs) is passed through as a float tensor.
+    A `teacher_logits` column (cached teacher outputs) is passed through as a float tensor. Masks made by
+    `precompute_roi_masks` are 1-bit images whose values were checked when the cache was built: reading one each
+    epoch costs its decode and a size check, not the value check of a user's 8-bit or colour mask.
     """
 
     def __init__(

@@ -34,6 +34,7 @@ from .arguments import (
 from .build import build_model, build_teacher, build_transforms, check_cutout_size, with_token_grid
 from .run import claim_output_dir, main, run
 from .splits import (
+    carve_validation,
     check_class_counts,
     check_label_range,
     check_labels,
@@ -55,6 +56,7 @@ __all__ = [
     "build_model",
     "build_teacher",
     "build_transforms",
+    "carve_validation",
     "check_class_counts",
     "check_cutout_size",
     "check_label_range",

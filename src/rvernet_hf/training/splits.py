@@ -100,8 +100,7 @@ def load_data(data_args: DataArguments, seed: int = 42):
             raise ValueError(
                 "no evaluation split: set --validation_dir/--validation_split or a percentage in (0, 100)."
             )
-        carved = splits["train"].train_test_split(test_size=fraction, seed=seed, stratify_by_column="label")
-        splits = {"train": carved["train"], "validation": carved["test"]}
+        splits = carve_validation(splits["train"], fraction, seed)
     num_labels = len(splits["train"].features["label"].names)
     for name, split in splits.items():
         check_label_range(split, name, num_labels)
@@ -110,6 +109,32 @@ def load_data(data_args: DataArguments, seed: int = 42):
         if limit is not None:
             splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
     return datasets.DatasetDict(splits), layout
+
+
+def carve_validation(train, fraction: float, seed: int) -> dict:
+    """`{"train", "validation"}` from one split, `fraction` held out. Samples cut from one photo (a segmentation
+    dataset's `source_index`: one sample per food) go to the same side, so that no validation photo is seen in
+    training, and keep their order (the mask pass decodes each photo once for its neighbouring samples); other
+    datasets are split stratified by label."""
+    import numpy as np
+
+    if "source_index" not in train.column_names:
+        carved = train.train_test_split(test_size=fraction, seed=seed, stratify_by_column="label")
+        return {"train": carved["train"], "validation": carved["test"]}
+    sources = np.asarray(train["source_index"])
+    photos = np.unique(sources)
+    if len(photos) < 2:
+        raise ValueError(
+            f"no evaluation split and {len(photos)} photo(s) to hold some out of: give a validation split."
+        )
+    held_count = min(len(photos) - 1, max(1, round(fraction * len(photos))))
+    held = np.random.default_rng(seed).choice(photos, size=held_count, replace=False)
+    in_validation = np.isin(sources, held)
+    logger.info(f"Held out {held_count} of {len(photos)} photos ({int(in_validation.sum())} samples) for evaluation.")
+    return {
+        "train": train.select(np.flatnonzero(~in_validation)),
+        "validation": train.select(np.flatnonzero(in_validation)),
+    }
 
 
 def segmentation_id2label(data_args: DataArguments) -> dict[int, str]:
@@ -240,10 +265,13 @@ def needs_masks(model_args, layout: str) -> bool:
 def prepare_splits(data, preprocessing: dict, data_args: DataArguments, training_args, teacher, masks: bool):
     """Every sample of every split read once, before the first step: with `masks`, its image and its mask when it
     has one (size, values, not empty) are checked and SAM makes the missing masks (`precompute_roi_masks`: cached,
-    resumable, split across processes); with a teacher whose logits are cached, its logits. Bad samples raise,
-    naming the split and the sample, or (`--on_bad_samples skip`) are dropped and reported."""
+    resumable, split across processes); with a teacher whose logits are cached, its logits, from the same decoded
+    photo (`compute_teacher_logits` when no mask pass is needed: a single classifier on full photos). Bad samples
+    raise, naming the split and the sample, or (`--on_bad_samples skip`) are dropped and reported."""
+    cached_teacher = teacher if teacher is not None and training_args.cache_teacher_logits else None
     if masks:
-        # (Under several processes, joined when the run started, each process computes its own shards.)
+        # (Under several processes, joined when the run started, each process computes its own shards.) The
+        # teacher's logits are made in the same pass, from the same decoded photos.
         for split in list(data):
             given = "roi_mask" in data[split].column_names and None not in data[split]["roi_mask"]
             logger.info(
@@ -256,6 +284,8 @@ def prepare_splits(data, preprocessing: dict, data_args: DataArguments, training
                     preprocessing["cutouts"],
                     cache_dir=data_args.mask_cache_dir,
                     on_error=data_args.on_bad_samples,
+                    teacher=cached_teacher,
+                    teacher_device=training_args.device,
                 )
             except ValueError as error:
                 raise ValueError(
@@ -270,12 +300,12 @@ def prepare_splits(data, preprocessing: dict, data_args: DataArguments, training
                 )
                 if len(data[split]) == 0:
                     raise ValueError(f"the {split} split has no usable sample left after dropping bad ones.")
-    if teacher is not None and training_args.cache_teacher_logits:
+    if cached_teacher is not None and not masks:  # a single classifier on full photos: no mask pass
         with training_args.main_process_first(desc="teacher logits"):
             for split in list(data):
                 data[split] = compute_teacher_logits(
                     data[split],
-                    teacher,
+                    cached_teacher,
                     batch_size=training_args.per_device_eval_batch_size,
                     device=training_args.device,
                 )
