@@ -148,3 +148,13 @@ def test_sparse_benchmark_quick_measures_every_model_and_the_pipeline(tmp_path):
     )
     assert figures["pipeline_batch1_sparse_over_dense"] > 0
     assert json.loads(out.read_text())["rows"] == figures["rows"]
+
+
+@pytest.mark.slow
+def test_first_step_benchmark_reads_each_photo_once_before_training(tmp_path):
+    out = tmp_path / "first_step.json"
+    runs = script("first_step").main(["--images", "6", "--classes", "2", "--size", "64", "48", "--json", str(out)])
+    assert len(runs) == 1 and runs[0]["seconds"] > 0 and runs[0]["ratio"] == 1.0
+    # 12 samples of 6 photos: the check, the masks and the teacher's logits share one decode per photo
+    assert runs[0]["decodes_per_photo"] == 1.0
+    assert json.loads(out.read_text())["runs"] == runs
