@@ -118,6 +118,24 @@ def precompute_roi_masks(
         dataset = dataset.cast_column(mask_column, datasets.Image(decode=False))
     names = [(p or {}).get("path") for p in dataset[image_column]]
 
+    def decode(cell, index: int, by_source: dict):
+        """A sample's decoded photo; samples of one photo (one per food of a segmentation dataset, neighbours in a
+        batch) share one decode."""
+        source = _source_key(cell)
+        if source is not None and source in by_source:
+            return by_source[source]
+        array = load_image(cell, index, processor.pad_value, do_convert_rgb=processor.do_convert_rgb)
+        if source is not None:
+            by_source[source] = array
+        return array
+
+    def photo_logits(photos: dict[int, Any], size: int) -> list:
+        """The teacher's logits for each batch position that has a decoded photo (None elsewhere), once per photo."""
+        unique = {id(array): array for array in photos.values()}
+        logits = teacher.logits_of_images(list(unique.values()), teacher_device, teacher_dtype) if unique else []
+        by_photo = dict(zip(unique, logits))
+        return [by_photo[id(photos[i])] if i in photos else None for i in range(size)]
+
     def add_masks(batch, indices, run_teacher):
         existing = batch.get(mask_column) or [None] * len(indices)
         boxes = batch.get(box_column) if box_column else None
@@ -128,20 +146,7 @@ def precompute_roi_masks(
         missing, decoded, by_source = [], {}, {}
         for i, given_mask in enumerate(existing):
             try:
-                # Samples of one photo (one per class of a segmentation dataset, next to each other) share its decode.
-                source = _source_key(batch[image_column][i])
-                if source is not None and source in by_source:
-                    array = by_source[source]
-                else:
-                    array = load_image(
-                        batch[image_column][i],
-                        indices[i],
-                        processor.pad_value,
-                        do_convert_rgb=processor.do_convert_rgb,
-                    )
-                    if source is not None:
-                        by_source[source] = array
-                decoded[i] = array
+                decoded[i] = decode(batch[image_column][i], indices[i], by_source)
                 if given_mask is not None:
                     results[i] = load_mask(given_mask, indices[i], decoded[i].shape[:2], allow_full=True)
                 else:
@@ -180,13 +185,10 @@ def precompute_roi_masks(
                 masks.append(encode_mask(results[i]))
                 errors.append(None)
         columns = {mask_column: masks, "_roi_mask_error": errors}
-        if run_teacher:  # once per photo
-            photos = {id(decoded[i]): decoded[i] for i in range(len(indices)) if errors[i] is None}
-            logits = teacher.logits_of_images(list(photos.values()), teacher_device, teacher_dtype) if photos else []
-            by_photo = dict(zip(photos, logits))
-            columns["teacher_logits"] = [
-                by_photo[id(decoded[i])] if errors[i] is None else None for i in range(len(indices))
-            ]
+        if run_teacher:
+            columns["teacher_logits"] = photo_logits(
+                {i: decoded[i] for i in range(len(indices)) if errors[i] is None}, len(indices)
+            )
         return columns
 
     features = dataset.features.copy()
@@ -246,12 +248,13 @@ def precompute_roi_masks(
             return shard
 
         def add_logits(batch, idx):  # masks cached before without the teacher: only the teacher runs
-            good = [i for i, error in enumerate(batch["_roi_mask_error"]) if error is None]
-            images = [load_image(batch[image_column][i], start + idx[i]) for i in good]
-            by_sample = dict(
-                zip(good, teacher.logits_of_images(images, teacher_device, teacher_dtype) if good else [])
-            )
-            return {"teacher_logits": [by_sample.get(i) for i in range(len(idx))]}
+            by_source = {}
+            photos = {
+                i: decode(batch[image_column][i], start + idx[i], by_source)
+                for i, error in enumerate(batch["_roi_mask_error"])
+                if error is None
+            }
+            return {"teacher_logits": photo_logits(photos, len(idx))}
 
         return mapped(
             shard, add_logits, "teacher", shard_index, teacher_features, f"Teacher logits, shard {shard_index + 1}"
