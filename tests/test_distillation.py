@@ -406,11 +406,16 @@ def test_resume_after_a_kill_ends_with_the_same_weights(tmp_path, synthetic_data
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("token_selection", ["dense", "mask"])
-def test_two_process_gloo_run_matches_one_process(tmp_path, synthetic_data, tower_dir, token_selection):
+@pytest.mark.parametrize(("token_selection", "cached_teacher"), [("dense", True), ("mask", False)])
+def test_two_process_gloo_run_matches_one_process(
+    tmp_path, synthetic_data, tower_dir, tiny_teacher_dir, token_selection, cached_teacher
+):
     """torchrun, 2 CPU processes (gloo) x batch 4 = 1 process x batch 8: same weights after 3 steps (token-sparse
-    towers too: each process pads its own batch, and padding changes nothing)."""
+    towers too: each process pads its own batch, and padding changes nothing; cached teacher logits too: each
+    process computes those of its own mask-cache shards)."""
+    teacher = ["--distillation_type", "hard", "--teacher_model_name_or_path", str(tiny_teacher_dir)]
     common = [
+        *(teacher + ["--cache_teacher_logits"] if cached_teacher else []),
         *rvernet_args(synthetic_data, tower_dir),
         "--do_train",
         "--max_steps",
