@@ -4,8 +4,8 @@
 - `rvernet_hf.data.sources`: dataset builders (image folders, segmentation label maps incl. the public food
   datasets' schemas, the FoodSeg103 folder layout, the official paired layout), all in one schema: `image`,
   `label` (`ClassLabel`), `roi_mask` (1-bit PNG) and the optional prompt columns `roi_box` / `roi_points`.
-- `rvernet_hf.data.mask_cache`: every sample read and checked once, missing masks made by SAM once, in resumable
-  shards split across processes (`precompute_roi_masks`).
+- `rvernet_hf.data.mask_cache`: every sample read and checked once, missing masks made by SAM once (and a teacher's
+  logits, from the same decoded photo), in resumable shards split across processes (`precompute_roi_masks`).
 - `rvernet_hf.data.transforms`: rows -> model inputs, with paired augmentations (`RveRNetTransform`).
 
 Every public name is importable from `rvernet_hf.data` as well.

@@ -1,11 +1,12 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
-"""The ROI mask cache: every sample of a dataset read and checked once, its missing masks made by SAM once.
+"""The ROI mask cache: every sample of a dataset read and checked once, its missing masks made by SAM once (and, when
+asked, a distillation teacher's logits from the same decoded photo).
 
 `precompute_roi_masks` writes the masks into the dataset in shards, each a `datasets` cache file written whole or
 not at all; shards are split across the processes of a `torch.distributed` group (`torchrun`, `accelerate launch`),
 a killed run resumes at the unfinished shards with any number of processes, and the result does not depend on how
 many processes made it. Every mask leaves the cache in one form, checked once here (the image's size, binary, not
-empty): a 1-bit PNG that the training transforms decode without checking it again.
+empty): a 1-bit PNG, whose values the training transforms need not check again each epoch.
 """
 
 import hashlib
