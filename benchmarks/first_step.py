@@ -68,6 +68,8 @@ def write_replica(folder: Path, images: int, classes: int, size: tuple[int, int]
     import datasets
     from PIL import Image
 
+    from rvernet_hf.testing_utils import write_dataset_repo
+
     rng = np.random.default_rng(seed)
     width, height = size
     foods = [i for i in FOODS if i]
@@ -94,25 +96,18 @@ def write_replica(folder: Path, images: int, classes: int, size: tuple[int, int]
             "id": datasets.Value("int64"),
         }
     )
-    (folder / "data").mkdir(parents=True)
-    dataset = datasets.Dataset.from_dict(rows, features=features)
-    held = max(1, images // 10)  # as published: a train and a validation split (here 90 / 10 % of the photos)
-    dataset.select(range(images - held)).to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
-    dataset.select(range(images - held, images)).to_parquet(str(folder / "data" / "validation-00000-of-00001.parquet"))
-    (folder / "id2label.json").write_text(json.dumps({str(k): v for k, v in FOODS.items()}))
-    return folder
+    held = images - max(1, images // 10)  # as published: a train and a validation split (here 90 / 10 % of the photos)
+    splits = {"train": {k: v[:held] for k, v in rows.items()}, "validation": {k: v[held:] for k, v in rows.items()}}
+    return write_dataset_repo(folder, splits, features, FOODS)
 
 
 def write_models(folder: Path) -> tuple[Path, Path]:
     """A tiny DeiT config (the towers, random-init) and the real Lite0 with a head for the replica's foods."""
-    from transformers import DeiTConfig
-
     from rvernet_hf.teachers import BUILTIN_LITE0, load_classifier
+    from rvernet_hf.testing_utils import tiny_tower_config
 
     towers = folder / "tiny_deit"
-    DeiTConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, image_size=32, patch_size=8
-    ).save_pretrained(towers)
+    tiny_tower_config("deit", image_size=32).save_pretrained(towers)
     teacher, _ = load_classifier(BUILTIN_LITE0, {i - 1: FOODS[i] for i in FOODS if i})
     teacher.save_pretrained(folder / "teacher")
     return towers, folder / "teacher"

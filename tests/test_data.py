@@ -280,15 +280,9 @@ def test_masks_on_two_processes_split_the_shards_and_equal_one_process(tmp_path)
 
 def test_precompute_decodes_each_image_once(image_folder, tmp_path, monkeypatch):
     """The up-front check and SAM used to decode every image twice (three times with teacher logits)."""
-    import rvernet_hf.image_processing_rvernet as processing
-
     root, _ = image_folder
     dataset = load_image_folder_dataset(root)
-    opened = []
-    original = processing.Image.open
-    monkeypatch.setattr(
-        processing.Image, "open", lambda source, *a, **k: opened.append(source) or original(source, *a, **k)
-    )
+    opened = _opened_images(monkeypatch)
     processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=tiny_sam(), auto_roi="center")
     precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", batch_size=4, shard_size=4)
     images = [str(source) for source in opened if not isinstance(source, io.BytesIO)]

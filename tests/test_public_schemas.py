@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import SYNTH_SIZE, tower_args
+from rvernet_hf.testing_utils import write_dataset_repo
 from rvernet_hf.training import DataArguments, load_data, main
 
 
@@ -29,18 +30,6 @@ def _label_map(seed, classes, rgb=False):
     if rgb:  # UECFoodPix: the class id in the red channel, green and blue empty
         return Image.fromarray(np.stack([ids, np.zeros_like(ids), np.zeros_like(ids)], axis=-1))
     return Image.fromarray(ids, mode="L")
-
-
-def _write_repo(folder, rows_per_split, features, id2label=None):
-    import datasets
-
-    (folder / "data").mkdir(parents=True)
-    for split, rows in rows_per_split.items():
-        dataset = datasets.Dataset.from_dict(rows, features=features)
-        dataset.to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
-    if id2label is not None:
-        (folder / "id2label.json").write_text(json.dumps({str(k): v for k, v in id2label.items()}))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +55,7 @@ def foodseg103_repo(tmp_path_factory):
         }
         for split, classes in layouts.items()
     }
-    return _write_repo(tmp_path_factory.mktemp("FoodSeg103"), rows, features, FOODS)
+    return write_dataset_repo(tmp_path_factory.mktemp("FoodSeg103"), rows, features, FOODS)
 
 
 def train_one_step(dataset, tower_dir, output_dir, *extra):
@@ -126,7 +115,7 @@ def test_uecfoodpix_as_published_class_ids_in_the_red_channel(tower_dir, tmp_pat
         }
         for split, c in layouts.items()
     }
-    repo = _write_repo(tmp_path / "UECFOODPIXCOMPLETE", rows, features, FOODS)
+    repo = write_dataset_repo(tmp_path / "UECFOODPIXCOMPLETE", rows, features, FOODS)
     with pytest.raises(ValueError, match=r"label map of sample 0 is a colour image.*--label_channel red"):
         load_data(DataArguments(dataset_name=str(repo)))
     data, _ = load_data(DataArguments(dataset_name=str(repo), label_channel="red"))
@@ -145,7 +134,7 @@ def test_food101_as_published_gets_its_automatic_roi_once(tower_dir, tmp_path):
     rows = {
         split: {"image": [_photo(i) for i in range(4)], "label": [0, 1, 0, 1]} for split in ("train", "validation")
     }
-    repo = _write_repo(tmp_path / "food101", rows, features)
+    repo = write_dataset_repo(tmp_path / "food101", rows, features)
     tiny_sam().save_pretrained(tmp_path / "sam")
     sam = ["--sam_model_name_or_path", str(tmp_path / "sam"), "--mask_cache_dir", str(tmp_path / "masks")]
     assert "eval_accuracy" in train_one_step(repo, tower_dir, tmp_path / "out", *sam)

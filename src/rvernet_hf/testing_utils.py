@@ -75,6 +75,25 @@ def median_seconds(fn, repeats: int = 3, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def write_dataset_repo(folder, rows_per_split: dict, features, id2label: dict | None = None):
+    """A local folder shaped like a Hub dataset repository as the public food datasets publish it: one parquet file
+    per split under `data/` and, when given, the class names in `id2label.json`; `datasets.load_dataset(folder)`
+    reads it as it reads the Hub id."""
+    import json
+    from pathlib import Path
+
+    import datasets
+
+    folder = Path(folder)
+    (folder / "data").mkdir(parents=True)
+    for split, rows in rows_per_split.items():
+        dataset = datasets.Dataset.from_dict(rows, features=features)
+        dataset.to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+    if id2label is not None:
+        (folder / "id2label.json").write_text(json.dumps({str(k): v for k, v in id2label.items()}))
+    return folder
+
+
 def tiny_tower_config(family: str, num_labels: int = 5, image_size: int = IMAGE_SIZE):
     """A tiny config of one backbone family. `family` is one of `TOWER_FAMILIES`."""
     from transformers import (

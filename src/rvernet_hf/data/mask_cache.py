@@ -225,27 +225,19 @@ def precompute_roi_masks(
         shard = dataset.select(range(start, stop))
         if mask_column not in shard.column_names:
             shard = shard.add_column(mask_column, [None] * len(shard), feature=datasets.Image())
-        both = teacher is not None and not shard_file("masks", shard_index).exists()
-        if teacher is not None and shard_file("masks+teacher", shard_index).exists():
-            both = True
-        if both:  # one pass: each image decoded once for the check, SAM and the teacher
-            return mapped(
-                shard,
-                lambda batch, idx, offset=start: add_masks(batch, [offset + i for i in idx], run_teacher=True),
-                "masks+teacher",
-                shard_index,
-                teacher_features,
-                f"ROI masks and teacher logits, shard {shard_index + 1}",
-            )
+        reuse_masks = (
+            shard_file("masks", shard_index).exists() and not shard_file("masks+teacher", shard_index).exists()
+        )
+        combined = teacher is not None and not reuse_masks  # one pass: each photo decoded once for all three uses
         shard = mapped(
             shard,
-            lambda batch, idx, offset=start: add_masks(batch, [offset + i for i in idx], run_teacher=False),
-            "masks",
+            lambda batch, idx, offset=start: add_masks(batch, [offset + i for i in idx], run_teacher=combined),
+            "masks+teacher" if combined else "masks",
             shard_index,
-            features,
-            f"ROI masks, shard {shard_index + 1}",
+            teacher_features if combined else features,
+            f"ROI masks{' and teacher logits' if combined else ''}, shard {shard_index + 1}",
         )
-        if teacher is None:
+        if teacher is None or combined:
             return shard
 
         def add_logits(batch, idx):  # masks cached before without the teacher: only the teacher runs
