@@ -290,8 +290,8 @@ def test_precompute_decodes_each_image_once(image_folder, tmp_path, monkeypatch)
 
 
 def _opened_images(monkeypatch) -> list:
-    """Every image file the processor opens (masks and images given by path)."""
-    import rvernet_hf.image_processing_rvernet as processing
+    """Every image file the package's image reader opens (masks and images given by path)."""
+    import rvernet_hf.image_utils_rvernet as processing
 
     opened = []
     original = processing.Image.open

@@ -471,3 +471,49 @@ def test_two_process_gloo_run_matches_one_process(
     assert state["global_step"] == 3
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_runs_without_a_teacher_use_the_plain_rvernet_trainer(tmp_path, synthetic_data, tower_dir):
+    """`RveRNetTrainer` alone: complete checkpoints (no staging folder left), and loss parts that a subclass records
+    are logged beside the loss."""
+    from rvernet_hf.run_folder import STAGING_DIR
+    from rvernet_hf.trainer import RveRNetTrainer
+
+    assert issubclass(RveRNetDistillationTrainer, RveRNetTrainer)
+
+    class DoubledLossTrainer(RveRNetTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            self.record_loss_parts(model, doubled=2 * (loss[0] if return_outputs else loss))
+            return loss
+
+    model, dataset, transform = student_and_data(synthetic_data, tower_dir, train=True)
+    args = training_args(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
+    trainer = DoubledLossTrainer(
+        model=model, args=args, train_dataset=add_sample_index(dataset).with_transform(transform)
+    )
+    trainer.train()
+    out = Path(args.output_dir)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert all((out / name / "trainer_state.json").is_file() for name in ("checkpoint-2", "checkpoint-4"))
+    assert not (out / STAGING_DIR).exists()
+    logged = [entry for entry in trainer.state.log_history if "doubled" in entry]
+    assert len(logged) == 4
+    for entry in logged:
+        assert entry["doubled"] == pytest.approx(2 * entry["loss"], rel=1e-3)
+    from transformers import TrainerCallback
+
+    steps = []
+
+    class CountSteps(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps.append(state.global_step)
+
+    resumed = DoubledLossTrainer(
+        model=model,
+        args=training_args(tmp_path, max_steps=6, save_strategy="steps", save_steps=2),
+        train_dataset=add_sample_index(dataset).with_transform(transform),
+        callbacks=[CountSteps()],
+    )
+    resumed.train(resume_from_checkpoint=True)  # the newest complete checkpoint
+    assert steps == [5, 6]

@@ -63,11 +63,16 @@ def test_dry_run_writes_exactly_the_uploadable_files(model_folder, tmp_path):
         "config.json",
         "configuration_rvernet.py",
         "image_processing_rvernet.py",
+        "image_utils_rvernet.py",  # the processor's flat modules travel with it
         "model.safetensors",
         "modeling_rvernet.py",
         "pipeline_rvernet.py",
         "preprocessor_config.json",
-        "segmentation_rvernet.py",  # the processor's masking module travels with it
+        "prompts_rvernet.py",
+        "segmentation_rvernet.py",
+        "segmenters_rvernet.py",
+        "token_grid_rvernet.py",  # shared by the processor and the model
+        "towers_rvernet.py",
     ]
     assert json.loads((tmp_path / "dry" / "config.json").read_text())["auto_map"]
     assert target == str(tmp_path / "dry")

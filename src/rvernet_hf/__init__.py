@@ -25,7 +25,8 @@ from transformers import (
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_rvernet import RveRNetConfig
-from .image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask
+from .image_processing_rvernet import RveRNetImageProcessor
+from .image_utils_rvernet import load_image, load_mask
 from .modeling_rvernet import (
     RveRNetForImageClassification,
     RveRNetImageClassifierOutput,
@@ -96,6 +97,7 @@ for _submodule, _extra, _names in (
             "segmentation_to_roi_dataset",
         ),
     ),
+    ("trainer", "train", ("RveRNetTrainer",)),
     ("training", "train", ("DataArguments", "HubArguments", "ModelArguments")),
     ("metrics", "train", ("ClassificationMetrics", "load_metric")),
     ("evaluation", "train", ("evaluate_model", "predict_dataset")),

@@ -1,6 +1,7 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
 """Knowledge distillation from a CNN teacher while fine-tuning RveRNet: training arguments, the frozen teacher, the
-loss (DeiT's soft and hard distillation), cached teacher logits and the `Trainer` subclass.
+loss (DeiT's soft and hard distillation), cached teacher logits and `RveRNetDistillationTrainer`, a thin subclass of
+`RveRNetTrainer` that adds the teacher and the loss.
 
 Needs the `train` extra. Not uploaded with the weights.
 
@@ -11,25 +12,19 @@ normalisation), the student sees the two cut-outs: the teacher's input is passed
 
 import hashlib
 import math
-import os
-import shutil
-from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Trainer, TrainingArguments
-from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers import TrainingArguments
 from transformers.utils import logging
 
 from .data import TEACHER_INPUTS, FullImagePreprocessor
 from .labels import check_same_labels, normalize_id2label
-from .run_folder import STAGING_DIR, find_resumable_checkpoint, replaced_atomically
 from .teachers import load_classifier
+from .trainer import RveRNetTrainer
 
 
 logger = logging.get_logger(__name__)
@@ -252,7 +247,7 @@ def compute_teacher_logits(
     on disk a second call reads the cache instead of running the teacher again. (`precompute_roi_masks(teacher=...)`
     makes the same column in its pass over the photos, so that each photo is decoded once for both.)
     """
-    from .image_processing_rvernet import load_image
+    from .image_utils_rvernet import load_image
 
     if image_column not in dataset.column_names:
         raise ValueError(f"the dataset has no image column {image_column!r} (columns: {dataset.column_names}).")
@@ -275,7 +270,7 @@ def compute_teacher_logits(
 # --------------------------------------------------------------------------------------------------- the trainer
 
 
-class RveRNetDistillationTrainer(Trainer):
+class RveRNetDistillationTrainer(RveRNetTrainer):
     """`Trainer` whose loss adds a frozen CNN teacher's knowledge: `(1 - a) * CE(labels) + a * distillation`.
 
     Args:
@@ -284,7 +279,7 @@ class RveRNetDistillationTrainer(Trainer):
             (`args.cache_teacher_logits`). Refused before training if its label count or names differ from the
             student's. It is prepared through the accelerator for evaluation (device, mixed precision; never
             DDP-wrapped) and runs under `torch.no_grad()` in the student's dtype.
-        All other arguments are `Trainer`'s.
+        All other arguments are `RveRNetTrainer`'s (atomic checkpoints, resume, reload), hence `Trainer`'s.
 
     Batches carry `teacher_pixel_values` (the teacher's own input, made by `RveRNetTransform(teacher_processor=...)`)
     or `teacher_logits`. The two loss terms are logged as `task_loss` and `distillation_loss` (`eval_` prefixed in
@@ -295,7 +290,6 @@ class RveRNetDistillationTrainer(Trainer):
         if args is not None and not isinstance(args, DistillationTrainingArguments):
             raise TypeError(f"`args` must be DistillationTrainingArguments, got {type(args).__name__}.")
         super().__init__(model=model, args=args, **kwargs)
-        self._component_losses = {"train": defaultdict(list), "eval": defaultdict(list)}
         self.teacher = None
         if self.args.distillation_type == "none":
             return
@@ -366,105 +360,11 @@ class RveRNetDistillationTrainer(Trainer):
         # The named parts, per sample (mean over the labelled samples of this batch), logged as `task_loss` and
         # `distillation_loss`.
         task_per_sample = (task_loss * denominator / count) if by_items else task_loss
-        mode = "train" if model.training else "eval"
-        self._component_losses[mode]["task_loss"].append(task_per_sample.detach())
-        self._component_losses[mode]["distillation_loss"].append((distill.sum() / count).detach())
+        self.record_loss_parts(model, task_loss=task_per_sample, distillation_loss=distill.sum() / count)
         if return_outputs:
             outputs["loss"] = loss
             return loss, outputs
         return loss
-
-    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
-        """As `Trainer.train`; `resume_from_checkpoint=True` takes the newest COMPLETE checkpoint of `output_dir`
-        (an incomplete one is skipped, named in a warning), where Trainer would take the newest folder."""
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = find_resumable_checkpoint(self.args.output_dir)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"No complete checkpoint to resume from in {self.args.output_dir}.")
-        return super().train(resume_from_checkpoint, *args, **kwargs)
-
-    def _save_checkpoint(self, model, trial) -> None:
-        """Write the checkpoint under `<output_dir>/.incomplete/` and rename it into place once every process has
-        written its part, so that a `checkpoint-N` folder is always complete: a kill or a full disk while saving
-        leaves only the staging copy, which resume skips (naming it). With `push_to_hub` (uploads read the folder
-        in the background) Trainer's own path is kept."""
-        if self.args.push_to_hub:
-            return super()._save_checkpoint(model, trial)
-        run_dir = self._get_output_dir(trial=trial)
-        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        staging = os.path.join(run_dir, STAGING_DIR)
-        if self.args.should_save:  # a leftover of a run killed at this very step
-            shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
-        self.accelerator.wait_for_everyone()
-        self._get_output_dir = lambda trial=None: staging  # Trainer writes (and rotates) inside the staging folder
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            del self._get_output_dir
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            final = os.path.join(run_dir, name)
-            if os.path.isdir(final):  # the same step saved twice (e.g. at the end of training)
-                shutil.rmtree(final)
-            os.replace(os.path.join(staging, name), final)
-            if not os.listdir(staging):
-                os.rmdir(staging)
-            best = self.state.best_model_checkpoint
-            if best and os.path.dirname(os.path.abspath(best)) == os.path.abspath(staging):
-                self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(best))
-                state_file = os.path.join(final, TRAINER_STATE_NAME)
-                with replaced_atomically(state_file) as partial:
-                    self.state.save_to_json(partial)
-            rotate_checkpoints(
-                output_dir=run_dir,
-                save_total_limit=self.args.save_total_limit,
-                best_model_checkpoint=self.state.best_model_checkpoint,
-                use_mtime=True,
-            )
-        self.accelerator.wait_for_everyone()
-
-    # transformers 5 saves some models (DeiT, ViT, ...) under their legacy key names and renames them back inside
-    # `from_pretrained`; Trainer's resume and best-model reload read the raw state dict, so every tower weight would
-    # be "missing". Reload through `from_pretrained` instead (plain single-process / DDP runs; FSDP, DeepSpeed and
-    # PEFT keep Trainer's own path).
-    def _reload_through_from_pretrained(self, folder: str, model=None) -> bool:
-        from transformers import PreTrainedModel
-
-        model = self.accelerator.unwrap_model(model if model is not None else self.model)
-        weights = os.path.join(folder, "model.safetensors")
-        if (
-            self.is_fsdp_enabled
-            or self.is_deepspeed_enabled
-            or not isinstance(model, PreTrainedModel)
-            or not os.path.isfile(weights)
-        ):
-            return False
-        reloaded = type(model).from_pretrained(folder, config=model.config)
-        model.load_state_dict(reloaded.state_dict(), strict=True)
-        del reloaded
-        return True
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        if not self._reload_through_from_pretrained(resume_from_checkpoint, model):
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
-
-    def _load_best_model(self) -> None:
-        if not self._reload_through_from_pretrained(self.state.best_model_checkpoint):
-            super()._load_best_model()
-
-    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-        # Training logs carry `loss`; evaluation logs `<prefix>_loss` (eval_, test_, ...); the run summary `train_loss`.
-        eval_keys = [k for k in logs if k.endswith("_loss") and k != "train_loss"]
-        mode, prefix = (
-            ("train", "") if "loss" in logs else ("eval", eval_keys[0][: -len("loss")]) if eval_keys else (None, "")
-        )
-        if mode is not None and self._component_losses[mode]:
-            for name, values in self._component_losses[mode].items():
-                mean = torch.stack(values).mean()
-                mean = self.accelerator.reduce(mean.to(self.accelerator.device), reduction="mean")
-                logs[f"{prefix}{name}"] = round(float(mean), 6)
-            self._component_losses[mode].clear()
-        super().log(logs, *args, **kwargs)
 
 
 __all__ = [

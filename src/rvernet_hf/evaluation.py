@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .data import MODEL_INPUTS, RveRNetTransform, load_image_folder_dataset, single_model_preprocessors
-from .image_processing_rvernet import load_image, load_mask
+from .image_utils_rvernet import load_image, load_mask
 from .labels import label2id_of, normalize_id2label
 from .metrics import load_metric, resolve_label_ids
 

@@ -6,7 +6,7 @@
 - `OutputDirLock`: one training run per folder; a second one refuses to start and names the first (its process id,
   host, start time and command). A lock left by a killed process on this host is taken over, with a warning.
 - Checkpoints are written under `<output_dir>/.incomplete/` and renamed into place when every process has finished
-  writing (`RveRNetDistillationTrainer._save_checkpoint`), so a `checkpoint-N` folder is always complete;
+  writing (`RveRNetTrainer._save_checkpoint`), so a `checkpoint-N` folder is always complete;
   `find_resumable_checkpoint` also checks each one and skips (naming it) any that is not.
 """
 

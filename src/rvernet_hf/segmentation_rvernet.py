@@ -1,182 +1,202 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
-"""ROI masking for RveRNet: prompts (boxes, clicks, or nothing) -> one bool mask per ROI, with any promptable
-segmenter that transformers ships behind `AutoModelForMaskGeneration`.
+"""ROI masking for RveRNet: requests (given masks, boxes, clicks, text, or nothing; see `prompts_rvernet`) -> bool
+masks, one per ROI (`find_roi_masks`), with the segmenter's settings as one object (`SegmenterSettings`, each default
+written once here). The models themselves run in `segmenters_rvernet`.
 
 `RveRNetImageProcessor` calls this module and keeps to pixels. This file is uploaded next to the weights with the
-processor (remote code): it imports only torch, numpy, PIL and transformers.
-
-Supported families (`model_type`): SAM (`sam`: ViT-B/L/H and SlimSAM checkpoints), SAM-HQ (`sam_hq`), SAM 2 / 2.1
-(`sam2`, `sam2_video`), EdgeTAM (`edgetam`, `edgetam_video`) and the SAM 3 tracker (`sam3_tracker`, `sam3_video`).
-Their differences are handled here, in one place:
-
-| family | image processor | embeddings | prompt frame | post-processing |
-|---|---|---|---|---|
-| SAM, SAM-HQ | resize the longest edge, pad to a square | a tensor (SAM-HQ: plus intermediate embeddings) | the resized image | needs the resized size |
-| SAM 2, EdgeTAM, SAM 3 tracker | resize to a square | a list of feature levels | the square input | original size only |
-
-For every family the image encoder runs once per image (images batched by `batch_size`), all prompts of an image go
-through the mask decoder in one call (point groups padded with SAM's "not a point" label), and a batch whose images
-have different numbers of prompts works.
+processor (remote code): it imports only torch, numpy and transformers.
 """
 
 import math
-import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from transformers.utils import logging
+
+from .segmenters_rvernet import (
+    DEFAULT_SEGMENTER,
+    FAMILY_NAMES,
+    SEGMENTER_FAMILIES,
+    TEXT_FAMILIES,
+    ImageEmbedding,
+    Segmenter,
+    TextSegmenter,
+    load_segmenter,
+)
 
 
 logger = logging.get_logger(__name__)
 
-DEFAULT_SEGMENTER = "facebook/sam-vit-base"
-# model_type -> how its image processor frames prompts and post-processes masks ("sam": resize + pad, "sam2": square)
-SEGMENTER_FAMILIES = {
-    "sam": "sam",
-    "sam_hq": "sam",
-    "sam2": "sam2",
-    "sam2_video": "sam2",
-    "edgetam": "sam2",
-    "edgetam_video": "sam2",
-    "sam3_tracker": "sam2",
-    "sam3_video": "sam2",
-}
-FAMILY_NAMES = "SAM (ViT-B/L/H, SlimSAM), SAM-HQ, SAM 2 / 2.1, EdgeTAM, SAM 3 tracker; SAM 3 for text prompts"
-# Segmenters that take a text prompt (a concept: every instance of it becomes an ROI), model_type -> its class.
-TEXT_FAMILIES = {"sam3": "Sam3Model"}
-_PAD_LABEL = -10  # SAM's and SAM 2's "not a point" label, used to pad point groups of different lengths
-
-# One segmenter per (checkpoint, revision, device, dtype) per process, shared by every processor instance.
-_SEGMENTER_CACHE: dict[tuple, "Segmenter"] = {}
-_SEGMENTER_CACHE_LOCK = threading.Lock()
+AUTO_ROI_STRATEGIES = ("sam_grid", "center")
 
 
-# ----------------------------------------------------------------------------------------------- prompts
-
-POINT_FORMS = (
-    "[x, y] (one ROI from one click), [[x, y], ...] (one ROI from several clicks), [[[x, y], ...], ...] (several "
-    "ROIs), or for one image SAM's batch nesting [[[[x, y], ...], ...]] (image, object, point, xy)"
-)
-BOX_FORMS = (
-    "[x0, y0, x1, y1] (one ROI), [[x0, y0, x1, y1], ...] (several ROIs), or for one image SAM's batch nesting "
-    "[[[x0, y0, x1, y1], ...]] (image, box, 4)"
-)
+# ----------------------------------------------------------------------------------------------- settings
+# The segmenter's settings, each default written once, here. `RveRNetImageProcessor` saves and takes them flat
+# (`sam_model_name_or_path`, `auto_roi_points_per_side`, `all_objects_nms_threshold`, `text_score_threshold`, ...):
+# a field's flat name is its group's prefix and its own name, or the `flat` name in its metadata.
 
 
-def _depth(value: Any) -> int:
-    depth = 0
-    while isinstance(value, (list, tuple, np.ndarray, torch.Tensor)) and len(value) > 0:
-        value = value[0]
-        depth += 1
-    return depth
+@dataclass
+class AutoRoiSettings:
+    """The automatic ROI, for an image given without a mask or prompt (flat names `auto_roi`, `auto_roi_*`).
 
-
-def _as_list(value: Any) -> Any:
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        return value.tolist()
-    return value
-
-
-def unwrap_single_image_prompts(points: Any, labels: Any, boxes: Any) -> tuple[Any, Any, Any]:
-    """Prompts for ONE image written in SAM's batch nesting (with an image level) -> the per-image forms."""
-    points, labels, boxes = _as_list(points), _as_list(labels), _as_list(boxes)
-    if _depth(points) == 4:
-        if len(points) != 1:
-            raise ValueError(
-                f"input_points has SAM's batch nesting for {len(points)} images, but one image was given. "
-                f"Accepted: {POINT_FORMS}."
-            )
-        points = points[0]
-        if _depth(labels) == 3 and len(labels) == 1:
-            labels = labels[0]
-    if _depth(boxes) == 3:
-        if len(boxes) != 1:
-            raise ValueError(
-                f"input_boxes has SAM's batch nesting for {len(boxes)} images, but one image was given. "
-                f"Accepted: {BOX_FORMS}."
-            )
-        boxes = boxes[0]
-    return points, labels, boxes
-
-
-def normalize_point_prompts(points: Any, labels: Any, index: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One image's points -> a list of ROIs, each (points (P, 2) float xy, labels (P,) int).
-
-    Nesting: `[x, y]` is one ROI from one point; `[[x, y], ...]` one ROI from several points;
-    `[[[x, y], ...], ...]` several ROIs. Labels follow the same nesting without the xy (default 1, foreground).
+    Args:
+        strategy (`str`, defaults to `"sam_grid"`, saved as `auto_roi`):
+            `"sam_grid"`: the segmenter prompted with each point of a `points_per_side` square grid; among candidate
+            masks whose area is within [`min_area`, `max_area`] of the image, the highest `predicted IoU -
+            center_weight * distance of its centroid from the image centre (as a fraction of the half-diagonal)` wins
+            (ties: the earlier grid point). `"center"`: no segmenter; the central box.
+        points_per_side (`int`, defaults to 4), min_area (`float`, 0.02), max_area (`float`, 0.8),
+        center_weight (`float`, 0.2): see `strategy`.
+        fallback_fraction (`float`, defaults to 0.5): when the segmenter yields no usable mask (none in the area
+            range, or an empty mask for a prompt): for a box prompt the box itself, for clicks a disk around the
+            positive clicks, otherwise the central box covering this fraction of each side; a warning is logged.
+            The ROI is never empty.
     """
-    points = _as_list(points)
-    depth = _depth(points)
-    if depth == 1:
-        points = [[points]]
-    elif depth == 2:
-        points = [points]
-    elif depth != 3:
-        raise ValueError(f"input_points of image {index} has nesting depth {depth}; accepted: {POINT_FORMS}.")
-    labels = _as_list(labels)
-    if labels is None:
-        labels = [[1] * len(roi) for roi in points]
-    else:
-        label_depth = _depth(labels)
-        if label_depth == 0:
-            labels = [[labels]]
-        elif label_depth == 1:
-            labels = [labels] if len(points) == 1 else [[label] for label in labels]
-    if len(labels) != len(points) or any(len(a) != len(b) for a, b in zip(labels, points)):
-        raise ValueError(f"input_labels of image {index} do not match its input_points (one label per point).")
-    rois = []
-    for roi_points, roi_labels in zip(points, labels):
-        array = np.asarray(roi_points, dtype=np.float64)
-        if array.ndim != 2 or array.shape[1] != 2:
-            raise ValueError(f"each point of image {index} must be [x, y], got {roi_points}.")
-        rois.append((array, np.asarray(roi_labels, dtype=np.int64)))
-    return rois
+
+    strategy: str = field(default="sam_grid", metadata={"flat": "auto_roi"})
+    points_per_side: int = 4
+    min_area: float = 0.02
+    max_area: float = 0.8
+    center_weight: float = 0.2
+    fallback_fraction: float = 0.5
+
+    def validate(self) -> None:
+        if self.strategy not in AUTO_ROI_STRATEGIES:
+            raise ValueError(f"`auto_roi` must be one of {AUTO_ROI_STRATEGIES}, got {self.strategy!r}.")
+        if not 0.0 <= self.min_area < self.max_area <= 1.0:
+            raise ValueError("`auto_roi_min_area` and `auto_roi_max_area` must satisfy 0 <= min < max <= 1.")
+        _check_count("auto_roi_points_per_side", self.points_per_side)
 
 
-def normalize_box_prompts(boxes: Any, index: int) -> list[np.ndarray]:
-    """One image's boxes -> a list of (4,) float arrays [x0, y0, x1, y1]; `[x0, y0, x1, y1]` is one ROI."""
-    boxes = _as_list(boxes)
-    depth = _depth(boxes)
-    if depth == 1:
-        boxes = [boxes]
-    elif depth != 2:
-        raise ValueError(f"input_boxes of image {index} has nesting depth {depth}; accepted: {BOX_FORMS}.")
-    result = []
-    for box in boxes:
-        array = np.asarray(box, dtype=np.float64)
-        if array.shape != (4,):
-            raise ValueError(f"a box of image {index} must be [x0, y0, x1, y1], got {box}.")
-        result.append(array)
-    return result
+@dataclass
+class AllObjectsSettings:
+    """Every object of a photo (`all_objects=True`; flat names `all_objects_*`): the segmenter is prompted with each
+    point of a `points_per_side` square grid, `points_per_batch` points per decoder call and one image embedding per
+    image. Each point's three candidates are kept when their predicted IoU >= `pred_iou_threshold`, their stability
+    (IoU of the mask thresholded at `mask_threshold +- stability_offset`) >= `stability_threshold` and their area is
+    within [`min_area`, `max_area`] of the photo; then non-maximum suppression on mask IoU (`nms_threshold`;
+    overlapping objects keep their own masks), best predicted IoU first, at most `max_regions` per image. An image
+    where nothing passes gets its automatic ROI, with a warning. The defaults are those of SAM's automatic mask
+    generator, not tuned here: no real segmenter weights are available to this project's test machines.
+    `stability_offset` is not a saved setting."""
+
+    points_per_side: int = 16
+    points_per_batch: int = 64
+    pred_iou_threshold: float = 0.88
+    stability_threshold: float = 0.95
+    stability_offset: float = field(default=1.0, metadata={"flat": None})
+    nms_threshold: float = 0.7
+    min_area: float = 0.001
+    max_area: float = 0.95
+    max_regions: int = 32
+
+    def validate(self) -> None:
+        for name in ("points_per_side", "points_per_batch", "max_regions"):
+            _check_count(f"all_objects_{name}", getattr(self, name))
+        if not 0.0 <= self.min_area < self.max_area <= 1.0:
+            raise ValueError("`all_objects_min_area` and `all_objects_max_area` must satisfy 0 <= min < max <= 1.")
 
 
-def check_prompts_inside(index: int, height: int, width: int, points=(), boxes=()) -> None:
-    for roi_points, _ in points:
-        for x, y in roi_points:
-            if not (0 <= x < width and 0 <= y < height):
-                raise ValueError(
-                    f"input point ({x:g}, {y:g}) of image {index} is outside the image (width {width}, height {height})."
-                )
-    for x0, y0, x1, y1 in boxes:
-        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-            raise ValueError(
-                f"input box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) of image {index} must satisfy 0 <= x0 < x1 <= {width} "
-                f"and 0 <= y0 < y1 <= {height} (x0, y0, x1, y1 in pixels)."
-            )
+@dataclass
+class TextSettings:
+    """Text prompts (SAM 3; flat names `text_*`): an instance is kept when its score >= `score_threshold` and its
+    mask probability >= `mask_threshold` (SAM 3's defaults)."""
+
+    score_threshold: float = 0.3
+    mask_threshold: float = 0.5
+
+    def validate(self) -> None:
+        pass
 
 
-def per_image(value: Any, num_images: int, name: str, batched: bool) -> list:
-    """A per-image argument as a list with one entry per image."""
-    if value is None:
-        return [None] * num_images
-    if not batched:
-        return [value]
-    if not isinstance(value, (list, tuple)) or len(value) != num_images:
-        raise ValueError(f"`{name}` must have one entry per image ({num_images}), or None for an image.")
-    return list(value)
+@dataclass
+class SegmenterSettings:
+    """Everything about the ROI masks that the segmenter makes, as one object (flat names `sam_*`, `mask_threshold`,
+    and those of its groups).
+
+    Args:
+        model_name_or_path (`str`, defaults to `"facebook/sam-vit-base"`, saved as `sam_model_name_or_path`):
+            Promptable segmenter checkpoint (Hub id or folder) of any family that `AutoModelForMaskGeneration` loads:
+            SAM ViT-B/L/H and SlimSAM, SAM-HQ, SAM 2 / 2.1, EdgeTAM, the SAM 3 tracker; SAM 3 for text. Loaded
+            lazily on the first call that needs it (never when masks are given), once per process.
+        revision (`str`, *optional*, `sam_revision`): Revision of the checkpoint.
+        device (`str`, *optional*, `sam_device`): Where it runs; defaults to CUDA when available, else CPU.
+        dtype (`str`, defaults to `"auto"`, `sam_dtype`): `"auto"` (bfloat16 on a GPU that supports it, float16 on
+            other GPUs, float32 on CPU), or a dtype name.
+        batch_size (`int`, defaults to 4, `sam_batch_size`): Images per image-encoder forward pass.
+        mask_threshold (`float`, defaults to 0.0): Threshold on the mask logits.
+        auto_roi, all_objects, text: see `AutoRoiSettings`, `AllObjectsSettings`, `TextSettings`.
+    """
+
+    model_name_or_path: str = field(default=DEFAULT_SEGMENTER, metadata={"flat": "sam_model_name_or_path"})
+    revision: str | None = field(default=None, metadata={"flat": "sam_revision"})
+    device: str | None = field(default=None, metadata={"flat": "sam_device"})
+    dtype: str = field(default="auto", metadata={"flat": "sam_dtype"})
+    batch_size: int = field(default=4, metadata={"flat": "sam_batch_size"})
+    mask_threshold: float = 0.0
+    auto_roi: AutoRoiSettings = field(default_factory=AutoRoiSettings, metadata={"prefix": "auto_roi_"})
+    all_objects: AllObjectsSettings = field(default_factory=AllObjectsSettings, metadata={"prefix": "all_objects_"})
+    text: TextSettings = field(default_factory=TextSettings, metadata={"prefix": "text_"})
+
+    @staticmethod
+    def _flat_fields(settings_class: type, prefix: str = "") -> dict[str, Any]:
+        """flat name -> the dataclass field it holds, for one group (groups are read by their own prefix)."""
+        names = {}
+        for item in fields(settings_class):
+            if "prefix" in item.metadata:
+                continue
+            flat = item.metadata.get("flat", prefix + item.name)
+            if flat is not None:
+                names[flat] = item
+        return names
+
+    @classmethod
+    def flat_fields(cls) -> dict[str, tuple[str | None, Any]]:
+        """Every flat (saved) name -> (its group's attribute, or None for the top level; the dataclass field)."""
+        table = {name: (None, item) for name, item in cls._flat_fields(cls).items()}
+        for group in fields(cls):
+            if "prefix" in group.metadata:
+                for name, item in cls._flat_fields(group.default_factory, group.metadata["prefix"]).items():
+                    table[name] = (group.name, item)
+        return table
+
+    @classmethod
+    def from_flat(cls, values: dict[str, Any]) -> "SegmenterSettings":
+        """The settings from their flat names (`values` may hold other keys; missing names take the defaults)."""
+        settings = cls()
+        for name, (group, item) in cls.flat_fields().items():
+            if name in values:
+                setattr(getattr(settings, group) if group else settings, item.name, values[name])
+        return settings
+
+    def to_flat(self) -> dict[str, Any]:
+        """The settings under their flat (saved) names."""
+        return {
+            name: getattr(getattr(self, group) if group else self, item.name)
+            for name, (group, item) in self.flat_fields().items()
+        }
+
+    @classmethod
+    def convert_flat(cls, name: str, value: Any) -> Any:
+        """A flat setting's value in its field's type (`"4"` or 4.0 -> 4 for a count); None stays None."""
+        kind = cls.flat_fields()[name][1].type
+        return kind(value) if kind in (int, float, str) and value is not None else value
+
+    def validate(self) -> None:
+        """Refuse, naming the flat setting, a value the segmenter cannot use."""
+        if self.batch_size < 1:
+            raise ValueError(f"`sam_batch_size` must be >= 1, got {self.batch_size}.")
+        for group in (self.auto_roi, self.all_objects, self.text):
+            group.validate()
+
+
+def _check_count(name: str, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"`{name}` must be >= 1, got {value} (a grid of 0 points finds nothing).")
 
 
 # ----------------------------------------------------------------------------------------------- fallback masks
@@ -214,245 +234,7 @@ def points_mask(prompt: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -
     return mask
 
 
-# ----------------------------------------------------------------------------------------------- segmenters
-
-
-@dataclass
-class ImageEmbedding:
-    """One image's encoder output, ready for the mask decoder."""
-
-    decoder_inputs: dict[str, Any]  # the family's embedding keyword arguments, sliced to this image
-    original_size: tuple[int, int]  # (H, W) of the photo
-    prompt_frame: tuple[int, int]  # (H, W) of the image the prompt encoder's coordinates refer to
-    input_size: tuple[int, int]  # (H, W) of the encoder input (the prompt frame plus any padding)
-
-
-class Segmenter:
-    """A promptable segmenter (a transformers mask-generation model and its image processor) behind one interface:
-    `embed` (the image encoder, once per image), `decode` (every prompt of one image in one call) and `to_original`
-    (the family's own post-processing to the photo's size)."""
-
-    def __init__(self, model: Any, image_processor: Any = None, name: str | None = None):
-        model_type = getattr(getattr(model, "config", None), "model_type", None)
-        if model_type not in SEGMENTER_FAMILIES:
-            what = name or type(model).__name__
-            raise ValueError(
-                f"{what} is not a promptable segmenter RveRNet can use (model_type {model_type!r}). Supported "
-                f"families: {FAMILY_NAMES} (model types {sorted(SEGMENTER_FAMILIES)})."
-            )
-        self.model = model
-        self.model_type = model_type
-        self.style = SEGMENTER_FAMILIES[model_type]
-        self.image_processor = image_processor if image_processor is not None else default_image_processor(model)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    @torch.no_grad()
-    def embed(self, images: list[np.ndarray]) -> list[ImageEmbedding]:
-        """RGB uint8 arrays -> one `ImageEmbedding` each, from ONE image-encoder forward pass over all of them."""
-        encoded = self.image_processor(images=[Image.fromarray(image) for image in images], return_tensors="pt")
-        pixel_values = encoded["pixel_values"].to(device=self.device, dtype=self.dtype)
-        output = self.model.get_image_embeddings(pixel_values)
-        input_size = tuple(int(v) for v in pixel_values.shape[-2:])
-        embeddings = []
-        for i in range(len(images)):
-            if self.model_type == "sam_hq":  # (embeddings, intermediate embeddings of the ViT layers)
-                inputs = {
-                    "image_embeddings": output[0][i : i + 1],
-                    "intermediate_embeddings": [t[i : i + 1] for t in output[1]],
-                }
-            elif self.style == "sam":
-                inputs = {"image_embeddings": output[i : i + 1]}
-            else:  # a list of feature levels, finest first
-                inputs = {"image_embeddings": [level[i : i + 1] for level in output]}
-            original = tuple(int(v) for v in encoded["original_sizes"][i])
-            frame = tuple(int(v) for v in encoded["reshaped_input_sizes"][i]) if self.style == "sam" else input_size
-            embeddings.append(ImageEmbedding(inputs, original, frame, input_size))
-        return embeddings
-
-    def _to_frame(self, coords: np.ndarray, embedding: ImageEmbedding) -> np.ndarray:
-        """Pixel coordinates of the photo (x, y, ...) -> the prompt encoder's frame."""
-        scaled = np.array(coords, dtype=np.float64)
-        scaled[..., 0::2] *= embedding.prompt_frame[1] / embedding.original_size[1]
-        scaled[..., 1::2] *= embedding.prompt_frame[0] / embedding.original_size[0]
-        return scaled
-
-    @torch.no_grad()
-    def decode(
-        self,
-        embedding: ImageEmbedding,
-        points: list[tuple[np.ndarray, np.ndarray]] | None = None,
-        boxes: list[np.ndarray] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every prompt of one image in one decoder call: `points` (one (P, 2) group + labels per ROI, padded here)
-        and/or `boxes` ((4,) each; with points, the i-th box pairs with the i-th group). Returns the low-resolution
-        mask logits `(k, 3, h, w)` and predicted IoUs `(k, 3)`, float32."""
-        inputs = dict(embedding.decoder_inputs, multimask_output=True)
-        if points:
-            width = max(len(p) for p, _ in points)
-            point_array = np.zeros((len(points), width, 2))
-            label_array = np.full((len(points), width), _PAD_LABEL, dtype=np.int64)
-            for k, (roi_points, roi_labels) in enumerate(points):
-                point_array[k, : len(roi_points)] = self._to_frame(roi_points, embedding)
-                label_array[k, : len(roi_labels)] = roi_labels
-            inputs["input_points"] = torch.as_tensor(point_array, dtype=self.dtype, device=self.device)[None]
-            inputs["input_labels"] = torch.as_tensor(label_array, device=self.device)[None]
-        if boxes:
-            box_array = self._to_frame(np.stack(boxes), embedding)
-            inputs["input_boxes"] = torch.as_tensor(box_array, dtype=self.dtype, device=self.device)[None]
-        outputs = self.model(**inputs)
-        return outputs.pred_masks[0].float(), outputs.iou_scores[0].float()
-
-    def to_original(self, low_res: torch.Tensor, embedding: ImageEmbedding, threshold: float) -> np.ndarray:
-        """Low-resolution logits `(n, h, w)` -> bool masks `(n, H, W)` at the photo's size (the family's own
-        post-processing: SAM crops its padding first)."""
-        masks = [low_res[:, None].float().cpu()]
-        if self.style == "sam":
-            result = self.image_processor.post_process_masks(
-                masks, [embedding.original_size], [embedding.prompt_frame], mask_threshold=threshold
-            )
-        else:
-            result = self.image_processor.post_process_masks(
-                masks, [embedding.original_size], mask_threshold=threshold
-            )
-        return result[0][:, 0].numpy().astype(bool)
-
-    def unpadded_low_res(self, low_res: torch.Tensor, embedding: ImageEmbedding) -> torch.Tensor:
-        """The part of low-resolution logits `(..., h, w)` that covers the photo (SAM pads the encoder input)."""
-        crop_h = max(1, round(low_res.shape[-2] * embedding.prompt_frame[0] / embedding.input_size[0]))
-        crop_w = max(1, round(low_res.shape[-1] * embedding.prompt_frame[1] / embedding.input_size[1]))
-        return low_res[..., :crop_h, :crop_w]
-
-
-def default_image_processor(model: Any) -> Any:
-    """The family's image processor at the model's input size (for a model given without one)."""
-    import transformers
-
-    side = int(model.config.prompt_encoder_config.image_size)
-    if SEGMENTER_FAMILIES[model.config.model_type] == "sam":
-        return transformers.SamImageProcessor(size={"longest_edge": side}, pad_size={"height": side, "width": side})
-    if model.config.model_type.startswith("sam3"):
-        return transformers.Sam3ImageProcessor(size={"height": side, "width": side})
-    return transformers.Sam2ImageProcessor(size={"height": side, "width": side})
-
-
-def resolve_device_and_dtype(device: str | None, dtype: str) -> tuple[torch.device, torch.dtype]:
-    """`device` None: CUDA when available, else CPU. `dtype` "auto": bfloat16 on a GPU that supports it, float16 on
-    other GPUs, float32 on CPU; or a dtype name."""
-    resolved = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dtype == "auto":
-        if resolved.type == "cuda":
-            return resolved, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return resolved, torch.float32
-    return resolved, getattr(torch, str(dtype).replace("torch.", ""))
-
-
-class TextSegmenter:
-    """SAM 3 (`Sam3Model` with its `Sam3Processor`: image processor + tokenizer): a text prompt (a concept, e.g.
-    "food") -> one mask per instance found, scored and filtered by the processor's own post-processing. It takes no
-    box or click prompts here (SAM 3's tracker does: load it as a `sam3_tracker` checkpoint)."""
-
-    takes_text = True
-
-    def __init__(self, model: Any, processor: Any = None, name: str | None = None):
-        model_type = getattr(getattr(model, "config", None), "model_type", None)
-        if model_type not in TEXT_FAMILIES:
-            raise ValueError(f"{name or type(model).__name__} is not a text-prompted segmenter (SAM 3).")
-        if processor is None or getattr(processor, "tokenizer", None) is None:
-            raise ValueError(
-                f"{name or type(model).__name__} needs its `Sam3Processor` (image processor and tokenizer): pass it "
-                "as `sam_image_processor`, or load the checkpoint by name."
-            )
-        self.model, self.processor, self.model_type = model, processor, model_type
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @torch.no_grad()
-    def segment_text(
-        self, images: list[np.ndarray], texts: list[str], score_threshold: float, mask_threshold: float
-    ) -> list[list[np.ndarray]]:
-        """One forward pass for the images (each with its text): per image, the bool masks of the instances whose
-        score passes `score_threshold`, at the photo's size."""
-        inputs = self.processor(images=[Image.fromarray(image) for image in images], text=texts, return_tensors="pt")
-        original_sizes = [tuple(int(v) for v in size) for size in inputs["original_sizes"]]
-        dtype = next(self.model.parameters()).dtype
-        model_inputs = {
-            k: (v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device))
-            for k, v in inputs.items()
-            if isinstance(v, torch.Tensor) and k != "original_sizes"
-        }
-        outputs = self.model(**model_inputs)
-        results = self.processor.post_process_instance_segmentation(
-            outputs, threshold=score_threshold, mask_threshold=mask_threshold, target_sizes=original_sizes
-        )
-        return [[np.asarray(mask.cpu(), dtype=bool) for mask in result["masks"]] for result in results]
-
-
-def load_segmenter(name_or_path: str, revision: str | None = None, device: str | None = None, dtype: str = "auto"):
-    """The segmenter of a checkpoint (Hub id or folder), loaded once per process per (checkpoint, revision, device,
-    dtype) through `AutoModelForMaskGeneration`. A checkpoint of another kind is refused, naming it, before any
-    weight is read."""
-    import transformers
-
-    resolved_device, resolved_dtype = resolve_device_and_dtype(device, dtype)
-    key = (name_or_path, revision, str(resolved_device), str(resolved_dtype))
-    with _SEGMENTER_CACHE_LOCK:
-        if key not in _SEGMENTER_CACHE:
-            config = transformers.AutoConfig.from_pretrained(name_or_path, revision=revision or "main")
-            if config.model_type in TEXT_FAMILIES:
-                model = getattr(transformers, TEXT_FAMILIES[config.model_type]).from_pretrained(
-                    name_or_path, revision=revision or "main", dtype=resolved_dtype
-                )
-                model = model.to(resolved_device).eval().requires_grad_(False)
-                processor = transformers.AutoProcessor.from_pretrained(name_or_path, revision=revision or "main")
-                _SEGMENTER_CACHE[key] = TextSegmenter(model, processor, name=name_or_path)
-                return _SEGMENTER_CACHE[key]
-            if config.model_type not in SEGMENTER_FAMILIES:
-                raise ValueError(
-                    f"sam_model_name_or_path={name_or_path!r} is a {config.model_type!r} checkpoint, not a promptable "
-                    f"segmenter. Supported families: {FAMILY_NAMES} (model types {sorted(SEGMENTER_FAMILIES)})."
-                )
-            logger.info(
-                f"Loading the {config.model_type} segmenter {name_or_path} on {resolved_device} ({resolved_dtype})."
-            )
-            model = transformers.AutoModelForMaskGeneration.from_pretrained(
-                name_or_path, revision=revision or "main", dtype=resolved_dtype
-            )
-            model = model.to(resolved_device).eval().requires_grad_(False)
-            try:
-                image_processor = transformers.AutoImageProcessor.from_pretrained(
-                    name_or_path, revision=revision or "main"
-                )
-            except (OSError, ValueError):
-                image_processor = default_image_processor(model)
-                logger.warning(
-                    f"{name_or_path} has no image processor: using {type(image_processor).__name__} at the model's "
-                    f"input size ({model.config.prompt_encoder_config.image_size} px)."
-                )
-            _SEGMENTER_CACHE[key] = Segmenter(model, image_processor, name=name_or_path)
-        return _SEGMENTER_CACHE[key]
-
-
 # ----------------------------------------------------------------------------------------------- masks
-
-
-@dataclass
-class AutoRoiSettings:
-    """The automatic ROI (no prompt): see `RveRNetImageProcessor`'s `auto_roi_*` settings."""
-
-    points_per_side: int = 4
-    min_area: float = 0.02
-    max_area: float = 0.8
-    center_weight: float = 0.2
-    fallback_fraction: float = 0.5
 
 
 def prompted_masks(
@@ -545,23 +327,6 @@ def automatic_mask(
     best = int(ranking.argmax())  # argmax returns the first maximum: ties go to the earlier grid point
     best_logits = low_res[best] if torch.isfinite(ranking[best]) else None
     return _automatic_or_center(segmenter, embedding, best_logits, threshold, settings)
-
-
-@dataclass
-class AllObjectsSettings:
-    """Every object of a photo (`all_objects=True`): see `RveRNetImageProcessor`'s `all_objects_*` settings. The
-    filter defaults are those of SAM's automatic mask generator (predicted IoU 0.88, stability 0.95 with offset 1,
-    NMS 0.7), not tuned here: no real segmenter weights are available to this project's test machines."""
-
-    points_per_side: int = 16
-    points_per_batch: int = 64
-    pred_iou_threshold: float = 0.88
-    stability_threshold: float = 0.95
-    stability_offset: float = 1.0
-    nms_threshold: float = 0.7
-    min_area: float = 0.001
-    max_area: float = 0.95
-    max_regions: int = 32
 
 
 def _nms_by_mask_iou(masks: torch.Tensor, scores: torch.Tensor, threshold: float, limit: int) -> list[int]:
@@ -689,9 +454,104 @@ def segment(
     return results
 
 
+def find_roi_masks(
+    images: list[np.ndarray],
+    requests: list[dict],
+    settings: SegmenterSettings,
+    get_segmenter: Callable[[], "Segmenter | TextSegmenter"] | None = None,
+    segmenter_name: str | None = None,
+) -> list[list[np.ndarray]]:
+    """Per image, its bool ROI masks at the original size, from its request (`prompts_rvernet`): given masks as they
+    are; the central box for an automatic ROI under `auto_roi="center"`; else from the segmenter that
+    `get_segmenter()` returns (default: `settings.model_name_or_path` loaded once per process), called only when an
+    image needs it; `segmenter_name` names it in errors. One rule for every source: an ROI must leave a context (a
+    mask covering the whole image is refused, naming it)."""
+    masks: list[list[np.ndarray] | None] = [request.get("masks") for request in requests]
+    for index, request in enumerate(requests):
+        if request.get("auto") and settings.auto_roi.strategy == "center":
+            masks[index] = [center_mask(images[index].shape[:2], settings.auto_roi.fallback_fraction)]
+    if any(request.get("auto") for request in requests):
+        # What the plain `pipeline("image-classification")` does with a photo: say so once, it is one label.
+        logger.warning_once(
+            "An image without a mask or prompt gets ONE automatic ROI (the segmenter's most salient object, "
+            f"auto_roi={settings.auto_roi.strategy!r}), so it yields one label; pass `all_objects=True` to label every "
+            "object, or a box/points/mask to choose the object."
+        )
+    need = [index for index, found in enumerate(masks) if found is None]
+    if need:
+        if get_segmenter is None:
+            segmenter = load_segmenter(settings.model_name_or_path, settings.revision, settings.device, settings.dtype)
+        else:
+            segmenter = get_segmenter()
+        name = segmenter_name or settings.model_name_or_path
+        text = any("text" in requests[index] for index in need)
+        _check_prompt_kind(segmenter, text, name)
+        chosen_images, chosen_requests = [images[i] for i in need], [requests[i] for i in need]
+        if text:
+            found = segment_text(
+                segmenter,
+                chosen_images,
+                chosen_requests,
+                batch_size=settings.batch_size,
+                score_threshold=settings.text.score_threshold,
+                mask_threshold=settings.text.mask_threshold,
+                fallback_fraction=settings.auto_roi.fallback_fraction,
+            )
+        else:
+            found = segment(
+                segmenter,
+                chosen_images,
+                chosen_requests,
+                batch_size=settings.batch_size,
+                threshold=settings.mask_threshold,
+                auto_roi=settings.auto_roi,
+                all_objects=settings.all_objects,
+            )
+        for index, image_masks in zip(need, found):
+            masks[index] = image_masks
+    for index, image_masks in enumerate(masks):
+        for k, mask in enumerate(image_masks):
+            if mask.all():
+                height, width = mask.shape
+                raise ValueError(
+                    f"the ROI {k} of image {index} ({width}x{height}) covers the whole image: nothing is left for "
+                    "the context tower. Give a smaller box or click, or a mask of the object."
+                )
+    return masks
+
+
+def _check_prompt_kind(segmenter: "Segmenter | TextSegmenter", text: bool, name: str) -> None:
+    """Text needs SAM 3; SAM 3 needs text (boxes, clicks and automatic ROIs need a box/click segmenter)."""
+    takes_text = isinstance(segmenter, TextSegmenter)
+    if text and not takes_text:
+        raise ValueError(
+            f"`text` needs a text-prompted segmenter (SAM 3, model_type 'sam3'), but the segmenter ({name}) is a "
+            f"{segmenter.model_type!r} model, which takes boxes and clicks. Set `sam_model_name_or_path` to a SAM 3 "
+            "checkpoint (e.g. facebook/sam3)."
+        )
+    if not text and takes_text:
+        raise ValueError(
+            "The segmenter is SAM 3 (text prompts): give `text=` (a concept such as 'food'), or use a "
+            "box/click segmenter (SAM, SAM 2, or SAM 3's tracker checkpoint) for boxes, clicks and automatic ROIs."
+        )
+
+
+def segmenter_for(sam_model: Any, sam_image_processor: Any = None) -> "Segmenter | TextSegmenter":
+    """An already-built promptable segmenter (any family of `SEGMENTER_FAMILIES`, or SAM 3 with its `Sam3Processor`)
+    behind RveRNet's interface; refused, naming it, if it is not one."""
+    model_type = getattr(getattr(sam_model, "config", None), "model_type", None)
+    if model_type in TEXT_FAMILIES:
+        return TextSegmenter(sam_model, sam_image_processor)
+    return Segmenter(sam_model, sam_image_processor)
+
+
 __all__ = [
     "AllObjectsSettings",
     "AutoRoiSettings",
+    "SegmenterSettings",
+    "TextSettings",
+    "find_roi_masks",
+    "segmenter_for",
     "DEFAULT_SEGMENTER",
     "FAMILY_NAMES",
     "ImageEmbedding",

@@ -219,7 +219,7 @@ def load_classifier(name_or_path: str, id2label: dict[int, str] | None = None, f
         id2label = normalize_id2label(id2label)
         label_kwargs = {"num_labels": len(id2label), "id2label": id2label, "label2id": label2id_of(id2label)}
     if from_scratch:
-        from .modeling_rvernet import tower_class_for_config
+        from .towers_rvernet import tower_class_for_config
 
         config = AutoConfig.from_pretrained(name_or_path, **label_kwargs, **kwargs)
         model = tower_class_for_config(config)._from_config(config)

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask
+from .image_processing_rvernet import RveRNetImageProcessor
+from .image_utils_rvernet import load_image, load_mask
 from .run_folder import replaced_atomically
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask
+from ..image_processing_rvernet import RveRNetImageProcessor
+from ..image_utils_rvernet import load_image, load_mask
 from .sources import _datasets, encode_mask
 
 
@@ -101,188 +102,266 @@ def precompute_roi_masks(
         raise ValueError(f"the dataset has no image column {image_column!r} (columns: {dataset.column_names}).")
     if sam_model is not None:
         processor.set_sam_model(sam_model)
-    if cache_dir is None:
-        if dataset.cache_files:
-            cache_dir = Path(dataset.cache_files[0]["filename"]).parent / "rvernet_roi_masks"
-        else:
-            cache_dir = Path(datasets.config.HF_DATASETS_CACHE) / "rvernet_roi_masks"
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = _cache_dir(dataset, cache_dir)
     fingerprint = _settings_fingerprint(processor, dataset._fingerprint, image_column, box_column, points_column)
-    with_teacher = _settings_fingerprint(processor, fingerprint, teacher.fingerprint()) if teacher else None
-    report = MaskingReport()
     # Images (and existing masks) are read by the processor, not decoded by `datasets`: a broken file then becomes
     # a named error of one sample instead of an exception deep inside `map`.
     image_feature = dataset.features[image_column]
     dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
     if mask_column in dataset.column_names:
         dataset = dataset.cast_column(mask_column, datasets.Image(decode=False))
-    names = [(p or {}).get("path") for p in dataset[image_column]]
-
-    def decode(cell, index: int, by_source: dict):
-        """A sample's decoded photo; samples of one photo (one per food of a segmentation dataset, neighbours in a
-        batch) share one decode."""
-        source = _source_key(cell)
-        if source is not None and source in by_source:
-            return by_source[source]
-        array = load_image(cell, index, processor.pad_value, do_convert_rgb=processor.do_convert_rgb)
-        if source is not None:
-            by_source[source] = array
-        return array
-
-    def photo_logits(photos: dict[int, Any], size: int) -> list:
-        """The teacher's logits for each batch position that has a decoded photo (None elsewhere), once per photo."""
-        unique = {id(array): array for array in photos.values()}
-        logits = teacher.logits_of_images(list(unique.values()), teacher_device, teacher_dtype) if unique else []
-        by_photo = dict(zip(unique, logits))
-        return [by_photo[id(photos[i])] if i in photos else None for i in range(size)]
-
-    def add_masks(batch, indices, run_teacher):
-        existing = batch.get(mask_column) or [None] * len(indices)
-        boxes = batch.get(box_column) if box_column else None
-        points = batch.get(points_column) if points_column else None
-        results: dict[int, Any] = {}
-        # Check every sample alone first (one decode), so that a bad file is named now rather than found hours into
-        # training, and one bad sample does not take its batch down. Given masks are checked here, once.
-        missing, decoded, by_source = [], {}, {}
-        for i, given_mask in enumerate(existing):
-            try:
-                decoded[i] = decode(batch[image_column][i], indices[i], by_source)
-                if given_mask is not None:
-                    results[i] = load_mask(given_mask, indices[i], decoded[i].shape[:2], allow_full=True)
-                else:
-                    missing.append(i)
-            except ValueError as error:
-                results[i] = error
-        if missing:
-            try:
-                _, computed = processor.compute_roi_masks(
-                    [decoded[i] for i in missing],
-                    input_boxes=[boxes[i] if boxes and boxes[i] else None for i in missing],
-                    input_points=[points[i] if points and points[i] else None for i in missing],
-                )
-                for i, image_masks in zip(missing, computed):
-                    results[i] = image_masks[0]
-            except ValueError:
-                if on_error == "raise":
-                    raise
-                for i in missing:  # find the culprit one sample at a time
-                    try:
-                        results[i] = processor.compute_roi_masks(
-                            [decoded[i]],
-                            input_boxes=[boxes[i] if boxes and boxes[i] else None],
-                            input_points=[points[i] if points and points[i] else None],
-                        )[1][0][0]
-                    except ValueError as sample_error:
-                        results[i] = sample_error
-        masks, errors = [], []
-        for i in range(len(indices)):
-            if isinstance(results[i], Exception):
-                if on_error == "raise":
-                    raise ValueError(f"sample {indices[i]} ({names[indices[i]] or 'in memory'}): {results[i]}")
-                masks.append(None)
-                errors.append(str(results[i]))
-            else:
-                masks.append(encode_mask(results[i]))
-                errors.append(None)
-        columns = {mask_column: masks, "_roi_mask_error": errors}
-        if run_teacher:
-            columns["teacher_logits"] = photo_logits(
-                {i: decoded[i] for i in range(len(indices)) if errors[i] is None}, len(indices)
-            )
-        return columns
-
     features = dataset.features.copy()
     features[mask_column] = datasets.Image()
     features["_roi_mask_error"] = datasets.Value("string")
     teacher_features = features.copy()
     teacher_features["teacher_logits"] = datasets.Sequence(datasets.Value("float32"))
+    job = _MaskJob(
+        dataset=dataset,
+        processor=processor,
+        image_column=image_column,
+        mask_column=mask_column,
+        box_column=box_column,
+        points_column=points_column,
+        names=[(cell or {}).get("path") for cell in dataset[image_column]],
+        on_error=on_error,
+        batch_size=batch_size,
+        shard_size=shard_size,
+        cache_dir=cache_dir,
+        fingerprint=fingerprint,
+        teacher_fingerprint=_settings_fingerprint(processor, fingerprint, teacher.fingerprint()) if teacher else None,
+        teacher=teacher,
+        teacher_device=teacher_device,
+        teacher_dtype=teacher_dtype,
+        features=features,
+        teacher_features=teacher_features,
+    )
     rank, world_size, wait_for_everyone = _process_group()
-    report.process_index, report.num_processes = rank, world_size
-
-    def shard_file(kind: str, shard_index: int) -> Path:
-        key = {"masks": fingerprint, "masks+teacher": with_teacher, "teacher": with_teacher}[kind]
-        return cache_dir / f"{kind}-{key}-{shard_index:05d}-of-{len(dataset)}.arrow"
-
-    def mapped(shard, function, kind, shard_index, shard_features, desc):
-        # `datasets` writes the cache file under a temporary name and renames it when complete: a killed run leaves
-        # no torn shard, and the next run (with any number of processes) recomputes only what is missing.
-        return shard.map(
-            function,
-            batched=True,
-            batch_size=batch_size,
-            with_indices=True,
-            features=shard_features,
-            cache_file_name=str(shard_file(kind, shard_index)),
-            load_from_cache_file=True,
-            new_fingerprint=f"{shard_file(kind, shard_index).stem}",
-            desc=desc,
-        )
-
-    def build_shard(shard_index: int, start: int):
-        """The shard's masks (and teacher logits): read from its cache files when written, else computed."""
-        stop = min(start + shard_size, len(dataset))
-        shard = dataset.select(range(start, stop))
-        if mask_column not in shard.column_names:
-            shard = shard.add_column(mask_column, [None] * len(shard), feature=datasets.Image())
-        reuse_masks = (
-            shard_file("masks", shard_index).exists() and not shard_file("masks+teacher", shard_index).exists()
-        )
-        combined = teacher is not None and not reuse_masks  # one pass: each photo decoded once for all three uses
-        shard = mapped(
-            shard,
-            lambda batch, idx, offset=start: add_masks(batch, [offset + i for i in idx], run_teacher=combined),
-            "masks+teacher" if combined else "masks",
-            shard_index,
-            teacher_features if combined else features,
-            f"ROI masks{' and teacher logits' if combined else ''}, shard {shard_index + 1}",
-        )
-        if teacher is None or combined:
-            return shard
-
-        def add_logits(batch, idx):  # masks cached before without the teacher: only the teacher runs
-            by_source = {}
-            photos = {
-                i: decode(batch[image_column][i], start + idx[i], by_source)
-                for i, error in enumerate(batch["_roi_mask_error"])
-                if error is None
-            }
-            return {"teacher_logits": photo_logits(photos, len(idx))}
-
-        return mapped(
-            shard, add_logits, "teacher", shard_index, teacher_features, f"Teacher logits, shard {shard_index + 1}"
-        )
-
-    def written(shard_index: int) -> bool:
-        if teacher is None:
-            return shard_file("masks", shard_index).exists()
-        return shard_file("masks+teacher", shard_index).exists() or (
-            shard_file("masks", shard_index).exists() and shard_file("teacher", shard_index).exists()
-        )
-
+    report = MaskingReport(process_index=rank, num_processes=world_size)
     starts = list(enumerate(range(0, len(dataset), shard_size)))
     # Each process computes the missing shards of its rank (round robin: shard i is rank i % world_size's), then
     # every process reads every shard once all are written: no shard is computed twice, and the result does not
     # depend on how many processes made it.
     built = {}
     for shard_index, start in starts:
-        if written(shard_index):
+        if _written(job, shard_index):
             report.shards_reused += 1
         elif shard_index % world_size == rank:
             report.shards_computed += 1
-            built[shard_index] = build_shard(shard_index, start)
+            built[shard_index] = _build_shard(job, shard_index, start)
     wait_for_everyone()
-    shards = [built[index] if index in built else build_shard(index, start) for index, start in starts]
+    shards = [built[index] if index in built else _build_shard(job, index, start) for index, start in starts]
     result = datasets.concatenate_datasets(shards) if shards else dataset
-    errors = result["_roi_mask_error"]
-    bad = [i for i, e in enumerate(errors) if e is not None]
-    report.skipped = [{"index": i, "name": names[i], "error": errors[i]} for i in bad]
-    if bad:
-        from transformers.utils import logging
-
-        logging.get_logger(__name__).warning(
-            f"Skipped {len(bad)} samples without a usable ROI: {[r['name'] or r['index'] for r in report.skipped[:10]]}"
-        )
-        result = result.select([i for i in range(len(result)) if errors[i] is None])
+    result = _drop_skipped(job, result, report)
     result = result.remove_columns("_roi_mask_error").cast_column(mask_column, datasets.Image())
     return result.cast_column(image_column, image_feature), report
+
+
+def _cache_dir(dataset, cache_dir) -> Path:
+    """The folder of the mask shards: as given, else beside the dataset's own cache files, else in `datasets`'."""
+    if cache_dir is None:
+        if dataset.cache_files:
+            cache_dir = Path(dataset.cache_files[0]["filename"]).parent / "rvernet_roi_masks"
+        else:
+            cache_dir = Path(_datasets().config.HF_DATASETS_CACHE) / "rvernet_roi_masks"
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return cache_dir
+
+
+def _drop_skipped(job: "_MaskJob", result, report: MaskingReport):
+    """The samples that could not be used, reported (index, name, why) and left out."""
+    errors = result["_roi_mask_error"]
+    bad = [i for i, e in enumerate(errors) if e is not None]
+    report.skipped = [{"index": i, "name": job.names[i], "error": errors[i]} for i in bad]
+    if not bad:
+        return result
+    from transformers.utils import logging
+
+    logging.get_logger(__name__).warning(
+        f"Skipped {len(bad)} samples without a usable ROI: {[r['name'] or r['index'] for r in report.skipped[:10]]}"
+    )
+    return result.select([i for i in range(len(result)) if errors[i] is None])
+
+
+@dataclass
+class _MaskJob:
+    """What one `precompute_roi_masks` call works on: the dataset (images undecoded), its columns, the processor and
+    teacher, and where and under which fingerprints its shards are cached."""
+
+    dataset: Any
+    processor: RveRNetImageProcessor
+    image_column: str
+    mask_column: str
+    box_column: str | None
+    points_column: str | None
+    names: list
+    on_error: str
+    batch_size: int
+    shard_size: int
+    cache_dir: Path
+    fingerprint: str
+    teacher_fingerprint: str | None
+    teacher: Any
+    teacher_device: Any
+    teacher_dtype: Any
+    features: Any
+    teacher_features: Any
+
+    def shard_file(self, kind: str, shard_index: int) -> Path:
+        """`masks`, `masks+teacher` (one pass) or `teacher` (over masks cached without it)."""
+        key = self.fingerprint if kind == "masks" else self.teacher_fingerprint
+        return self.cache_dir / f"{kind}-{key}-{shard_index:05d}-of-{len(self.dataset)}.arrow"
+
+
+def _written(job: _MaskJob, shard_index: int) -> bool:
+    if job.teacher is None:
+        return job.shard_file("masks", shard_index).exists()
+    return job.shard_file("masks+teacher", shard_index).exists() or (
+        job.shard_file("masks", shard_index).exists() and job.shard_file("teacher", shard_index).exists()
+    )
+
+
+def _decode(job: _MaskJob, cell: Any, index: int, by_source: dict):
+    """A sample's decoded photo; samples of one photo (one per food of a segmentation dataset, neighbours in a
+    batch) share one decode through `by_source`."""
+    source = _source_key(cell)
+    if source is not None and source in by_source:
+        return by_source[source]
+    array = load_image(cell, index, job.processor.pad_value, do_convert_rgb=job.processor.do_convert_rgb)
+    if source is not None:
+        by_source[source] = array
+    return array
+
+
+def _photo_logits(job: _MaskJob, photos: dict[int, Any], size: int) -> list:
+    """The teacher's logits for each batch position that has a decoded photo (None elsewhere), once per photo."""
+    unique = {id(array): array for array in photos.values()}
+    logits = (
+        job.teacher.logits_of_images(list(unique.values()), job.teacher_device, job.teacher_dtype) if unique else []
+    )
+    by_photo = dict(zip(unique, logits))
+    return [by_photo[id(photos[i])] if i in photos else None for i in range(size)]
+
+
+def _segmenter_masks(job: _MaskJob, decoded: dict, missing: list[int], boxes, points) -> dict[int, Any]:
+    """The segmenter's mask of each sample in `missing` (batch positions), or the `ValueError` that refused it: the
+    batch at once, then (one bad sample, with `on_error="skip"`) one sample at a time to find the culprit."""
+
+    def prompts(positions):
+        return {
+            "input_boxes": [boxes[i] if boxes and boxes[i] else None for i in positions],
+            "input_points": [points[i] if points and points[i] else None for i in positions],
+        }
+
+    try:
+        _, computed = job.processor.compute_roi_masks([decoded[i] for i in missing], **prompts(missing))
+        return {i: image_masks[0] for i, image_masks in zip(missing, computed)}
+    except ValueError:
+        if job.on_error == "raise":
+            raise
+    results = {}
+    for i in missing:
+        try:
+            _, (image_masks,) = job.processor.compute_roi_masks([decoded[i]], **prompts([i]))
+            results[i] = image_masks[0]
+        except ValueError as error:
+            results[i] = error
+    return results
+
+
+def _add_masks(job: _MaskJob, batch: dict, indices: list[int], run_teacher: bool) -> dict:
+    """One `map` batch: every sample checked alone first (one decode), so that a bad file is named now rather than
+    found hours into training, and one bad sample does not take its batch down; given masks checked here, once;
+    the segmenter for the rest; the teacher's logits from the same decoded photos when `run_teacher`."""
+    existing = batch.get(job.mask_column) or [None] * len(indices)
+    results: dict[int, Any] = {}
+    missing, decoded, by_source = [], {}, {}
+    for i, given_mask in enumerate(existing):
+        try:
+            decoded[i] = _decode(job, batch[job.image_column][i], indices[i], by_source)
+            if given_mask is not None:
+                results[i] = load_mask(given_mask, indices[i], decoded[i].shape[:2], allow_full=True)
+            else:
+                missing.append(i)
+        except ValueError as error:
+            results[i] = error
+    if missing:
+        boxes = batch.get(job.box_column) if job.box_column else None
+        points = batch.get(job.points_column) if job.points_column else None
+        results.update(_segmenter_masks(job, decoded, missing, boxes, points))
+    masks, errors = [], []
+    for i in range(len(indices)):
+        if isinstance(results[i], Exception):
+            if job.on_error == "raise":
+                raise ValueError(f"sample {indices[i]} ({job.names[indices[i]] or 'in memory'}): {results[i]}")
+            masks.append(None)
+            errors.append(str(results[i]))
+        else:
+            masks.append(encode_mask(results[i]))
+            errors.append(None)
+    columns = {job.mask_column: masks, "_roi_mask_error": errors}
+    if run_teacher:
+        good = {i: decoded[i] for i in range(len(indices)) if errors[i] is None}
+        columns["teacher_logits"] = _photo_logits(job, good, len(indices))
+    return columns
+
+
+def _add_teacher_logits(job: _MaskJob, batch: dict, indices: list[int]) -> dict:
+    """Masks cached before without the teacher: only the teacher runs (decoding those photos again)."""
+    by_source = {}
+    photos = {
+        i: _decode(job, batch[job.image_column][i], indices[i], by_source)
+        for i, error in enumerate(batch["_roi_mask_error"])
+        if error is None
+    }
+    return {"teacher_logits": _photo_logits(job, photos, len(indices))}
+
+
+def _mapped(job: _MaskJob, shard, function, kind: str, shard_index: int, features, desc: str):
+    # `datasets` writes the cache file under a temporary name and renames it when complete: a killed run leaves no
+    # torn shard, and the next run (with any number of processes) recomputes only what is missing.
+    cache_file = job.shard_file(kind, shard_index)
+    return shard.map(
+        function,
+        batched=True,
+        batch_size=job.batch_size,
+        with_indices=True,
+        features=features,
+        cache_file_name=str(cache_file),
+        load_from_cache_file=True,
+        new_fingerprint=cache_file.stem,
+        desc=desc,
+    )
+
+
+def _build_shard(job: _MaskJob, shard_index: int, start: int):
+    """The shard's masks (and teacher logits): read from its cache files when written, else computed."""
+    datasets = _datasets()
+    stop = min(start + job.shard_size, len(job.dataset))
+    shard = job.dataset.select(range(start, stop))
+    if job.mask_column not in shard.column_names:
+        shard = shard.add_column(job.mask_column, [None] * len(shard), feature=datasets.Image())
+    reuse_masks = (
+        job.shard_file("masks", shard_index).exists() and not job.shard_file("masks+teacher", shard_index).exists()
+    )
+    combined = job.teacher is not None and not reuse_masks  # one pass: each photo decoded once for all three uses
+    shard = _mapped(
+        job,
+        shard,
+        lambda batch, idx: _add_masks(job, batch, [start + i for i in idx], run_teacher=combined),
+        "masks+teacher" if combined else "masks",
+        shard_index,
+        job.teacher_features if combined else job.features,
+        f"ROI masks{' and teacher logits' if combined else ''}, shard {shard_index + 1}",
+    )
+    if job.teacher is None or combined:
+        return shard
+    return _mapped(
+        job,
+        shard,
+        lambda batch, idx: _add_teacher_logits(job, batch, [start + i for i in idx]),
+        "teacher",
+        shard_index,
+        job.teacher_features,
+        f"Teacher logits, shard {shard_index + 1}",
+    )

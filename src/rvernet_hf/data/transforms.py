@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..image_processing_rvernet import RveRNetImageProcessor, load_image, load_mask, normalize, resize_to_canvas
+from ..image_processing_rvernet import RveRNetImageProcessor, normalize, resize_to_canvas
+from ..image_utils_rvernet import load_image, load_mask
 
 
 class FullImagePreprocessor:

@@ -11,36 +11,10 @@ from .splits import check_labels
 
 
 def build_model(model_args: ModelArguments, id2label: dict[int, str]):
-    """`(model, image processor to save with it, per-sample preprocessing for the transform)`."""
-    from transformers import AutoConfig
-
-    from ..configuration_rvernet import RveRNetConfig
-    from ..image_processing_rvernet import RveRNetImageProcessor
-    from ..modeling_rvernet import RveRNetForImageClassification
-    from ..teachers import BUILTIN_LITE0, load_classifier
-
-    revision = {"revision": model_args.model_revision}
+    """`(model, image processor to save with it, per-sample preprocessing for the transform)`: a single classifier
+    (`--model_type single`), an RveRNet checkpoint (`--model_name_or_path`), or an RveRNet from two towers."""
     if model_args.model_type == "single":
-        if not model_args.model_name_or_path:
-            raise ValueError("--model_type single needs --model_name_or_path (e.g. efficientnet-lite0-imagenet).")
-        extra = {} if model_args.model_name_or_path == BUILTIN_LITE0 else revision
-        model, preprocessing = load_classifier(
-            model_args.model_name_or_path, id2label, model_args.from_scratch, **extra
-        )
-        size = model_args.image_size or preprocessing["size"][0]
-        cutouts, full_image = single_model_preprocessors(
-            preprocessing,
-            size,
-            context_mode=model_args.context_mode or "complement",
-            sam_model_name_or_path=model_args.sam_model_name_or_path or DEFAULT_SEGMENTER,
-        )
-        model.config.rvernet_single_view = model_args.single_view  # what it was trained on, for evaluation
-        return (
-            model,
-            _single_model_processor(model, preprocessing, size),
-            {"cutouts": cutouts, "full_image": full_image},
-        )
-
+        return _single_classifier(model_args, id2label)
     # Only what was asked for: a saved processor keeps its own settings otherwise.
     settings = {
         name: value
@@ -52,11 +26,75 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
     }
     selection = {"token_selection": model_args.token_selection} if model_args.token_selection else {}
     if model_args.model_name_or_path:
-        model = RveRNetForImageClassification.from_pretrained(model_args.model_name_or_path, **revision, **selection)
-        check_labels([id2label[i] for i in sorted(id2label)], model.config.id2label, model_args.model_name_or_path)
-        processor = RveRNetImageProcessor.from_pretrained(model_args.model_name_or_path, **revision, **settings)
-        return model, with_token_grid(processor, model), {"cutouts": processor}
-    label2id = label2id_of(id2label)
+        return _rvernet_checkpoint(model_args, id2label, settings, selection)
+    model = _rvernet_from_towers(model_args, id2label, selection)
+    size = model_args.image_size or getattr(model.config.roi_config, "image_size", None)
+    check_cutout_size(model.config, size)
+    if size:
+        settings["size"] = {"height": int(size), "width": int(size)}
+    processor = _towers_processor(model_args, model, settings)
+    return model, with_token_grid(processor, model), {"cutouts": processor}
+
+
+def _single_classifier(model_args: ModelArguments, id2label: dict[int, str]):
+    from ..teachers import BUILTIN_LITE0, load_classifier
+
+    if not model_args.model_name_or_path:
+        raise ValueError("--model_type single needs --model_name_or_path (e.g. efficientnet-lite0-imagenet).")
+    extra = {} if model_args.model_name_or_path == BUILTIN_LITE0 else {"revision": model_args.model_revision}
+    model, preprocessing = load_classifier(model_args.model_name_or_path, id2label, model_args.from_scratch, **extra)
+    size = model_args.image_size or preprocessing["size"][0]
+    cutouts, full_image = single_model_preprocessors(
+        preprocessing,
+        size,
+        context_mode=model_args.context_mode or "complement",
+        sam_model_name_or_path=model_args.sam_model_name_or_path or DEFAULT_SEGMENTER,
+    )
+    model.config.rvernet_single_view = model_args.single_view  # what it was trained on, for evaluation
+    processor = _single_model_processor(model, preprocessing, size)
+    return model, processor, {"cutouts": cutouts, "full_image": full_image}
+
+
+def _rvernet_checkpoint(model_args: ModelArguments, id2label: dict[int, str], settings: dict, selection: dict):
+    """A saved RveRNet (to continue training), with the processor saved beside it."""
+    from ..image_processing_rvernet import RveRNetImageProcessor
+    from ..modeling_rvernet import RveRNetForImageClassification
+
+    path, revision = model_args.model_name_or_path, model_args.model_revision
+    model = RveRNetForImageClassification.from_pretrained(path, revision=revision, **selection)
+    check_labels([id2label[i] for i in sorted(id2label)], model.config.id2label, path)
+    processor = RveRNetImageProcessor.from_pretrained(path, revision=revision, **settings)
+    return model, with_token_grid(processor, model), {"cutouts": processor}
+
+
+def _rvernet_from_towers(model_args: ModelArguments, id2label: dict[int, str], selection: dict):
+    """Two pretrained towers, two random-init towers (`--from_scratch`), or one of each (`--roi_from_scratch` /
+    `--context_from_scratch`, with `--fusion logits`)."""
+    from transformers import AutoConfig
+
+    from ..configuration_rvernet import RveRNetConfig
+    from ..modeling_rvernet import RveRNetForImageClassification
+    from ..towers_rvernet import tower_class_for_config
+
+    paths = {"roi": model_args.roi_model_name_or_path, "context": model_args.context_model_name_or_path}
+    revision = {"revision": model_args.model_revision}
+    scratch = {
+        "roi": model_args.from_scratch or model_args.roi_from_scratch,
+        "context": model_args.from_scratch or model_args.context_from_scratch,
+    }
+    fusion = {"fusion": model_args.fusion, "fusion_hidden_size": model_args.fusion_hidden_size}
+    if not scratch["roi"] and not scratch["context"]:
+        return RveRNetForImageClassification.from_towers_pretrained(
+            paths["roi"],
+            paths["context"],
+            id2label=id2label,
+            **fusion,
+            **selection,
+            roi_revision=model_args.model_revision,
+            context_revision=model_args.model_revision,
+        )
+    if scratch["roi"] != scratch["context"] and model_args.fusion != "logits":
+        raise ValueError("mixing a pretrained and a random-init tower is supported with --fusion logits.")
 
     def scratch_tower_config(path):
         """A random-init tower's config; its head is raised to the label count so that it is no bottleneck."""
@@ -66,81 +104,46 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
             config.num_labels = wanted
         return config
 
-    scratch = {
-        name: model_args.from_scratch or flag
-        for name, flag in (("roi", model_args.roi_from_scratch), ("context", model_args.context_from_scratch))
+    towers = {}
+    for name, path in paths.items():
+        if scratch[name]:
+            towers[name] = None  # built by the model from its config
+        else:
+            towers[name] = tower_class_for_config(AutoConfig.from_pretrained(path, **revision)).from_pretrained(
+                path, **revision
+            )
+    configs = {
+        name: scratch_tower_config(paths[name]) if towers[name] is None else towers[name].config for name in paths
     }
-    if scratch["roi"] != scratch["context"]:  # one pretrained tower, one random-init tower
-        from ..modeling_rvernet import tower_class_for_config
+    config = RveRNetConfig.from_tower_configs(
+        configs["roi"], configs["context"], id2label=id2label, label2id=label2id_of(id2label), **fusion, **selection
+    )
+    return RveRNetForImageClassification(config, roi_model=towers["roi"], context_model=towers["context"])
 
-        if model_args.fusion != "logits":
-            raise ValueError("mixing a pretrained and a random-init tower is supported with --fusion logits.")
-        towers = {}
-        for name, path in (
-            ("roi", model_args.roi_model_name_or_path),
-            ("context", model_args.context_model_name_or_path),
-        ):
-            if scratch[name]:
-                config = scratch_tower_config(path)
-                towers[name] = tower_class_for_config(config)._from_config(config)
-            else:
-                config = AutoConfig.from_pretrained(path, **revision)
-                towers[name] = tower_class_for_config(config).from_pretrained(path, **revision)
-        config = RveRNetConfig.from_tower_configs(
-            towers["roi"].config,
-            towers["context"].config,
-            fusion=model_args.fusion,
-            fusion_hidden_size=model_args.fusion_hidden_size,
-            id2label=id2label,
-            label2id=label2id,
-            **selection,
-        )
-        model = RveRNetForImageClassification(config, roi_model=towers["roi"], context_model=towers["context"])
-    elif scratch["roi"]:
-        config = RveRNetConfig.from_tower_configs(
-            scratch_tower_config(model_args.roi_model_name_or_path),
-            scratch_tower_config(model_args.context_model_name_or_path),
-            fusion=model_args.fusion,
-            fusion_hidden_size=model_args.fusion_hidden_size,
-            id2label=id2label,
-            label2id=label2id,
-            **selection,
-        )
-        model = RveRNetForImageClassification(config)
-    else:
-        model = RveRNetForImageClassification.from_towers_pretrained(
-            model_args.roi_model_name_or_path,
-            model_args.context_model_name_or_path,
-            id2label=id2label,
-            fusion=model_args.fusion,
-            fusion_hidden_size=model_args.fusion_hidden_size,
-            **selection,
-            roi_revision=model_args.model_revision,
-            context_revision=model_args.model_revision,
-        )
-    size = model_args.image_size or getattr(model.config.roi_config, "image_size", None)
-    check_cutout_size(model.config, size)
-    if size:
-        settings["size"] = {"height": int(size), "width": int(size)}
+
+def _towers_processor(model_args: ModelArguments, model, settings: dict):
+    """The processor of an RveRNet built from towers: each tower's normalisation from its own image processor, or
+    (timm towers keep it in the config's `pretrained_cfg`, not in a processor file) from its config."""
+    from ..image_processing_rvernet import RveRNetImageProcessor
+
     processor = RveRNetImageProcessor.from_towers_pretrained(
         model_args.roi_model_name_or_path,
         model_args.context_model_name_or_path,
         revision=model_args.model_revision,
         **settings,
     )
-    # timm towers keep their normalisation in the config (`pretrained_cfg`), not in a processor file.
     for name in ("roi", "context"):
         pretrained_cfg = getattr(getattr(model.config, f"{name}_config"), "pretrained_cfg", None) or {}
         if "mean" in pretrained_cfg and "std" in pretrained_cfg:
             setattr(processor, f"{name}_image_mean", list(pretrained_cfg["mean"]))
             setattr(processor, f"{name}_image_std", list(pretrained_cfg["std"]))
-    return model, with_token_grid(processor, model), {"cutouts": processor}
+    return processor
 
 
 def check_cutout_size(config, size: int | None) -> None:
     """Both cut-outs have one size: a ViT-family tower (position embeddings for one grid) must have been built for
     it. Refused before any work, naming the tower, instead of failing at the first step."""
-    from ..modeling_rvernet import SPARSE_TOWER_SPECIAL_TOKENS
+    from ..token_grid_rvernet import SPARSE_TOWER_SPECIAL_TOKENS
 
     for name in ("roi", "context"):
         tower = getattr(config, f"{name}_config")

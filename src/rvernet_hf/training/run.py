@@ -17,6 +17,7 @@ from ..distillation import DistillationTrainingArguments, RveRNetDistillationTra
 from ..labels import label2id_of, normalize_id2label
 from ..run_folder import OutputDirLock, check_output_dir, find_resumable_checkpoint, incomplete_reason
 from ..segmentation_rvernet import DEFAULT_SEGMENTER
+from ..trainer import RveRNetTrainer
 from .arguments import MODEL_TYPES, DataArguments, HubArguments, ModelArguments, parse_args
 from .build import build_model, build_teacher, build_transforms
 from .splits import load_data, needs_masks, prepare_splits
@@ -129,10 +130,16 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
     eval_dataset = data["validation"].with_transform(eval_transform)
     metrics_fn = ClassificationMetrics(id2label, ambiguous)
 
-    trainer = RveRNetDistillationTrainer(  # with cached logits the teacher's work is done: it is not kept
+    # Without a teacher, the plain RveRNetTrainer; with cached logits the teacher's work is done: it is not kept.
+    if training_args.distillation_type == "none":
+        trainer_class, teacher_arguments = RveRNetTrainer, {}
+    else:
+        teacher_arguments = {"teacher_model": None if training_args.cache_teacher_logits else teacher}
+        trainer_class = RveRNetDistillationTrainer
+    trainer = trainer_class(
         model=model,
         args=training_args,
-        teacher_model=None if training_args.cache_teacher_logits else teacher,
+        **teacher_arguments,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         compute_metrics=metrics_fn,

@@ -1,0 +1,84 @@
+"""The processor's settings on transformers' machinery and the segmenter's settings as one object (issue 20)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rvernet_hf import RveRNetImageProcessor
+from rvernet_hf.segmentation_rvernet import AllObjectsSettings, AutoRoiSettings, SegmenterSettings, TextSettings
+
+
+def test_flat_names_round_trip_and_cover_every_group():
+    settings = SegmenterSettings(
+        model_name_or_path="me/sam", batch_size=2, auto_roi=AutoRoiSettings(strategy="center", points_per_side=3)
+    )
+    flat = settings.to_flat()
+    assert flat["sam_model_name_or_path"] == "me/sam" and flat["sam_batch_size"] == 2
+    assert flat["auto_roi"] == "center" and flat["auto_roi_points_per_side"] == 3
+    assert "all_objects_stability_offset" not in flat  # not a saved setting
+    assert SegmenterSettings.from_flat(flat) == settings
+    assert SegmenterSettings.from_flat({}) == SegmenterSettings()
+    prefixes = {"sam_", "mask_", "auto_roi", "all_objects_", "text_"}
+    assert all(any(name.startswith(prefix) for prefix in prefixes) for name in flat)
+    assert len(flat) == 6 + 6 + 8 + 2  # top level, automatic ROI, every object, text
+
+
+def test_the_processor_takes_its_segmenter_defaults_from_the_settings_object():
+    processor = RveRNetImageProcessor()
+    for name, default in SegmenterSettings().to_flat().items():
+        assert getattr(processor, name) == default, name
+        assert name in RveRNetImageProcessor.valid_kwargs.__annotations__
+    assert processor.segmenter_settings == SegmenterSettings()
+    assert processor.segmenter_settings.all_objects == AllObjectsSettings()
+    assert processor.segmenter_settings.text == TextSettings()
+
+
+def test_every_saved_key_is_a_valid_kwarg(tmp_path):
+    processor = RveRNetImageProcessor(patch_size=16, fill_value=-1)
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    settings = set(saved) - {"image_processor_type", "auto_map"}
+    assert settings <= set(RveRNetImageProcessor.valid_kwargs.__annotations__)
+    assert saved["patch_size"] == {"roi": 16, "context": 16} and saved["fill_value"] == -1.0
+    assert "rescale_factor" not in saved and "image_mean" not in saved  # transformers' names this processor ignores
+
+
+def test_per_call_overrides_reach_the_segmenter_settings_and_leave_the_processor_alone():
+    processor = RveRNetImageProcessor(all_objects_max_regions=5)
+    call = processor._for_call({"all_objects_max_regions": "3", "auto_roi": "center", "image_mean": [0.5] * 3})
+    assert call.segmenter_settings.all_objects.max_regions == 3  # converted to the field's type
+    assert call.segmenter_settings.auto_roi.strategy == "center"
+    assert call.roi_image_mean == call.context_image_mean == [0.5, 0.5, 0.5]
+    assert processor.segmenter_settings.all_objects.max_regions == 5 and processor.auto_roi == "sam_grid"
+    assert processor.roi_image_mean == [0.485, 0.456, 0.406]
+
+
+def test_a_per_call_auto_roi_changes_the_mask():
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, auto_roi="center")
+    half = processor(image, return_roi_masks=True)["roi_masks"][0]
+    wide = processor(image, return_roi_masks=True, auto_roi_fallback_fraction=0.8)["roi_masks"][0]
+    assert half.sum() == 20 * 30 and wide.sum() == 32 * 48
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"auto_roi": "salient"}, "`auto_roi` must be one of"),
+        ({"all_objects_points_per_batch": 0}, "`all_objects_points_per_batch` must be >= 1"),
+        ({"sam_batch_size": 0}, "`sam_batch_size` must be >= 1"),
+        ({"auto_roi_min_area": 0.9}, "`auto_roi_min_area` and `auto_roi_max_area`"),
+        ({"resize_mode": "crop"}, "`resize_mode` must be one of"),
+        ({"patch_size": {"roi": 5}}, "not a multiple of the roi tower's `patch_size` 5"),
+    ],
+)
+def test_bad_settings_are_refused_at_construction_per_call_and_at_load(tmp_path, settings, message):
+    with pytest.raises(ValueError, match=message):
+        RveRNetImageProcessor(**settings)
+    processor = RveRNetImageProcessor()
+    with pytest.raises(ValueError, match=message):
+        processor(np.zeros((8, 8, 3), dtype=np.uint8), roi_masks=np.eye(8, dtype=bool), **settings)
+    processor.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        RveRNetImageProcessor.from_pretrained(tmp_path, **settings)
