@@ -424,3 +424,37 @@ def test_remote_code_reload_without_the_package(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     torch.testing.assert_close(torch.load(tmp_path / "logits.pt", weights_only=True), expected, atol=0, rtol=0)
+
+
+@pytest.mark.slow
+def test_remote_code_processor_without_the_package(tmp_path):
+    """A saved processor (with its flat modules: image I/O, prompts, segmentation, segmenters, token grid) loads with
+    `trust_remote_code=True` where `rvernet_hf` cannot be imported, and gives the same cut-outs and token masks."""
+    import numpy as np
+
+    from rvernet_hf import RveRNetImageProcessor
+
+    processor = RveRNetImageProcessor(size={"height": 32, "width": 32}, patch_size=8, auto_roi="center")
+    processor.save_pretrained(tmp_path / "processor")
+    image = np.random.default_rng(0).integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
+    np.save(tmp_path / "image.npy", image)
+    expected = processor(image)  # the automatic ROI (auto_roi="center": no segmenter)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["rvernet_hf"] = None
+        import numpy as np, torch
+        from transformers import AutoImageProcessor
+        processor = AutoImageProcessor.from_pretrained({str(tmp_path / "processor")!r}, trust_remote_code=True)
+        assert type(processor).__module__.startswith("transformers_modules."), type(processor).__module__
+        batch = processor(np.load({str(tmp_path / "image.npy")!r}))
+        torch.save(dict(batch), {str(tmp_path / "batch.pt")!r})
+        """
+    )
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = torch.load(tmp_path / "batch.pt", weights_only=True)
+    assert sorted(got) == sorted(expected)
+    for key, value in expected.items():
+        assert torch.equal(got[key], value), key

@@ -1,5 +1,7 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
-"""The `rvernet-hf` command line. Each subcommand lives in the module that does the work; this file only routes."""
+"""The `rvernet-hf` command line: the parser, one line per user error, and the two small subcommands that live here
+(`env`, and `masks`, which writes its dataset folder complete or not at all); `demo`, `train`, `predict` and `push`
+run in the modules that do the work."""
 
 import argparse
 import re

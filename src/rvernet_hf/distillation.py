@@ -137,10 +137,6 @@ class FrozenTeacher(nn.Module):
     def train(self, mode: bool = True):
         return super().train(False)
 
-    @property
-    def num_labels(self) -> int:
-        return len(self.id2label)
-
     def input_processor(self) -> FullImagePreprocessor:
         """The teacher's resize + normalisation, for `RveRNetTransform(teacher_processor=...)`."""
         return FullImagePreprocessor(**self.preprocessing)

@@ -35,11 +35,6 @@ def label2id_of(id2label: Mapping | Sequence[str]) -> dict[str, int]:
     return {name: index for index, name in normalize_id2label(id2label).items()}
 
 
-def label_names(id2label: Mapping | Sequence[str]) -> list[str]:
-    """The names in id order."""
-    return list(normalize_id2label(id2label).values())
-
-
 def is_generic(id2label: Mapping | Sequence[str]) -> bool:
     """transformers' placeholder names (`LABEL_0`, `LABEL_1`, ...): a model that was never told its labels."""
     return all(name == f"LABEL_{index}" for index, name in normalize_id2label(id2label).items())
@@ -56,7 +51,8 @@ def set_config_labels(config, labels: Mapping | Sequence[str]) -> dict[int, str]
     return id2label
 
 
-def _preview(names: Sequence[str], limit: int = 10) -> str:
+def preview(names: Sequence[str], limit: int = 10) -> str:
+    """The first `limit` names, for a message (`...` when there are more)."""
     return f"{list(names[:limit])}{'...' if len(names) > limit else ''}"
 
 
@@ -77,7 +73,7 @@ def check_same_labels(
         raise ValueError(
             f"{given_name} has {len(given)} labels but {expected_name} has {len(expected)}: they must share one "
             "label set"
-            + (f"; labels not in {expected_name}'s label2id: {_preview(unknown)}" if unknown and not generic else "")
+            + (f"; labels not in {expected_name}'s label2id: {preview(unknown)}" if unknown and not generic else "")
             + f".{hint}"
         )
     if generic:
@@ -89,12 +85,8 @@ def check_same_labels(
     shown = ", ".join(f"{i}: {g!r} vs {e!r}" for i, g, e in differing[:5])
     raise ValueError(
         f"{given_name} and {expected_name} name {len(differing)} label ids differently ({shown}); "
-        + (
-            f"labels not in {expected_name}'s label2id: {_preview(unknown)}. "
-            if unknown
-            else "same names, other ids. "
-        )
-        + f"{given_name}: {_preview(list(given.values()))}, {expected_name}: {_preview(list(expected.values()))}."
+        + (f"labels not in {expected_name}'s label2id: {preview(unknown)}. " if unknown else "same names, other ids. ")
+        + f"{given_name}: {preview(list(given.values()))}, {expected_name}: {preview(list(expected.values()))}."
         + hint
     )
 
@@ -103,7 +95,7 @@ __all__ = [
     "check_same_labels",
     "is_generic",
     "label2id_of",
-    "label_names",
     "normalize_id2label",
+    "preview",
     "set_config_labels",
 ]

@@ -144,6 +144,10 @@ class RveRNetPreTrainedModel(PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
 
+    # Private transformers API, kept because no public hook serves: transformers reads what a model supports from these
+    # class flags (`_supports_sdpa`, ...) when it picks an attention implementation, and a composite of two
+    # arbitrary towers supports what both do; properties are the only way to answer per instance. Checked against
+    # each transformers release by tests/test_modeling_common_rvernet.py (the attention and compile tests).
     def _towers_support(self, flag: str) -> bool:
         return all(getattr(tower_build_class(getattr(self.config, key)), flag) for _, key, _ in TOWERS)
 
@@ -177,6 +181,9 @@ class RveRNetPreTrainedModel(PreTrainedModel):
         `roi_token_mask` / `context_token_mask` inputs that `token_selection="mask"` reads."""
         return {name: tower_token_patch_size(getattr(self.config, f"{name}_config")) for name in ("roi", "context")}
 
+    # Private transformers API: the one place where `from_pretrained(attn_implementation=...)` and `__init__` settle
+    # the implementation; overridden (no public hook) so that a request one tower cannot run is refused, naming it,
+    # instead of failing inside that tower or silently running something else.
     def _check_and_adjust_attn_implementation(
         self, attn_implementation: str | None, is_init_check: bool = False, allow_all_kernels: bool = False
     ) -> str:
@@ -342,7 +349,9 @@ class RveRNetModel(RveRNetPreTrainedModel):
             roi_model = build_tower(config.roi_config)
         if context_model is None:
             context_model = build_tower(config.context_config)
-        # The towers read and write the composite config's sub-configs, so that what is saved is what runs.
+        # The towers read and write the composite config's sub-configs, so that what is saved is what runs. (A tower
+        # given already built keeps its implementation: `_attn_implementation_internal` is what transformers itself
+        # copies between configs; the public `_attn_implementation` getter resolves a default instead of copying.)
         config.roi_config._attn_implementation_internal = roi_model.config._attn_implementation_internal
         config.context_config._attn_implementation_internal = context_model.config._attn_implementation_internal
         roi_model.config = config.roi_config

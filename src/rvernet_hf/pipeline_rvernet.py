@@ -27,7 +27,6 @@ from transformers.pipelines.base import ChunkPipeline
 PIPELINE_TASK = "rvernet-image-classification"
 PROMPT_KEYS = ("box", "points", "point_labels", "mask")
 TOKEN_MASKS = ("roi_token_mask", "context_token_mask")
-MODEL_INPUTS = ("roi_pixel_values", "context_pixel_values", *TOKEN_MASKS)
 
 
 class RveRNetImageClassificationPipeline(ChunkPipeline):
@@ -123,8 +122,9 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
             yield chunk
 
     def _forward(self, model_inputs):
-        outputs = self.model(**{k: v for k, v in model_inputs.items() if k in MODEL_INPUTS})
-        return {"logits": outputs.logits, **{k: v for k, v in model_inputs.items() if k not in MODEL_INPUTS}}
+        names = self.image_processor.model_input_names  # what the model reads; the rest is passed through
+        outputs = self.model(**{k: v for k, v in model_inputs.items() if k in names})
+        return {"logits": outputs.logits, **{k: v for k, v in model_inputs.items() if k not in names}}
 
     def _labels(self, logits: torch.Tensor, top_k: int) -> list[dict]:
         logits = logits[0] if logits.ndim == 2 else logits

@@ -154,7 +154,6 @@ class OutputDirLock:
 
     def __init__(self, output_dir: str | os.PathLike, command: str = ""):
         self.path = Path(output_dir) / LOCK_FILE
-        self.command = command
         self.record = {
             "pid": os.getpid(),
             "host": socket.gethostname(),

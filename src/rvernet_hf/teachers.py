@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import torch
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from .labels import label2id_of, normalize_id2label, set_config_labels
 
@@ -81,8 +82,6 @@ def load_efficientnet_lite0_imagenet() -> torch.nn.Module:
 
 # Name of the built-in offline teacher, accepted wherever a classifier or teacher name is.
 BUILTIN_LITE0 = "efficientnet-lite0-imagenet"
-IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
 
 
 def lite0_for_image_classification(id2label: dict[int, str] | None = None):
@@ -157,7 +156,7 @@ def preprocessing_for(model: torch.nn.Module, name_or_path: str | None = None) -
         f"No preprocessing facts found for {name_or_path or type(model).__name__}: using {image_size} px and ImageNet "
         "mean/std. Save an image processor with the checkpoint to set them."
     )
-    return {"size": (image_size, image_size), "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD}
+    return {"size": (image_size, image_size), "mean": tuple(IMAGENET_DEFAULT_MEAN), "std": tuple(IMAGENET_DEFAULT_STD)}
 
 
 def _looks_local(name_or_path: str) -> bool:

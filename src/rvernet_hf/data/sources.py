@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..image_utils_rvernet import unwrap_cell
+
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -132,7 +134,7 @@ def label_map_array(label_map: Any, index: int, label_channel: str = "auto") -> 
 def _image_size(cell: dict, index: int) -> tuple[int, int]:
     """(height, width) of an undecoded `datasets.Image` cell as it decodes (EXIF orientation applied), read from its
     header only."""
-    source = cell.get("bytes") or cell.get("path")
+    source = unwrap_cell(cell)
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
             width, height = opened.size

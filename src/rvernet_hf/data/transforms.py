@@ -68,7 +68,8 @@ TEACHER_INPUTS = ("full_image", "augmented_full_image")
 
 
 # What the transforms emit that a model reads (the rest: labels, teacher inputs and cached teacher logits).
-MODEL_INPUTS = ("pixel_values", "roi_pixel_values", "context_pixel_values", "roi_token_mask", "context_token_mask")
+# What any model trained here reads: a single classifier's `pixel_values`, or RveRNet's processor outputs.
+MODEL_INPUTS = ("pixel_values", *RveRNetImageProcessor.model_input_names)
 
 
 class RveRNetTransform:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..run_folder import replaced_atomically
+
 
 METRIC_PATH = str(Path(__file__).with_name("rvernet_classification.py"))
 
@@ -96,10 +98,9 @@ def save_confusion_matrix(matrix, label_names: list[str], path: str | os.PathLik
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, format="png", dpi=110)
+    with replaced_atomically(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=110)
     plt.close(figure)
-    os.replace(temporary, path)
     return str(path)
 
 

@@ -15,7 +15,7 @@ from ..data import (
     segmentation_to_roi_dataset,
 )
 from ..distillation import compute_teacher_logits
-from ..labels import check_same_labels
+from ..labels import check_same_labels, preview
 from .arguments import SOURCE_LAYOUTS, DataArguments
 
 
@@ -215,23 +215,19 @@ def one_label_map(splits: dict) -> dict:
         if isinstance(feature, datasets.ClassLabel):
             if feature.names != names:
                 raise ValueError(
-                    f"the {split} split's label names differ from the training split's ({_preview(feature.names)} "
-                    f"vs {_preview(names)}): one label map must serve every split."
+                    f"the {split} split's label names differ from the training split's ({preview(feature.names)} "
+                    f"vs {preview(names)}): one label map must serve every split."
                 )
             labelled[split] = dataset
             continue
         unknown = sorted(set(dataset["label"]) - set(names))
         if unknown:
             raise ValueError(
-                f"the {split} split has labels the training split lacks: {_preview(unknown)} (training labels: "
-                f"{_preview(names)}). Add them to the training data or drop those samples."
+                f"the {split} split has labels the training split lacks: {preview(unknown)} (training labels: "
+                f"{preview(names)}). Add them to the training data or drop those samples."
             )
         labelled[split] = dataset.cast_column("label", datasets.ClassLabel(names=names))
     return labelled
-
-
-def _preview(names: list, limit: int = 10) -> str:
-    return f"{list(names[:limit])}{' ...' if len(names) > limit else ''}"
 
 
 def check_class_counts(splits: dict) -> None:
@@ -245,11 +241,11 @@ def check_class_counts(splits: dict) -> None:
         empty = [names[i] for i in np.flatnonzero(counts[: len(names)] == 0)]
         if empty and split == "train":
             raise ValueError(
-                f"the training split has no sample of class(es) {_preview(empty)} (an empty class folder?): remove "
+                f"the training split has no sample of class(es) {preview(empty)} (an empty class folder?): remove "
                 "them from the data (or the label map), or add samples."
             )
         if empty:
-            logger.warning(f"the {split} split has no sample of class(es) {_preview(empty)}: they are not evaluated.")
+            logger.warning(f"the {split} split has no sample of class(es) {preview(empty)}: they are not evaluated.")
 
 
 def check_labels(dataset_labels: list[str], model_id2label: dict[int, str], what: str = "the model") -> None:
