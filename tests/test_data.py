@@ -151,6 +151,22 @@ def test_precompute_masks_skip_or_raise_on_bad_samples(image_folder, tmp_path):
     )
 
 
+def test_a_skip_decision_does_not_outlive_its_run(image_folder, tmp_path):
+    """The cache records what each sample was found to be; a later run decides from its own `on_error` (issue 24.1:
+    a run without the skip flag used to drop the sample that an earlier skipping run had cached)."""
+    root, masks = image_folder
+    broken = root / "ketchup" / "img1.png"
+    broken.write_bytes(broken.read_bytes()[:60])
+    dataset = load_image_folder_dataset(root, masks_dir=masks)
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=tiny_sam())
+    kept, _ = precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", on_error="skip")
+    assert len(kept) == 5
+    with pytest.raises(ValueError, match=r"sample \d+ \(.*img1.png\): .*not a readable image"):
+        precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", on_error="raise")
+    again, report = precompute_roi_masks(dataset, processor, cache_dir=tmp_path / "cache", on_error="skip")
+    assert len(again) == 5 and report.shards_reused == report.shards_computed + report.shards_reused
+
+
 def test_augmentations_are_shared_by_both_cut_outs():
     processor = RveRNetImageProcessor(
         size={"height": 24, "width": 24}, do_normalize=False, fill_value=-1.0, resize_mode="resize"

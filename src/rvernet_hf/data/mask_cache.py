@@ -169,9 +169,13 @@ def _cache_dir(dataset, cache_dir) -> Path:
 
 
 def _drop_skipped(job: "_MaskJob", result, report: MaskingReport):
-    """The samples that could not be used, reported (index, name, why) and left out."""
+    """The samples that could not be used: with `on_error="skip"` reported (index, name, why) and left out; with
+    `"raise"` the first is raised, naming it. The cache records what each sample was found to be, not what a run
+    decided, so that each run decides from its own `on_error` (shards written by a skipping run hold the errors)."""
     errors = result["_roi_mask_error"]
     bad = [i for i, e in enumerate(errors) if e is not None]
+    if bad and job.on_error == "raise":
+        raise ValueError(f"sample {bad[0]} ({job.names[bad[0]] or 'in memory'}): {errors[bad[0]]}")
     report.skipped = [{"index": i, "name": job.names[i], "error": errors[i]} for i in bad]
     if not bad:
         return result
