@@ -158,3 +158,12 @@ def test_first_step_benchmark_reads_each_photo_once_before_training(tmp_path):
     # 12 samples of 6 photos: the check, the masks and the teacher's logits share one decode per photo
     assert runs[0]["decodes_per_photo"] == 1.0
     assert json.loads(out.read_text())["runs"] == runs
+
+
+def test_load_check_benchmark_runs_at_tiny_size(tmp_path):
+    out = tmp_path / "load_check.json"
+    figures = script("load_check").main(
+        ["--layers", "1", "--hidden", "32", "--image_size", "32", "--repeats", "1", "--json", str(out)]
+    )
+    assert json.loads(out.read_text())["parameters"] == figures["parameters"] > 0
+    assert 0 < figures["finite_check_s"] and 0 < figures["check_share_of_load"]

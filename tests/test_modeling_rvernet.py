@@ -458,3 +458,30 @@ def test_remote_code_processor_without_the_package(tmp_path):
     assert sorted(got) == sorted(expected)
     for key, value in expected.items():
         assert torch.equal(got[key], value), key
+
+
+def _damage_first_float_tensor(weights_file) -> str:
+    """Overwrite the data of the safetensors file's first float32 tensor with NaN bytes, its header intact."""
+    raw = bytearray(weights_file.read_bytes())
+    header_size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + header_size])
+    name = next(key for key, info in header.items() if key != "__metadata__" and info["dtype"] == "F32")
+    start, end = header[name]["data_offsets"]
+    raw[8 + header_size + start : 8 + header_size + end] = b"\xff" * (end - start)
+    weights_file.write_bytes(bytes(raw))
+    return name
+
+
+def test_damaged_weights_are_refused_at_load_naming_the_file_and_tensor(tmp_path):
+    """Issue 24.2: a weights file whose data bytes were damaged (header intact) used to load and give NaN scores."""
+    from transformers import AutoModelForImageClassification
+
+    tester = RveRNetModelTester(roi_family="deit", context_family="resnet")
+    RveRNetForImageClassification(tester.config).save_pretrained(tmp_path)
+    AutoModelForImageClassification.from_pretrained(tmp_path)  # intact: loads
+    damaged = _damage_first_float_tensor(tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match=r"model\.safetensors: the weight .* NaN or infinite value") as raised:
+        AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert f"the weight {damaged} holds" in str(raised.value)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        RveRNetForImageClassification.from_pretrained(tmp_path, output_loading_info=True)

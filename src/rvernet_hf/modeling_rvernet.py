@@ -9,6 +9,7 @@ support) and `token_grid_rvernet`.
 """
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -113,6 +114,29 @@ class RveRNetImageClassifierOutput(ModelOutput):
     context_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
+def check_finite_weights(model: nn.Module, source) -> None:
+    """Refuse a model whose parameters hold NaN or infinite values (or whose buffers hold NaN: some buffers hold -inf
+    on purpose), naming `source`'s weights file and the first such tensor. One pass, one device-to-host sync."""
+    tensors = [(name, value, True) for name, value in model.named_parameters()]
+    tensors += [(name, value, False) for name, value in model.named_buffers()]
+    tensors = [item for item in tensors if item[1].is_floating_point() and item[1].device.type != "meta"]
+    if not tensors:
+        return
+    with torch.no_grad():
+        bad = torch.stack(
+            [(~torch.isfinite(value) if strict else torch.isnan(value)).any() for _, value, strict in tensors]
+        )
+    if not bool(bad.any()):
+        return
+    name, value, strict = tensors[int(bad.to(torch.uint8).argmax())]
+    count = int((~torch.isfinite(value) if strict else torch.isnan(value)).sum())
+    weights = os.path.join(os.fspath(source), "model.safetensors") if os.path.isdir(os.fspath(source)) else source
+    raise ValueError(
+        f"{weights}: the weight {name} holds {count} NaN or infinite value(s) of {value.numel()}: the file is damaged "
+        "or was saved from a run that diverged. Download or save it again."
+    )
+
+
 class RveRNetFusionHead(nn.Module):
     """The paper's integration module: concat -> Linear -> ReLU -> Dropout -> Linear."""
 
@@ -206,6 +230,15 @@ class RveRNetPreTrainedModel(PreTrainedModel):
         """As in transformers; a request one tower cannot honour is refused (naming it) before anything changes."""
         check_tower_attn_implementation(self.config, attn_implementation)
         return super().set_attn_implementation(attn_implementation, allow_all_kernels=allow_all_kernels)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As in transformers; weights holding NaN or infinite values (a damaged file, a diverged run's save) are
+        refused, naming the file and the tensor, where they would otherwise give NaN scores later."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading info) on request
+        check_finite_weights(model, pretrained_model_name_or_path)
+        return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Also declare both RveRNet classes in `auto_map`, so that `AutoModel` and `AutoModelForImageClassification`
