@@ -147,6 +147,34 @@ def test_cli_one_mask_per_image(saved_model_dir, photo_file, tmp_path, capsys):
     assert [entry["roi_pixels"] for entry in printed] == [400, 400] and printed[0]["prompt"] == "mask"
 
 
+def test_cli_predict_with_a_single_classifier_reads_the_whole_photo_and_says_so(
+    tiny_teacher_dir, photo_file, tmp_path, capsys
+):
+    """Issue 24.3: a plain image classifier (a teacher folder) used to end in a 50-line traceback
+    (`unexpected keyword argument 'roi_masks'`)."""
+    import json
+
+    assert cli_main(["predict", str(photo_file), "--model", str(tiny_teacher_dir), "--top_k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "is a single image classifier (model_type 'resnet'), not an RveRNet: each whole photo is classified" in out
+    assert cli_main(["predict", str(photo_file), "--model", str(tiny_teacher_dir), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed[0]["prompt"] == "whole photo (single classifier)" and printed[0]["labels"][0]["label"]
+    with pytest.raises(SystemExit, match="takes no --mask, --box, --point or --all-objects"):
+        cli_main(["predict", str(photo_file), "--model", str(tiny_teacher_dir), "--box", "1,1,20,20"])
+    roi_only = tmp_path / "roi_only"
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tiny_teacher_dir)
+    config.rvernet_single_view = "roi"
+    for item in tiny_teacher_dir.iterdir():
+        roi_only.mkdir(exist_ok=True)
+        (roi_only / item.name).write_bytes(item.read_bytes())
+    config.save_pretrained(roi_only)
+    with pytest.raises(SystemExit, match="trained on the roi cut-out"):
+        cli_main(["predict", str(photo_file), "--model", str(roi_only)])
+
+
 @pytest.fixture(scope="module")
 def saved_model_dir(tmp_path_factory):
     from transformers import AutoModelForImageClassification  # noqa: F401  (registers the Auto classes)

@@ -166,4 +166,4 @@ def test_load_check_benchmark_runs_at_tiny_size(tmp_path):
         ["--layers", "1", "--hidden", "32", "--image_size", "32", "--repeats", "1", "--json", str(out)]
     )
     assert json.loads(out.read_text())["parameters"] == figures["parameters"] > 0
-    assert 0 < figures["finite_check_s"] and 0 < figures["check_share_of_load"]
+    assert figures["finite_check_s"] > 0 and figures["check_share_of_load"] > 0

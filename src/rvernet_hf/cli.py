@@ -123,12 +123,44 @@ def _numbers(text: str, count: int, flag: str) -> list[float]:
     return values
 
 
+def _predict_single(args: argparse.Namespace, config, given_prompt: bool) -> int:
+    """A plain image classifier (e.g. the teacher `train --model_type single` writes): it reads the whole photo, so
+    it is run on the whole photo, and says so; it takes no ROI, and one trained on a cut-out is refused."""
+    import json
+
+    from transformers import pipeline
+
+    view = getattr(config, "rvernet_single_view", "full_image")
+    what = f"{args.model} is a single image classifier (model_type {config.model_type!r}), not an RveRNet"
+    if view != "full_image":
+        raise SystemExit(
+            f"{what}, trained on the {view} cut-out: predict runs single classifiers on whole photos only. Evaluate "
+            "it on cut-outs with rvernet_hf.evaluate_model, or predict with an RveRNet."
+        )
+    if given_prompt:
+        raise SystemExit(f"{what}: it reads the whole photo and takes no --mask, --box, --point or --all-objects.")
+    classifier = pipeline("image-classification", model=args.model, revision=args.revision, device=args.device)
+    results = []
+    for image in args.images:
+        labels = classifier(image, top_k=args.top_k)
+        results.append({"image": image, "prompt": "whole photo (single classifier)", "labels": labels})
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"{what}: each whole photo is classified.")
+    for result in results:
+        print(result["image"])
+        for entry in result["labels"]:
+            print(f"  {entry['score']:.3f}  {entry['label']}")
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     """Classify images (optionally prompted) with a saved model; print labels, optionally JSON and a picture."""
     import json
     from pathlib import Path
 
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
     from .pipeline_rvernet import RveRNetImageClassificationPipeline
     from .visualization import save_objects_visualization, save_roi_visualization
@@ -151,6 +183,9 @@ def _predict(args: argparse.Namespace) -> int:
     for image in args.images:
         if not Path(image).is_file():
             raise SystemExit(f"image {image} does not exist.")
+    config = AutoConfig.from_pretrained(args.model, revision=args.revision)
+    if config.model_type != "rvernet":
+        return _predict_single(args, config, given_prompt=bool(prompts or masks or args.all_objects))
     selection = {"token_selection": args.token_selection} if args.token_selection else {}
     model = AutoModelForImageClassification.from_pretrained(args.model, revision=args.revision, **selection).eval()
     processor = AutoImageProcessor.from_pretrained(args.model, revision=args.revision)
