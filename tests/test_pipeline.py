@@ -145,6 +145,23 @@ def test_prompted_pipeline_errors_name_the_problem(saved_model):
         classifier(photo(), boxes=[0, 0, 5, 5])
 
 
+def test_prompted_pipeline_refuses_a_model_that_is_not_an_rvernet(tmp_path):
+    """Issue 24.6: a checkpoint of another model type (here a ViT) used to build, then fail on the first photo with
+    `AttributeError: 'NoneType' object has no attribute 'dtype'`."""
+    from transformers import ViTForImageClassification
+
+    from conftest import tiny_tower_config
+
+    ViTForImageClassification(tiny_tower_config("vit")).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"model_type 'vit', not 'rvernet': this pipeline needs an RveRNet"):
+        RveRNetImageClassificationPipeline(
+            model=ViTForImageClassification.from_pretrained(tmp_path),
+            image_processor=RveRNetImageProcessor(size={"height": 32, "width": 32}),
+        )
+    with pytest.raises(ValueError, match=str(tmp_path)):
+        pipeline("rvernet-image-classification", model=str(tmp_path), image_processor=RveRNetImageProcessor())
+
+
 @pytest.mark.slow
 def test_pipelines_load_as_remote_code_without_the_package(saved_model, tmp_path):
     script = textwrap.dedent(f"""

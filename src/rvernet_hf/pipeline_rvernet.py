@@ -45,6 +45,16 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        model_type = getattr(self.model.config, "model_type", None)
+        if model_type != "rvernet":  # refused before any photo is read, naming the checkpoint
+            where = getattr(self.model.config, "_name_or_path", None) or type(self.model).__name__
+            raise ValueError(
+                f"{where}: config.json has model_type {model_type!r}, not 'rvernet': this pipeline needs an RveRNet. "
+                "A single image classifier runs in pipeline('image-classification') on whole photos."
+            )
+
     def _sanitize_parameters(
         self, top_k=None, box=None, points=None, point_labels=None, mask=None, all_objects=None, **kwargs
     ):
