@@ -121,6 +121,19 @@ def test_uecfoodpix_as_published_class_ids_in_the_red_channel(tower_dir, tmp_pat
     data, _ = load_data(DataArguments(dataset_name=str(repo), label_channel="red"))
     assert data["train"].features["label"].names == ["rice", "egg", "sauce"] and len(data["train"]) == 6
     assert "eval_accuracy" in train_one_step(repo, tower_dir, tmp_path / "out", "--label_channel", "red")
+    # Issue 24.5: a channel that holds only background used to end in a TypeError from deep inside.
+    with pytest.raises(ValueError, match=r"label-map column 'label' \(label_channel 'green'\) yields no class"):
+        load_data(DataArguments(dataset_name=str(repo), label_channel="green"))
+
+
+def test_a_label_map_of_floats_is_refused_naming_the_sample():
+    import datasets
+
+    from rvernet_hf.data import segmentation_to_roi_dataset
+
+    rows = {"image": [np.zeros((4, 4, 3), np.uint8)], "label": [np.full((4, 4), 1.5, np.float32)]}
+    with pytest.raises(ValueError, match=r"label map of sample 0 holds float\d+ values, not class ids"):
+        segmentation_to_roi_dataset(datasets.Dataset.from_dict(rows), {0: "background", 1: "rice"})
 
 
 def test_food101_as_published_gets_its_automatic_roi_once(tower_dir, tmp_path):

@@ -116,6 +116,11 @@ def label_map_array(label_map: Any, index: int, label_channel: str = "auto") -> 
     if isinstance(label_map, Image.Image) and label_map.mode == "P":
         label_map = np.asarray(label_map)  # palette indices are the ids
     array = np.asarray(label_map)
+    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
+        raise ValueError(
+            f"the label map of sample {index} holds {array.dtype} values, not class ids (integers): a label map "
+            "is an image (PNG, mode L / P / I) or an integer array."
+        )
     if array.ndim == 2:
         return array
     if array.ndim != 3 or array.shape[-1] not in (3, 4):
@@ -232,7 +237,7 @@ def segmentation_to_roi_dataset(
             "source_index": datasets.Value("int64"),
         }
     )
-    return dataset.map(
+    samples = dataset.map(
         explode,
         batched=True,
         with_indices=True,
@@ -241,6 +246,15 @@ def segmentation_to_roi_dataset(
         num_proc=num_proc,
         desc="One sample per (image, class)",
     )
+    if len(samples) == 0 and len(dataset) > 0:
+        first = label_map_array(dataset[0][label_map_column], 0, label_channel)
+        raise ValueError(
+            f"the label-map column {label_map_column!r} (label_channel {label_channel!r}) yields no class on any of "
+            f"its {len(dataset)} images: sample 0 holds ids {np.unique(first).tolist()[:10]}, and ids "
+            f"{sorted(ignore_ids)} are background/void, classes under min_area {min_area} of the image are skipped. "
+            "Wrong column or channel? (UECFoodPix keeps the class id in the red channel.)"
+        )
+    return samples
 
 
 def load_foodseg103_folder(root: str | os.PathLike, split: str = "train"):
