@@ -217,6 +217,26 @@ def test_labels_outside_the_label_set_are_refused_at_load_time(tmp_path):
         load_data(DataArguments(dataset_name=str(tmp_path / "data")))
 
 
+def test_a_bad_label_is_named_before_a_validation_split_is_carved(tmp_path):
+    """Issue 24.9: with a -1 in the training split and no validation split, the stratified carve used to fail first
+    ("the least populated class has only 1 member") and the check naming the sample never ran."""
+    import datasets
+    import numpy as np
+
+    from rvernet_hf.training import DataArguments, load_data
+
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    labels = [0, 1] * 5 + [-1]
+    datasets.Dataset.from_dict({"image": [image] * 11, "label": labels}, features=features).save_to_disk(
+        tmp_path / "data"
+    )
+    with pytest.raises(
+        ValueError, match=r"train split has 1 label\(s\) outside \[0, 2\): values \[-1\] at samples \[10\]"
+    ):
+        load_data(DataArguments(dataset_name=str(tmp_path / "data")))
+
+
 def _save_string_labelled(folder, train_labels, validation_labels):
     import datasets
     import numpy as np

@@ -94,6 +94,9 @@ def load_data(data_args: DataArguments, seed: int = 42):
             }
         else:
             splits = one_label_map({name: _standard_columns(split, data_args, name) for name, split in splits.items()})
+    num_labels = len(splits["train"].features["label"].names)
+    for name, split in splits.items():  # before a validation split is carved: a bad label is named, not tripped on
+        check_label_range(split, name, num_labels)
     if "validation" not in splits:
         fraction = data_args.validation_split_percentage / 100
         if not 0 < fraction < 1:
@@ -101,9 +104,6 @@ def load_data(data_args: DataArguments, seed: int = 42):
                 "no evaluation split: set --validation_dir/--validation_split or a percentage in (0, 100)."
             )
         splits = carve_validation(splits["train"], fraction, seed)
-    num_labels = len(splits["train"].features["label"].names)
-    for name, split in splits.items():
-        check_label_range(split, name, num_labels)
     check_class_counts(splits)
     for name, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
         if limit is not None:
