@@ -301,3 +301,26 @@ def test_one_option_name_across_subcommands_and_the_old_names_still_work_with_a_
     assert "--sam_model is deprecated; it is now --sam_model_name_or_path" in notes
     predict = parser.parse_args(["predict", "a.png", "--model", "m", "--sam_model_name_or_path", "s"])
     assert predict.sam_model == "s"
+
+
+def test_missing_local_paths_are_named_as_missing_before_any_hub_call(photo_file, tmp_path, capsys, caplog):
+    """Issue 24.7: `./typo` used to be reported as a Hub failure (repo id format, or could not connect)."""
+    missing = tmp_path / "typo"
+    assert cli_main(["predict", str(photo_file), "--model", f"./{missing.name}"]) == 1
+    assert "--model './typo' is a local path that does not exist" in capsys.readouterr().err
+    assert cli_main(["predict", str(photo_file), "--model", str(missing)]) == 1
+    assert f"--model '{missing}' is a local path that does not exist" in capsys.readouterr().err
+    arguments = ["train", "--output_dir", str(tmp_path / "out"), "--dataset_name", "./missing/data", "--do_train"]
+    assert cli_main(arguments) == 1
+    assert "--dataset_name './missing/data' is a local path that does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before the output folder was claimed
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model_name_or_path=str(missing))
+    with pytest.raises(ValueError, match=r"the segmenter \(sam_model_name_or_path\) .*typo' is a local path that"):
+        processor(np.zeros((20, 20, 3), np.uint8), input_boxes=[1, 1, 10, 10])
+
+
+def test_hub_ids_are_not_taken_for_local_paths():
+    from rvernet_hf.paths_rvernet import looks_like_local_path
+
+    assert not looks_like_local_path("facebook/sam-vit-base") and not looks_like_local_path("efficientnet-lite0")
+    assert all(looks_like_local_path(p) for p in ("./m", "../m", "/abs/m", "~/m", "models/deit/tiny"))

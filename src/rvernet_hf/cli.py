@@ -162,6 +162,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
+    from .paths_rvernet import check_local_path
     from .pipeline_rvernet import RveRNetImageClassificationPipeline
     from .visualization import save_objects_visualization, save_roi_visualization
 
@@ -183,6 +184,8 @@ def _predict(args: argparse.Namespace) -> int:
     for image in args.images:
         if not Path(image).is_file():
             raise SystemExit(f"image {image} does not exist.")
+    check_local_path(args.model, "--model")
+    check_local_path(args.sam_model, "--sam_model")
     config = AutoConfig.from_pretrained(args.model, revision=args.revision)
     if config.model_type != "rvernet":
         return _predict_single(args, config, given_prompt=bool(prompts or masks or args.all_objects))

@@ -19,6 +19,7 @@ through the mask decoder in one call (point groups padded with SAM's "not a poin
 have different numbers of prompts works.
 """
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 from transformers.utils import logging
+
+from .paths_rvernet import check_local_path
 
 
 logger = logging.get_logger(__name__)
@@ -240,7 +243,16 @@ def load_segmenter(name_or_path: str, revision: str | None = None, device: str |
     key = (name_or_path, revision, str(resolved_device), str(resolved_dtype))
     with _SEGMENTER_CACHE_LOCK:
         if key not in _SEGMENTER_CACHE:
-            config = transformers.AutoConfig.from_pretrained(name_or_path, revision=revision or "main")
+            check_local_path(name_or_path, "the segmenter (sam_model_name_or_path)")
+            source = "the local folder" if os.path.isdir(name_or_path) else "the Hugging Face Hub (or its cache)"
+            default = (
+                " (the default: set `sam_model_name_or_path` to choose)" if name_or_path == DEFAULT_SEGMENTER else ""
+            )
+            logger.warning(f"Loading the segmenter {name_or_path}{default} from {source}.")
+            try:
+                config = transformers.AutoConfig.from_pretrained(name_or_path, revision=revision or "main")
+            except OSError as error:  # offline, or no such repository: name the checkpoint it tried
+                raise OSError(f"the segmenter {name_or_path!r} could not be loaded: {error}") from error
             if config.model_type in TEXT_FAMILIES:
                 model = getattr(transformers, TEXT_FAMILIES[config.model_type]).from_pretrained(
                     name_or_path, revision=revision or "main", dtype=resolved_dtype

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from ..distillation import DistillationTrainingArguments
+from ..paths_rvernet import check_local_path
 
 
 MODEL_TYPES = ("rvernet", "single")
@@ -195,6 +196,32 @@ class HubArguments:
             "local path (default: facebook/sam-vit-base). Machine paths are never uploaded."
         },
     )
+
+
+# Every argument that names a checkpoint, a dataset or a file: a local path among them must exist (checked before any
+# Hub call or any work, so that `./typo` is named as missing rather than reported as a Hub failure).
+PATH_ARGUMENTS = (
+    "model_name_or_path",
+    "roi_model_name_or_path",
+    "context_model_name_or_path",
+    "sam_model_name_or_path",
+    "dataset_name",
+    "train_dir",
+    "validation_dir",
+    "train_masks_dir",
+    "validation_masks_dir",
+    "paired_dir",
+    "id2label_file",
+    "teacher_model_name_or_path",
+)
+
+
+def check_paths(*argument_groups) -> None:
+    """Refuse, naming the option, a path-like argument (see `paths_rvernet.looks_like_local_path`) that does not
+    exist."""
+    for group in argument_groups:
+        for name in PATH_ARGUMENTS:
+            check_local_path(getattr(group, name, None), f"--{name}")
 
 
 def parse_args(argv: list[str] | None = None):

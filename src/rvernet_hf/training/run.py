@@ -18,7 +18,7 @@ from ..labels import label2id_of, normalize_id2label
 from ..run_folder import OutputDirLock, check_output_dir, find_resumable_checkpoint, incomplete_reason
 from ..segmentation_rvernet import DEFAULT_SEGMENTER
 from ..trainer import RveRNetTrainer
-from .arguments import MODEL_TYPES, DataArguments, HubArguments, ModelArguments, parse_args
+from .arguments import MODEL_TYPES, DataArguments, HubArguments, ModelArguments, check_paths, parse_args
 from .build import build_model, build_teacher, build_transforms
 from .splits import load_data, needs_masks, prepare_splits
 
@@ -64,6 +64,7 @@ def run(
     if push_wanted and not training_args.hub_model_id and hub_args.push_dry_run_dir is None:
         raise ValueError("--push_to_hub needs --hub_model_id (namespace/name).")
 
+    check_paths(model_args, data_args, training_args)
     checkpoint, lock = claim_output_dir(training_args)
     try:
         return _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted)

@@ -1,0 +1,26 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""Telling a local path from a Hub id, so that a missing folder is named as missing before any Hub call (a Hub error
+for `./typo` says nothing useful). Uploaded next to the weights with the segmenter code: imports only the standard
+library.
+"""
+
+import os
+
+
+def looks_like_local_path(value: str) -> bool:
+    """A local path, not a Hub id (`org/name`): it starts with `.`, `/` or `~`, holds the OS's own separator where
+    that is not `/`, or has more than one `/`."""
+    return value.startswith((".", "/", "~")) or (os.sep != "/" and os.sep in value) or value.count("/") > 1
+
+
+def check_local_path(value: str | os.PathLike | None, argument: str) -> None:
+    """Refuse, naming `argument`, a value that looks like a local path but does not exist."""
+    if value is None:
+        return
+    value = os.fspath(value)
+    if looks_like_local_path(value) and not os.path.exists(os.path.expanduser(value)):
+        where = os.path.abspath(os.path.expanduser(value))
+        raise ValueError(f"{argument} {value!r} is a local path that does not exist ({where}).")
+
+
+__all__ = ["check_local_path", "looks_like_local_path"]
