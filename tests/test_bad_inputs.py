@@ -315,7 +315,7 @@ def test_missing_local_paths_are_named_as_missing_before_any_hub_call(photo_file
     assert "--dataset_name './missing/data' is a local path that does not exist" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # refused before the output folder was claimed
     processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model_name_or_path=str(missing))
-    with pytest.raises(ValueError, match=r"the segmenter \(sam_model_name_or_path\) .*typo' is a local path that"):
+    with pytest.raises(FileNotFoundError, match=r"the segmenter \(sam_model_name_or_path\) .*typo' is a local path"):
         processor(np.zeros((20, 20, 3), np.uint8), input_boxes=[1, 1, 10, 10])
 
 

@@ -66,6 +66,7 @@ def test_dry_run_writes_exactly_the_uploadable_files(model_folder, tmp_path):
         "image_utils_rvernet.py",  # the processor's flat modules travel with it
         "model.safetensors",
         "modeling_rvernet.py",
+        "paths_rvernet.py",
         "pipeline_rvernet.py",
         "preprocessor_config.json",
         "prompts_rvernet.py",

@@ -14,13 +14,13 @@ def looks_like_local_path(value: str) -> bool:
 
 
 def check_local_path(value: str | os.PathLike | None, argument: str) -> None:
-    """Refuse, naming `argument`, a value that looks like a local path but does not exist."""
+    """Refuse (`FileNotFoundError`, naming `argument`) a value that looks like a local path but does not exist."""
     if value is None:
         return
     value = os.fspath(value)
     if looks_like_local_path(value) and not os.path.exists(os.path.expanduser(value)):
         where = os.path.abspath(os.path.expanduser(value))
-        raise ValueError(f"{argument} {value!r} is a local path that does not exist ({where}).")
+        raise FileNotFoundError(f"{argument} {value!r} is a local path that does not exist ({where}).")
 
 
 __all__ = ["check_local_path", "looks_like_local_path"]
