@@ -517,3 +517,29 @@ def test_runs_without_a_teacher_use_the_plain_rvernet_trainer(tmp_path, syntheti
     )
     resumed.train(resume_from_checkpoint=True)  # the newest complete checkpoint
     assert steps == [5, 6]
+
+
+@pytest.mark.slow
+def test_torchrun_on_a_machine_without_gpus_and_without_use_cpu_says_what_to_do(tmp_path, synthetic_data, tower_dir):
+    """Issue 24.4: both processes used to run as rank 0, and the output-folder lock stopped the second with "another
+    training run is writing to ...". Now every process refuses at once, saying to add --use_cpu."""
+    if torch.cuda.is_available():
+        pytest.skip("with GPUs, torchrun without --use_cpu is the normal multi-GPU run")
+    command = python_command(
+        "rvernet_hf.cli",
+        "train",
+        *rvernet_args(synthetic_data, tower_dir),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--max_steps",
+        "1",
+        "--report_to",
+        "none",
+        processes=2,
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode != 0
+    assert done.stderr.count("launched as 2 processes (torchrun / accelerate launch)") == 2, done.stderr[-3000:]
+    assert "add --use_cpu" in done.stderr and "another training run is writing" not in done.stderr
+    assert not (tmp_path / "out").exists()

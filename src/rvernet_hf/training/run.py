@@ -55,6 +55,13 @@ def run(
         f"Process rank {training_args.process_index}, device {training_args.device}, "
         f"world size {training_args.world_size}, bf16 {training_args.bf16}, fp16 {training_args.fp16}"
     )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and training_args.world_size == 1:  # each process would train alone, as the main one
+        raise ValueError(
+            f"launched as {launched} processes (torchrun / accelerate launch), but the training arguments see one "
+            f"process on {training_args.device}: on a machine without GPUs add --use_cpu (the processes then train "
+            "together over gloo), or launch a single process."
+        )
     if model_args.model_type not in MODEL_TYPES:
         raise ValueError(f"--model_type must be one of {MODEL_TYPES}, got {model_args.model_type!r}.")
     if training_args.device.type == "cpu":
