@@ -71,6 +71,15 @@ def test_a_per_call_auto_roi_changes_the_mask():
         ({"auto_roi_min_area": 0.9}, "`auto_roi_min_area` and `auto_roi_max_area`"),
         ({"resize_mode": "crop"}, "`resize_mode` must be one of"),
         ({"patch_size": {"roi": 5}}, "not a multiple of the roi tower's `patch_size` 5"),
+        # Issue 24.8: settings that used to be accepted and fall back silently or fail later.
+        ({"pad_value": 300}, r"`pad_value` must be a grey level in \[0, 255\], got 300"),
+        ({"fill_value": float("nan")}, "`fill_value` must be a finite number"),
+        ({"sam_dtype": "float17"}, "`sam_dtype` must be 'auto' or a torch dtype name"),
+        ({"mask_threshold": float("nan")}, "`mask_threshold` must be a finite number"),
+        ({"all_objects_nms_threshold": 1.5}, r"`all_objects_nms_threshold` must be in \[0, 1\], got 1.5"),
+        ({"text_score_threshold": -0.1}, r"`text_score_threshold` must be in \[0, 1\]"),
+        ({"auto_roi_fallback_fraction": 0}, r"`auto_roi_fallback_fraction` must be in \(0, 1\]"),
+        ({"auto_roi_center_weight": -1}, "`auto_roi_center_weight` must be in"),
     ],
 )
 def test_bad_settings_are_refused_at_construction_per_call_and_at_load(tmp_path, settings, message):
@@ -82,3 +91,29 @@ def test_bad_settings_are_refused_at_construction_per_call_and_at_load(tmp_path,
     processor.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=message):
         RveRNetImageProcessor.from_pretrained(tmp_path, **settings)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"token_selection": "bogus"}, r"`token_selection` must be one of \('dense', 'mask'\), got 'bogus'"),
+        ({"fusion": "sum"}, "`fusion` must be one of"),
+        ({"fusion_hidden_size": 0}, "`fusion_hidden_size` must be a positive integer, got 0"),
+        ({"classifier_dropout": 1.5}, r"`classifier_dropout` must be in \[0, 1\), got 1.5"),
+    ],
+)
+def test_config_overrides_at_load_are_checked_as_at_construction(tmp_path, override, message):
+    """Issue 24.8: `from_pretrained(folder, key=value)` used to set any value unchecked (transformers sets overrides
+    after construction)."""
+    from conftest import tiny_tower_config
+    from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
+
+    config = RveRNetConfig(roi_config=tiny_tower_config("deit"), context_config=tiny_tower_config("deit"))
+    with pytest.raises(ValueError, match=message):
+        RveRNetConfig(roi_config=tiny_tower_config("deit"), context_config=tiny_tower_config("deit"), **override)
+    RveRNetForImageClassification(config).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        RveRNetConfig.from_pretrained(tmp_path, **override)
+    with pytest.raises(ValueError, match=message):
+        RveRNetForImageClassification.from_pretrained(tmp_path, **override)
+    assert RveRNetConfig.from_pretrained(tmp_path, token_selection="mask").token_selection == "mask"

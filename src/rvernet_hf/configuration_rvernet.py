@@ -95,14 +95,7 @@ class RveRNetConfig(PreTrainedConfig):
                 config_class = CONFIG_MAPPING[sub_config.pop("model_type")]
                 setattr(self, key, config_class.from_dict(sub_config))
         super().__post_init__(**kwargs)
-        if self.fusion not in FUSION_TYPES:
-            raise ValueError(f"`fusion` must be one of {FUSION_TYPES}, got {self.fusion!r}.")
-        if self.token_selection not in TOKEN_SELECTIONS:
-            raise ValueError(f"`token_selection` must be one of {TOKEN_SELECTIONS}, got {self.token_selection!r}.")
-        if not isinstance(self.fusion_hidden_size, int) or self.fusion_hidden_size < 1:
-            raise ValueError(f"`fusion_hidden_size` must be a positive integer, got {self.fusion_hidden_size!r}.")
-        if not 0.0 <= float(self.classifier_dropout) < 1.0:
-            raise ValueError(f"`classifier_dropout` must be in [0, 1), got {self.classifier_dropout!r}.")
+        self.check_settings()
         if self.fusion == "features":
             # The towers' own heads are dropped: their classifier becomes an identity and the tower returns
             # the pooled features its head would have read.
@@ -110,6 +103,20 @@ class RveRNetConfig(PreTrainedConfig):
                 sub_config = getattr(self, key)
                 if sub_config.num_labels != 0:
                     sub_config.num_labels = 0
+
+    def check_settings(self) -> None:
+        """Refuse, naming it, the value and what is allowed, a setting outside its domain: at construction and
+        after `from_pretrained(..., key=value)` overrides (which transformers sets after construction)."""
+        if self.fusion not in FUSION_TYPES:
+            raise ValueError(f"`fusion` must be one of {FUSION_TYPES}, got {self.fusion!r}.")
+        if self.token_selection not in TOKEN_SELECTIONS:
+            raise ValueError(f"`token_selection` must be one of {TOKEN_SELECTIONS}, got {self.token_selection!r}.")
+        if isinstance(self.fusion_hidden_size, bool) or not isinstance(self.fusion_hidden_size, int):
+            raise ValueError(f"`fusion_hidden_size` must be a positive integer, got {self.fusion_hidden_size!r}.")
+        if self.fusion_hidden_size < 1:
+            raise ValueError(f"`fusion_hidden_size` must be a positive integer, got {self.fusion_hidden_size!r}.")
+        if isinstance(self.classifier_dropout, bool) or not 0.0 <= float(self.classifier_dropout) < 1.0:
+            raise ValueError(f"`classifier_dropout` must be in [0, 1), got {self.classifier_dropout!r}.")
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> "RveRNetConfig":
@@ -129,6 +136,7 @@ class RveRNetConfig(PreTrainedConfig):
             )
         loaded = super().from_dict(config_dict, **kwargs)
         config = loaded[0] if isinstance(loaded, tuple) else loaded
+        config.check_settings()  # the overrides given as keyword arguments were set after construction
         custom = getattr(config, "custom_pipelines", None)
         if custom:
             # A task this process already has (`import rvernet_hf` registers the prompted pipeline) is served by the

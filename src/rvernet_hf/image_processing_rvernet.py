@@ -24,6 +24,7 @@ in the context cut-out.
 """
 
 import copy
+import math
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
@@ -485,6 +486,10 @@ def check_settings(processor: RveRNetImageProcessor) -> None:
     for name in ("do_normalize", "do_convert_rgb"):
         if not isinstance(getattr(processor, name), bool):
             raise ValueError(f"`{name}` must be True or False, got {getattr(processor, name)!r}.")
+    if not 0 <= processor.pad_value <= 255:
+        raise ValueError(f"`pad_value` must be a grey level in [0, 255], got {processor.pad_value!r}.")
+    if not math.isfinite(processor.fill_value):
+        raise ValueError(f"`fill_value` must be a finite number, got {processor.fill_value!r}.")
     if processor.token_margin < 0:
         raise ValueError(f"`token_margin` must be >= 0 patches, got {processor.token_margin}.")
     if not 0.0 <= processor.token_keep_threshold < 1.0:

@@ -70,6 +70,9 @@ class AutoRoiSettings:
         if not 0.0 <= self.min_area < self.max_area <= 1.0:
             raise ValueError("`auto_roi_min_area` and `auto_roi_max_area` must satisfy 0 <= min < max <= 1.")
         _check_count("auto_roi_points_per_side", self.points_per_side)
+        _check_range("auto_roi_center_weight", self.center_weight, 0.0, math.inf)
+        if not 0.0 < self.fallback_fraction <= 1.0:
+            raise ValueError(f"`auto_roi_fallback_fraction` must be in (0, 1], got {self.fallback_fraction!r}.")
 
 
 @dataclass
@@ -99,6 +102,8 @@ class AllObjectsSettings:
             _check_count(f"all_objects_{name}", getattr(self, name))
         if not 0.0 <= self.min_area < self.max_area <= 1.0:
             raise ValueError("`all_objects_min_area` and `all_objects_max_area` must satisfy 0 <= min < max <= 1.")
+        for name in ("pred_iou_threshold", "stability_threshold", "nms_threshold"):
+            _check_range(f"all_objects_{name}", getattr(self, name), 0.0, 1.0)
 
 
 @dataclass
@@ -110,7 +115,8 @@ class TextSettings:
     mask_threshold: float = 0.5
 
     def validate(self) -> None:
-        pass
+        _check_range("text_score_threshold", self.score_threshold, 0.0, 1.0)
+        _check_range("text_mask_threshold", self.mask_threshold, 0.0, 1.0)
 
 
 @dataclass
@@ -190,8 +196,22 @@ class SegmenterSettings:
         """Refuse, naming the flat setting, a value the segmenter cannot use."""
         if self.batch_size < 1:
             raise ValueError(f"`sam_batch_size` must be >= 1, got {self.batch_size}.")
+        if self.dtype != "auto" and not isinstance(
+            getattr(torch, str(self.dtype).replace("torch.", ""), None), torch.dtype
+        ):
+            raise ValueError(
+                f"`sam_dtype` must be 'auto' or a torch dtype name (e.g. 'bfloat16'), got {self.dtype!r}."
+            )
+        _check_range("mask_threshold", self.mask_threshold, -math.inf, math.inf)
         for group in (self.auto_roi, self.all_objects, self.text):
             group.validate()
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    """A finite number in [low, high] (a NaN compares false to everything and would pass every filter silently)."""
+    if not (math.isfinite(value) and low <= value <= high):
+        allowed = "a finite number" if math.isinf(low) and math.isinf(high) else f"in [{low:g}, {high:g}]"
+        raise ValueError(f"`{name}` must be {allowed}, got {value!r}.")
 
 
 def _check_count(name: str, value: int) -> None:
