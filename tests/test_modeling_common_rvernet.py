@@ -165,12 +165,33 @@ def test_attention_outputs_per_tower(model_class, pair):
     assert plain.roi_attentions is None and plain.context_attentions is None
 
 
-def test_attentions_with_sdpa_are_refused_naming_the_tower():
+def test_attentions_from_a_tower_on_sdpa_are_left_out_as_transformers_does():
+    """Issue 24 (transformers' contracts): asking for attentions while a tower runs SDPA used to raise; transformers'
+    models warn and return no maps for those layers, so callers that ask every model for attentions keep working."""
     tester = RveRNetModelTester("deit", "vit")
     model = build(RveRNetForImageClassification, tester)
     model.set_attn_implementation({"roi_config": "eager", "context_config": "sdpa"})
-    with pytest.raises(ValueError, match=r"context tower \(ViTForImageClassification\) runs 'sdpa'"):
-        model(**tester.inputs(), output_attentions=True)
+    with torch.no_grad():
+        out = model(**tester.inputs(), output_attentions=True)
+        plain = model(**tester.inputs())
+    assert len(out.roi_attentions) == model.config.roi_config.num_hidden_layers
+    assert out.roi_attentions[0].shape[1] == model.config.roi_config.num_attention_heads
+    assert len(out.context_attentions) == 0  # the SDPA tower's maps are left out
+    torch.testing.assert_close(out.logits, plain.logits)
+
+
+def test_setting_the_attention_implementation_of_the_composite_only(tmp_path):
+    """`{"": impl}` changes the top-level config only; a tower's key changes that tower only (transformers'
+    `test_can_set_attention_dynamically_composite_model`)."""
+    tester = RveRNetModelTester("deit", "vit")
+    model = build(RveRNetForImageClassification, tester)
+    model.set_attn_implementation("eager")
+    model.set_attn_implementation({"": "sdpa"})
+    assert model.config._attn_implementation == "sdpa"
+    assert model.roi_model.config._attn_implementation == model.context_model.config._attn_implementation == "eager"
+    model.set_attn_implementation({"context_config": "sdpa"})
+    assert model.roi_model.config._attn_implementation == "eager"
+    assert model.context_model.config._attn_implementation == "sdpa"
 
 
 @pytest.mark.parametrize("fusion", ["logits", "features"])

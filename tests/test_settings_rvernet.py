@@ -77,6 +77,7 @@ def test_a_per_call_auto_roi_changes_the_mask():
         ({"sam_dtype": "float17"}, "`sam_dtype` must be 'auto' or a torch dtype name"),
         ({"mask_threshold": float("nan")}, "`mask_threshold` must be a finite number"),
         ({"all_objects_nms_threshold": 1.5}, r"`all_objects_nms_threshold` must be in \[0, 1\], got 1.5"),
+        ({"all_objects_pred_iou_threshold": float("nan")}, "`all_objects_pred_iou_threshold` must be a finite number"),
         ({"text_score_threshold": -0.1}, r"`text_score_threshold` must be in \[0, 1\]"),
         ({"auto_roi_fallback_fraction": 0}, r"`auto_roi_fallback_fraction` must be in \(0, 1\]"),
         ({"auto_roi_center_weight": -1}, "`auto_roi_center_weight` must be in"),

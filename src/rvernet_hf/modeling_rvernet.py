@@ -100,8 +100,9 @@ class RveRNetImageClassifierOutput(ModelOutput):
         roi_hidden_states, context_hidden_states (`tuple(torch.FloatTensor)`, *optional*):
             Returned when `output_hidden_states=True`; see [`RveRNetModelOutput`].
         roi_attentions, context_attentions (`tuple(torch.FloatTensor)`, *optional*):
-            Returned when `output_attentions=True` (eager attention); `None` for towers without attention maps. See
-            [`RveRNetModelOutput`] for the shapes.
+            Returned when `output_attentions=True`: a tower running eager attention returns its maps; one running
+            SDPA or flash attention warns and returns none (an empty tuple), as transformers' models do; `None` for
+            towers without attention maps (CNNs, timm). See [`RveRNetModelOutput`] for the shapes.
     """
 
     loss: torch.FloatTensor | None = None
@@ -461,14 +462,10 @@ class RveRNetModel(RveRNetPreTrainedModel):
 
         With a `token_mask`, the tower encodes its special tokens and the kept patches only."""
         options = {"output_hidden_states": output_hidden_states, "return_dict": True}
+        # As transformers' own models do: a tower whose attention kernel cannot return maps (SDPA, flash) warns
+        # once and returns none; callers that ask every model for attentions keep working.
         with_attentions = output_attentions and tower_records_attentions(tower)
         if with_attentions:
-            if tower.config._attn_implementation != "eager":
-                raise ValueError(
-                    f"output_attentions=True needs eager attention, but the {name} tower "
-                    f"({type(tower).__name__}) runs {tower.config._attn_implementation!r}: load with "
-                    "attn_implementation='eager' or call model.set_attn_implementation('eager')."
-                )
             options["output_attentions"] = True
         with contextlib.ExitStack() as stack:
             if token_mask is not None:
@@ -499,8 +496,8 @@ class RveRNetModel(RveRNetPreTrainedModel):
             context_pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
                 The complementary (context) cut-outs, normalised for the context tower.
             output_attentions (`bool`, *optional*):
-                Return each tower's attention maps (needs eager attention in a tower that has them; towers without
-                attention maps return `None`). Defaults to `config.output_attentions`.
+                Return each tower's attention maps (a tower needs eager attention for them: under SDPA it warns and
+                returns none; towers without attention maps return `None`). Defaults to `config.output_attentions`.
             output_hidden_states (`bool`, *optional*):
                 Return each tower's hidden states. Defaults to `config.output_hidden_states`.
             return_dict (`bool`, *optional*):

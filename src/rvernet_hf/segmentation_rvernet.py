@@ -102,7 +102,9 @@ class AllObjectsSettings:
             _check_count(f"all_objects_{name}", getattr(self, name))
         if not 0.0 <= self.min_area < self.max_area <= 1.0:
             raise ValueError("`all_objects_min_area` and `all_objects_max_area` must satisfy 0 <= min < max <= 1.")
-        for name in ("pred_iou_threshold", "stability_threshold", "nms_threshold"):
+        # The predicted IoU is a regression output, not bounded to [0, 1]: any finite threshold is meaningful.
+        _check_range("all_objects_pred_iou_threshold", self.pred_iou_threshold, -math.inf, math.inf)
+        for name in ("stability_threshold", "nms_threshold"):  # ratios of areas
             _check_range(f"all_objects_{name}", getattr(self, name), 0.0, 1.0)
 
 
