@@ -160,7 +160,7 @@ def test_cli_predict_with_a_single_classifier_reads_the_whole_photo_and_says_so(
     assert cli_main(["predict", str(photo_file), "--model", str(tiny_teacher_dir), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed[0]["prompt"] == "whole photo (single classifier)" and printed[0]["labels"][0]["label"]
-    with pytest.raises(SystemExit, match="takes no --mask, --box, --point or --all-objects"):
+    with pytest.raises(SystemExit, match="takes no --mask, --box, --point, --all-objects or --text"):
         cli_main(["predict", str(photo_file), "--model", str(tiny_teacher_dir), "--box", "1,1,20,20"])
     roi_only = tmp_path / "roi_only"
     from transformers import AutoConfig

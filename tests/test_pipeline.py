@@ -309,3 +309,46 @@ def test_plain_pipeline_says_it_classifies_one_automatic_roi(saved_model, caplog
     finally:
         hf_logging.disable_propagation()
     assert "ONE automatic ROI" in caplog.text and "all_objects=True" in caplog.text
+
+
+def test_prompted_pipeline_labels_every_instance_of_a_text_concept(saved_model):
+    """Issue 24 (also seen): `text=` worked in the processor, but the pipeline said "unknown arguments ['text']"."""
+    from conftest import tiny_sam3
+
+    sam3, sam3_processor = tiny_sam3()
+    processor = RveRNetImageProcessor.from_pretrained(saved_model, text_score_threshold=0.0)
+    processor.set_sam_model(sam3, sam3_processor)
+    classifier = RveRNetImageClassificationPipeline(
+        model=RveRNetForImageClassification.from_pretrained(saved_model), image_processor=processor
+    )
+    image = photo()
+    objects = classifier(image, text="food", top_k=2)
+    direct = processor(image, text="food", return_roi_masks=True)
+    assert len(objects) == len(direct["roi_masks"]) >= 1
+    for found, mask, box in zip(objects, direct["roi_masks"], direct["roi_boxes"].tolist()):
+        assert np.array_equal(found["mask"], mask) and found["box"] == box and len(found["labels"]) == 2
+    assert classifier({"image": image, "text": "food"}, top_k=1)[0]["box"] == objects[0]["box"]
+    with pytest.raises(ValueError, match="`text` finds the objects itself: the `box` prompt"):
+        classifier(image, text="food", box=[0, 0, 5, 5])
+    with pytest.raises(ValueError, match="`all_objects` finds the objects itself: the `text` prompt"):
+        classifier(image, text="food", all_objects=True)
+
+
+def test_predict_cli_text_labels_every_instance_with_a_local_sam3(saved_model, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from conftest import tiny_sam3
+
+    sam3, sam3_processor = tiny_sam3()
+    sam3.save_pretrained(tmp_path / "sam3")
+    sam3_processor.save_pretrained(tmp_path / "sam3")
+    Image.fromarray(photo()).save(tmp_path / "a.png")
+    arguments = ["predict", str(tmp_path / "a.png"), "--model", str(saved_model), "--text", "food"]
+    assert cli_main([*arguments, "--sam_model_name_or_path", str(tmp_path / "sam3"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed[0]["prompt"] == "text: food" and len(printed[0]["objects"]) >= 1
+    assert all(len(found["box"]) == 4 and found["labels"] for found in printed[0]["objects"])
+    with pytest.raises(SystemExit, match="--text CONCEPT"):
+        cli_main([*arguments, "--box", "1,1,20,20"])

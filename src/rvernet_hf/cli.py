@@ -138,7 +138,9 @@ def _predict_single(args: argparse.Namespace, config, given_prompt: bool) -> int
             "it on cut-outs with rvernet_hf.evaluate_model, or predict with an RveRNet."
         )
     if given_prompt:
-        raise SystemExit(f"{what}: it reads the whole photo and takes no --mask, --box, --point or --all-objects.")
+        raise SystemExit(
+            f"{what}: it reads the whole photo and takes no --mask, --box, --point, --all-objects or --text."
+        )
     classifier = pipeline("image-classification", model=args.model, revision=args.revision, device=args.device)
     results = []
     for image in args.images:
@@ -181,6 +183,11 @@ def _predict(args: argparse.Namespace) -> int:
         raise SystemExit("give one prompt: --mask, or --box, or --point.")
     if args.all_objects and (prompts or masks):
         raise SystemExit("--all-objects finds every object itself: leave out --mask, --box and --point.")
+    if args.text is not None and (prompts or masks or args.all_objects or not args.text.strip()):
+        raise SystemExit(
+            "--text CONCEPT (not empty) finds the objects itself: leave out --mask, --box, --point and --all-objects."
+        )
+    many = args.all_objects or args.text is not None  # every object (or instance) of each photo: a table
     for image in args.images:
         if not Path(image).is_file():
             raise SystemExit(f"image {image} does not exist.")
@@ -188,7 +195,7 @@ def _predict(args: argparse.Namespace) -> int:
     check_local_path(args.sam_model, "--sam_model")
     config = AutoConfig.from_pretrained(args.model, revision=args.revision)
     if config.model_type != "rvernet":
-        return _predict_single(args, config, given_prompt=bool(prompts or masks or args.all_objects))
+        return _predict_single(args, config, given_prompt=bool(prompts or masks or many))
     selection = {"token_selection": args.token_selection} if args.token_selection else {}
     model = AutoModelForImageClassification.from_pretrained(args.model, revision=args.revision, **selection).eval()
     processor = AutoImageProcessor.from_pretrained(args.model, revision=args.revision)
@@ -203,19 +210,24 @@ def _predict(args: argparse.Namespace) -> int:
             if len(args.images) > 1:
                 target = target.with_name(f"{target.stem}_{index}{target.suffix or '.png'}")
         request = (
-            {"all_objects": True} if args.all_objects else {**prompts, **({"mask": masks[index]} if masks else {})}
+            {"all_objects": True}
+            if args.all_objects
+            else {"text": args.text}
+            if args.text is not None
+            else {**prompts, **({"mask": masks[index]} if masks else {})}
         )
         try:
             prediction = classifier(image, top_k=args.top_k, **request)
         except ValueError as error:  # the pipeline sees one image at a time: name the file, not "image 0"
             raise ValueError(f"{image}: {error}") from error
-        if args.all_objects:
+        if many:
             objects = prediction
             found_objects = [
                 {"box": found["box"], "roi_pixels": int(found["mask"].sum()), "labels": found["labels"]}
                 for found in objects
             ]
-            results.append({"image": image, "prompt": "all_objects", "objects": found_objects})
+            prompt = "all_objects" if args.all_objects else f"text: {args.text}"
+            results.append({"image": image, "prompt": prompt, "objects": found_objects})
             if target is not None:
                 save_objects_visualization(image, objects, target, background=processor.pad_value)
                 results[-1]["visualization"] = str(target)
@@ -361,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="all_objects",
         action="store_true",
         help="label every object of each photo (a table; with --save-viz every region outlined)",
+    )
+    predict.add_argument(
+        "--text",
+        metavar="CONCEPT",
+        help="label every instance of a concept ('sauce'), found by a SAM 3 segmenter (--sam_model_name_or_path)",
     )
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument(

@@ -409,7 +409,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
                 `text_score_threshold`, mask probability >= `text_mask_threshold`: SAM 3's defaults 0.3 and 0.5)
                 becomes a sample. Needs a SAM 3 segmenter (`model_type` "sam3"); any other family refuses it, and SAM
                 3 refuses boxes and clicks (use its tracker checkpoint for those). An image where nothing is found
-                gets the central box, with a warning.
+                gets the central box, with a warning. The output then also has `roi_boxes`, as with `all_objects`.
             input_data_format (`str` or `ChannelDimension`, *optional*):
                 `"channels_first"` (C, H, W) or `"channels_last"` (H, W, C) for numpy/torch images; inferred from the
                 shape when not given.
@@ -440,7 +440,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
         arrays, masks_per_image = call.compute_roi_masks(
             images, roi_masks, input_points, input_labels, input_boxes, input_data_format, all_objects, text
         )
-        batch = cutout_batch(call, arrays, masks_per_image, device, with_boxes=all_objects)
+        batch = cutout_batch(call, arrays, masks_per_image, device, with_boxes=all_objects or text is not None)
         if return_tensors is None:
             batch = {key: value.cpu().numpy() for key, value in batch.items()}
         batch = BatchFeature(data=batch, tensor_type=return_tensors)

@@ -25,7 +25,7 @@ from transformers.pipelines.base import ChunkPipeline
 
 
 PIPELINE_TASK = "rvernet-image-classification"
-PROMPT_KEYS = ("box", "points", "point_labels", "mask")
+PROMPT_KEYS = ("box", "points", "point_labels", "mask", "text")
 TOKEN_MASKS = ("roi_token_mask", "context_token_mask")
 
 
@@ -35,8 +35,8 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
     Inputs: an image (path, URL-free file, PIL, numpy, torch) with prompts as keyword arguments (`box=[x0, y0, x1, y1]`,
     `points=[[x, y], ...]` with optional `point_labels`, or `mask=`), or dicts `{"image": ..., "box": ...}` (one per
     image, for batches with a prompt each). Returns, per image, `{"labels": [{"label", "score"}, ...], "mask": bool
-    array at the image's size, "prompt": "box" | "points" | "mask" | "automatic"}`; with `all_objects=True`, a list of
-    `{"box", "mask", "labels"}`, one per object. Each ROI is one chunk, so `batch_size` batches ROIs across images
+    array at the image's size, "prompt": "box" | "points" | "mask" | "automatic"}`; with `all_objects=True`, or with
+    `text="sauce"` (a concept; needs a SAM 3 segmenter), a list of `{"box", "mask", "labels"}`, one per object. Each ROI is one chunk, so `batch_size` batches ROIs across images
     whatever their number per image.
     """
 
@@ -56,9 +56,10 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
             )
 
     def _sanitize_parameters(
-        self, top_k=None, box=None, points=None, point_labels=None, mask=None, all_objects=None, **kwargs
+        self, top_k=None, box=None, points=None, point_labels=None, mask=None, all_objects=None, text=None, **kwargs
     ):
         given = {"box": box, "points": points, "point_labels": point_labels, "mask": mask, "all_objects": all_objects}
+        given["text"] = text
         preprocess = {key: value for key, value in given.items() if value is not None}
         unknown = set(kwargs) - {"timeout"}
         if unknown:
@@ -67,7 +68,7 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
         return preprocess, {}, postprocess
 
     def preprocess(
-        self, inputs: Any, box=None, points=None, point_labels=None, mask=None, all_objects=False, **kwargs
+        self, inputs: Any, box=None, points=None, point_labels=None, mask=None, all_objects=False, text=None, **kwargs
     ):
         if isinstance(inputs, dict):
             unknown = set(inputs) - {"image", *PROMPT_KEYS}
@@ -77,6 +78,7 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
                 )
             box, points = inputs.get("box", box), inputs.get("points", points)
             point_labels, mask = inputs.get("point_labels", point_labels), inputs.get("mask", mask)
+            text = inputs.get("text", text)
             inputs = inputs["image"]
         if points is not None and np.asarray(points).ndim == 1:
             points = [points]  # one click
@@ -98,13 +100,13 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
         options = {"return_tensors": "pt", "return_roi_masks": True}
         if getattr(self.model.config, "token_selection", "dense") == "mask" and not self.image_processor.patch_size:
             options["patch_size"] = self.model.token_patch_sizes
-        if all_objects:
-            if prompt != "automatic":
-                raise ValueError(
-                    f"`all_objects=True` finds every object itself: the `{prompt}` prompt cannot be given with it."
-                )
-            features = self.image_processor(images=[inputs], all_objects=True, **options)
-            prompt = "all_objects"
+        if all_objects or text is not None:
+            mode = "all_objects" if all_objects else "text"
+            if prompt != "automatic" or (all_objects and text is not None):
+                given = "text" if prompt == "automatic" else prompt
+                raise ValueError(f"`{mode}` finds the objects itself: the `{given}` prompt cannot be given with it.")
+            features = self.image_processor(images=[inputs], all_objects=all_objects, text=text, **options)
+            prompt = mode
         else:
             features = self.image_processor(
                 images=[inputs],
@@ -127,7 +129,7 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
             for name in TOKEN_MASKS:
                 if name in features:
                     chunk[name] = features[name][k : k + 1]
-            if all_objects:
+            if "roi_boxes" in features:
                 chunk["roi_box"] = features["roi_boxes"][k : k + 1]
             yield chunk
 
@@ -149,7 +151,7 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
 
     def postprocess(self, model_outputs, top_k: int = 5):
         chunks = model_outputs if isinstance(model_outputs, list) else [model_outputs]
-        if self._one(chunks[0]["prompt"]) == "all_objects":  # every object of one photo
+        if self._one(chunks[0]["prompt"]) in ("all_objects", "text"):  # every object (or instance) of one photo
             return [
                 {
                     "box": [int(v) for v in chunk["roi_box"].reshape(-1)],
