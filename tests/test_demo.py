@@ -9,10 +9,16 @@ from rvernet_hf.cli import main
 
 
 @pytest.mark.slow
-def test_demo_writes_everything_it_promises(tmp_path, capsys):
+def test_demo_writes_everything_it_promises(tmp_path, capsys, caplog):
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
     out = tmp_path / "demo"
-    assert (
-        main(
+    hf_logging.enable_propagation()
+    caplog.set_level(logging.WARNING)
+    try:
+        code = main(
             [
                 "demo",
                 "--output_dir",
@@ -33,8 +39,9 @@ def test_demo_writes_everything_it_promises(tmp_path, capsys):
                 "16",
             ]
         )
-        == 0
-    )
+    finally:
+        hf_logging.disable_propagation()
+    assert code == 0
     printed = capsys.readouterr().out
     results = json.loads((out / "demo_results.json").read_text())
     for name, scores in results["test"].items():
@@ -54,3 +61,4 @@ def test_demo_writes_everything_it_promises(tmp_path, capsys):
     card = ModelCard.load(out / "rvernet" / "README.md")
     assert {r.metric_type for r in card.data.eval_results} == {"accuracy", "macro_f1", "ambiguous_f1"}
     assert "where everything went" in printed
+    assert "No image processor for the" not in caplog.text  # the demo's own towers carry their input facts

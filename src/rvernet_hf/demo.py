@@ -57,7 +57,8 @@ def _args(**values) -> list[str]:
 
 
 def run_demo(argv: list[str] | None = None) -> dict:
-    from transformers import DeiTConfig, pipeline
+    from transformers import DeiTConfig, ViTImageProcessor, pipeline
+    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
     from .evaluation import evaluate_model, load_for_evaluation, load_split
     from .metrics import save_confusion_matrix
@@ -144,6 +145,12 @@ def run_demo(argv: list[str] | None = None) -> dict:
         intermediate_size=args.tower_hidden * 4,
         image_size=args.image_size,
         patch_size=args.patch_size,
+    ).save_pretrained(tower_dir)
+    # The towers' input facts travel with them, as a checkpoint's do (ImageNet statistics, the demo's size).
+    ViTImageProcessor(
+        size={"height": args.image_size, "width": args.image_size},
+        image_mean=IMAGENET_DEFAULT_MEAN,
+        image_std=IMAGENET_DEFAULT_STD,
     ).save_pretrained(tower_dir)
     model_dir = root / "rvernet"
     if (root / "hub-upload").exists():
