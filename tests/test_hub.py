@@ -48,6 +48,16 @@ def test_card_front_matter_and_model_index(tiny_config):
     assert "ketchup, chili paste" in parsed.text and "me/rvernet-tiny" in parsed.text
 
 
+def test_a_single_classifiers_card_is_not_tagged_as_rvernet(tiny_config):
+    """Issue 24 (also seen): the teacher's card was tagged `rvernet`, `segment-anything`, `custom_code`."""
+    from conftest import tiny_tower_config
+
+    plain = ModelCard(str(render_model_card("teacher", config=tiny_tower_config("resnet"), distillation="none")))
+    assert plain.data.tags == ["image-classification"]
+    rvernet = ModelCard(str(render_model_card("rvernet-x", config=tiny_config)))
+    assert {"rvernet", "segment-anything", "custom_code"} <= set(rvernet.data.tags)
+
+
 def test_card_without_results_claims_none(tiny_config):
     parsed = ModelCard(str(render_model_card("rvernet-x", config=tiny_config)))
     assert parsed.data.eval_results is None

@@ -410,3 +410,25 @@ def test_a_cutout_size_a_vit_family_tower_cannot_read_is_refused_before_training
     )
     with pytest.raises(ValueError, match=r"the roi tower \(deit\) reads 32 px images but the cut-outs would be 64 px"):
         build_model(arguments, {0: "a", 1: "b"})
+
+
+def test_train_takes_the_masks_commands_option_name_too():
+    """Issue 24 (also seen): `--on_error` was accepted by `masks` but refused by `train`."""
+    from rvernet_hf.training.arguments import parse_args
+
+    _, data_args, _, _ = parse_args(["--output_dir", "unused", "--on_error", "skip"])
+    assert data_args.on_bad_samples == "skip"
+
+
+def test_a_tower_that_cannot_be_loaded_is_named(monkeypatch):
+    """Issue 24 (also seen): offline, the error for the towers did not name the checkpoint it tried."""
+    import transformers
+
+    from rvernet_hf import RveRNetForImageClassification
+
+    def offline(*args, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", offline)
+    with pytest.raises(OSError, match=r"the roi tower 'org/deit' could not be loaded: We couldn't connect"):
+        RveRNetForImageClassification.from_towers_pretrained("org/deit", "org/other")

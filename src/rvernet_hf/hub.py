@@ -61,6 +61,11 @@ def render_model_card(
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     repo_id = repo_id or model_name
+    # A single classifier (e.g. an RveRNet's CNN teacher) is a plain transformers model: no custom code, no SAM.
+    is_rvernet = getattr(config, "model_type", "rvernet") == "rvernet"
+    rvernet_tags = ["rvernet", "segment-anything", "knowledge-distillation", "custom_code"] if is_rvernet else []
+    if not is_rvernet and distillation != "none":
+        rvernet_tags.append("knowledge-distillation")
     eval_results = None
     if metrics:
         eval_results = [
@@ -78,16 +83,7 @@ def render_model_card(
         library_name="transformers",
         pipeline_tag=PIPELINE_TAG,
         license=license,
-        tags=sorted(
-            {
-                "rvernet",
-                "image-classification",
-                "segment-anything",
-                "knowledge-distillation",
-                "custom_code",
-                *(tags or []),
-            }
-        ),
+        tags=sorted({"image-classification", *rvernet_tags, *(tags or [])}),
         datasets=datasets or None,
         base_model=base_model or None,
         model_name=model_name,

@@ -310,7 +310,10 @@ class RveRNetPreTrainedModel(PreTrainedModel):
             options = dict(tower_kwargs[name])
             num_labels = 0 if fusion == "features" else options.pop("num_labels", None)
             config_options = {k: v for k, v in options.items() if k in _CONFIG_LOADING_KEYS}
-            tower_config = transformers.AutoConfig.from_pretrained(path, **config_options)
+            try:
+                tower_config = transformers.AutoConfig.from_pretrained(path, **config_options)
+            except OSError as error:  # offline, or no such repository: name the checkpoint it tried
+                raise OSError(f"the {name} tower {path!r} could not be loaded: {error}") from error
             if num_labels is not None and num_labels != tower_config.num_labels:
                 # A new tower head (or none, for features fusion): the checkpoint's head does not fit it.
                 tower_config.num_labels = num_labels

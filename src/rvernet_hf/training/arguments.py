@@ -174,7 +174,11 @@ class DataArguments:
     mask_cache_dir: str | None = field(default=None, metadata={"help": "Where SAM mask shards are cached."})
     on_bad_samples: str = field(
         default="raise",
-        metadata={"help": "raise or skip unreadable samples when computing masks.", "choices": ["raise", "skip"]},
+        metadata={
+            "help": "raise or skip unreadable samples when computing masks (--on_error, the name `masks` used, too).",
+            "choices": ["raise", "skip"],
+            "aliases": ["--on_error"],
+        },
     )
 
 
