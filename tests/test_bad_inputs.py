@@ -324,3 +324,29 @@ def test_hub_ids_are_not_taken_for_local_paths():
 
     assert not looks_like_local_path("facebook/sam-vit-base") and not looks_like_local_path("efficientnet-lite0")
     assert all(looks_like_local_path(p) for p in ("./m", "../m", "/abs/m", "~/m", "models/deit/tiny"))
+
+
+def test_cli_prompts_are_checked_against_each_image_before_any_model_is_loaded(
+    saved_model_dir, photo_file, tmp_path, capsys, monkeypatch
+):
+    """Issue 24.10: a box outside the second photo, or a mask of another size, used to be found after the model was
+    loaded and the first photo classified."""
+    import transformers
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model or config was loaded before the inputs were checked")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", no_loading)
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((20, 30, 3), dtype=np.uint8)).save(small)
+    arguments = ["predict", str(photo_file), str(small), "--model", str(saved_model_dir)]
+    from rvernet_hf.cli import _check_prompts_against_images
+
+    _check_prompts_against_images([str(photo_file), str(small)], {"box": [1, 1, 25, 15]}, [])  # inside both
+    assert cli_main([*arguments, "--box", "1,1,40,15"]) == 1
+    err = capsys.readouterr().err
+    assert f"{small}: input box (1, 1, 40, 15) of image 1 must satisfy 0 <= x0 < x1 <= 30" in err
+    mask = tmp_path / "m.png"
+    Image.fromarray(np.full((10, 10), 255, np.uint8)).save(mask)
+    assert cli_main(["predict", str(small), "--model", str(saved_model_dir), "--mask", str(mask)]) == 1
+    assert "the ROI mask of image 0 has size 10x10 (WxH) but the image is 30x20" in capsys.readouterr().err

@@ -157,6 +157,23 @@ def _predict_single(args: argparse.Namespace, config, given_prompt: bool) -> int
     return 0
 
 
+def _check_prompts_against_images(images: list[str], prompts: dict, masks: list[str]) -> None:
+    """Each image's prompt checked against its size, read from its header (no pixel decoded): a click or box outside
+    the photo, or a mask file of another size, is named before a model is loaded."""
+    from .image_utils_rvernet import image_size_from_header
+    from .prompts_rvernet import image_request
+
+    points = prompts.get("points")
+    for index, image in enumerate(images):
+        try:
+            shape = image_size_from_header(image, f"image {image}")
+            mask = masks[index] if masks else None
+            labels = [1] * len(points) if points else None
+            image_request(index, shape, (mask, points, labels, prompts.get("box"), None))
+        except ValueError as error:
+            raise ValueError(f"{image}: {error}") from None
+
+
 def _predict(args: argparse.Namespace) -> int:
     """Classify images (optionally prompted) with a saved model; print labels, optionally JSON and a picture."""
     import json
@@ -193,6 +210,7 @@ def _predict(args: argparse.Namespace) -> int:
             raise SystemExit(f"image {image} does not exist.")
     check_local_path(args.model, "--model")
     check_local_path(args.sam_model, "--sam_model")
+    _check_prompts_against_images(args.images, prompts, masks)  # before any model is loaded
     config = AutoConfig.from_pretrained(args.model, revision=args.revision)
     if config.model_type != "rvernet":
         return _predict_single(args, config, given_prompt=bool(prompts or masks or many))

@@ -200,6 +200,27 @@ def _as_uint8(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
+def image_size_from_header(source: Any, name: str) -> tuple[int, int]:
+    """(height, width) of an image file (path or bytes) as `load_image` decodes it (EXIF orientation applied), read
+    from its header only: for checks that need the size before any pixel is decoded."""
+    source = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with Image.open(source) as opened:
+            width, height = opened.size
+            exif = Image.Exif()
+            if "exif" in opened.info:  # found in the header (JPEG's APP1, PNG's eXIf before the pixels)
+                exif.load(opened.info["exif"])
+            elif opened.format != "PNG":  # (PNG's getexif() would decode the pixels to look after them)
+                exif = opened.getexif()
+            if exif.get(Image.ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
+                width, height = height, width
+    except FileNotFoundError:
+        raise ValueError(f"{name} does not exist.") from None
+    except (OSError, SyntaxError, TypeError) as error:
+        raise ValueError(f"{name} is not a readable image file: {error}") from None
+    return height, width
+
+
 def load_mask(mask: Any, index: int, image_shape: tuple[int, int], allow_full: bool = False) -> np.ndarray:
     """Read a user-given ROI mask into a bool (H, W) array matching the image.
 
@@ -250,4 +271,12 @@ def mask_box(mask: np.ndarray) -> list[int]:
     return [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
 
 
-__all__ = ["describe_image", "load_image", "load_mask", "mask_box", "to_chw_float", "unwrap_cell"]
+__all__ = [
+    "describe_image",
+    "image_size_from_header",
+    "load_image",
+    "load_mask",
+    "mask_box",
+    "to_chw_float",
+    "unwrap_cell",
+]

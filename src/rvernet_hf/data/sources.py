@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..image_utils_rvernet import unwrap_cell
+from ..image_utils_rvernet import image_size_from_header, unwrap_cell
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -137,22 +137,8 @@ def label_map_array(label_map: Any, index: int, label_channel: str = "auto") -> 
 
 
 def _image_size(cell: dict, index: int) -> tuple[int, int]:
-    """(height, width) of an undecoded `datasets.Image` cell as it decodes (EXIF orientation applied), read from its
-    header only."""
-    source = unwrap_cell(cell)
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
-            width, height = opened.size
-            exif = Image.Exif()
-            if "exif" in opened.info:  # found in the header (JPEG's APP1, PNG's eXIf before the pixels)
-                exif.load(opened.info["exif"])
-            elif opened.format != "PNG":  # (PNG's getexif() would decode the pixels to look after them)
-                exif = opened.getexif()
-            if exif.get(Image.ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
-                width, height = height, width
-    except (OSError, SyntaxError, TypeError) as error:
-        raise ValueError(f"the image of sample {index} is not a readable image file: {error}") from None
-    return height, width
+    """(height, width) of an undecoded `datasets.Image` cell as it decodes, from its header only."""
+    return image_size_from_header(unwrap_cell(cell), f"the image of sample {index}")
 
 
 def segmentation_to_roi_dataset(
