@@ -352,3 +352,23 @@ def test_predict_cli_text_labels_every_instance_with_a_local_sam3(saved_model, t
     assert all(len(found["box"]) == 4 and found["labels"] for found in printed[0]["objects"])
     with pytest.raises(SystemExit, match="--text CONCEPT"):
         cli_main([*arguments, "--box", "1,1,20,20"])
+
+
+def test_prompted_pipeline_checks_every_prompt_of_a_list_before_running(saved_model, monkeypatch):
+    """Issue 24.10: a bad prompt of the last input used to be found after the model had run on the others."""
+    classifier = RveRNetImageClassificationPipeline(
+        model=RveRNetForImageClassification.from_pretrained(saved_model),
+        image_processor=RveRNetImageProcessor.from_pretrained(saved_model),
+    )
+    calls = []
+    monkeypatch.setattr(classifier, "_forward", lambda *a, **k: calls.append(1))
+    good = {"image": photo(), "box": [0, 0, 10, 10]}
+    for bad, message in (
+        ({"image": photo(), "box": [0, 0, 10]}, r"a box of image 2 must be \[x0, y0, x1, y1\]"),
+        ({"image": photo(), "points": [[1, 2, 3]]}, r"each point of image 2 must be \[x, y\]"),
+        ({"image": photo(), "mask": np.ones((48, 64), bool), "box": [0, 0, 5, 5]}, "one prompt per image"),
+        ({"photo": photo()}, "a dict input needs an 'image'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            classifier([good, good, bad])
+    assert calls == []

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from transformers.pipelines.base import ChunkPipeline
 
+from .prompts_rvernet import normalize_box_prompts, normalize_point_prompts
+
 
 PIPELINE_TASK = "rvernet-image-classification"
 PROMPT_KEYS = ("box", "points", "point_labels", "mask", "text")
@@ -67,23 +69,23 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
         postprocess = {"top_k": top_k} if top_k is not None else {}
         return preprocess, {}, postprocess
 
-    def preprocess(
-        self, inputs: Any, box=None, points=None, point_labels=None, mask=None, all_objects=False, text=None, **kwargs
-    ):
-        if isinstance(inputs, dict):
-            unknown = set(inputs) - {"image", *PROMPT_KEYS}
-            if "image" not in inputs or unknown:
-                raise ValueError(
-                    f"a dict input needs an 'image' and optional {PROMPT_KEYS}; got keys {sorted(inputs)}."
-                )
-            box, points = inputs.get("box", box), inputs.get("points", points)
-            point_labels, mask = inputs.get("point_labels", point_labels), inputs.get("mask", mask)
-            text = inputs.get("text", text)
-            inputs = inputs["image"]
-        if points is not None and np.asarray(points).ndim == 1:
-            points = [points]  # one click
-        if point_labels is None and points is not None:
-            point_labels = [1] * len(points)
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any):
+        """As every pipeline; a list of inputs has each one's prompt checked (keys, nesting, one prompt per image)
+        before any image is read or the model runs, so that a bad prompt of the tenth image fails first."""
+        if isinstance(inputs, (list, tuple)):
+            defaults = {key: kwargs[key] for key in PROMPT_KEYS if key in kwargs}
+            for index, item in enumerate(inputs):
+                _, prompts = _image_and_prompts(item, defaults)
+                if prompts["box"] is not None:
+                    normalize_box_prompts(prompts["box"], index)
+                if prompts["points"] is not None:
+                    normalize_point_prompts(prompts["points"], prompts["point_labels"], index)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def preprocess(self, inputs: Any, all_objects=False, **given):
+        inputs, prompts = _image_and_prompts(inputs, given)
+        box, points, point_labels = prompts["box"], prompts["points"], prompts["point_labels"]
+        mask, text = prompts["mask"], prompts["text"]
         prompt = (
             "mask"
             if mask is not None
@@ -93,8 +95,6 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
             if points is not None
             else "automatic"
         )
-        if mask is not None and (box is not None or points is not None):
-            raise ValueError("give one prompt per image: a mask, a box, or points.")
         # A model that reads selected tokens (token_selection="mask") needs each tower's token mask: made on the
         # towers' patch grids when the processor does not carry them already.
         options = {"return_tensors": "pt", "return_roi_masks": True}
@@ -167,3 +167,22 @@ class RveRNetImageClassificationPipeline(ChunkPipeline):
             "mask": mask.reshape(mask.shape[-2:]),
             "prompt": self._one(chunk["prompt"]),
         }
+
+
+def _image_and_prompts(inputs: Any, given: dict) -> tuple[Any, dict]:
+    """One input (an image, or a dict `{"image": ..., "box": ...}` whose prompts override `given`) -> (the image, its
+    prompts `PROMPT_KEYS`), checked: known keys, one of a mask / a box / points, points as a list of clicks."""
+    prompts = {key: given.get(key) for key in PROMPT_KEYS}
+    if isinstance(inputs, dict):
+        unknown = set(inputs) - {"image", *PROMPT_KEYS}
+        if "image" not in inputs or unknown:
+            raise ValueError(f"a dict input needs an 'image' and optional {PROMPT_KEYS}; got keys {sorted(inputs)}.")
+        prompts.update({key: inputs[key] for key in PROMPT_KEYS if key in inputs})
+        inputs = inputs["image"]
+    if prompts["points"] is not None and np.asarray(prompts["points"]).ndim == 1:
+        prompts["points"] = [prompts["points"]]  # one click
+    if prompts["point_labels"] is None and prompts["points"] is not None:
+        prompts["point_labels"] = [1] * len(prompts["points"])
+    if prompts["mask"] is not None and (prompts["box"] is not None or prompts["points"] is not None):
+        raise ValueError("give one prompt per image: a mask, a box, or points.")
+    return inputs, prompts
