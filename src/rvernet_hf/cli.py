@@ -174,9 +174,33 @@ def _check_prompts_against_images(images: list[str], prompts: dict, masks: list[
             raise ValueError(f"{image}: {error}") from None
 
 
+def _print_predictions(results: list[dict], as_json: bool) -> None:
+    """`predict`'s output: JSON, or per image its labels (or its objects' table)."""
+    import json
+
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            if "objects" in result:
+                print(f"{result['image']}: {len(result['objects'])} objects")
+                print(f"  {'#':>3}  {'box (x0, y0, x1, y1)':<24} {'pixels':>8}  {'score':>5}  label")
+                for k, found in enumerate(result["objects"], 1):
+                    best = found["labels"][0]
+                    box = ", ".join(str(v) for v in found["box"])
+                    print(f"  {k:>3}  {box:<24} {found['roi_pixels']:>8}  {best['score']:.3f}  {best['label']}")
+                if "visualization" in result:
+                    print(f"  picture: {result['visualization']}")
+                continue
+            print(f"{result['image']} ({result['prompt']} ROI, {result['roi_pixels']} px)")
+            for entry in result["labels"]:
+                print(f"  {entry['score']:.3f}  {entry['label']}")
+            if "visualization" in result:
+                print(f"  picture: {result['visualization']}")
+
+
 def _predict(args: argparse.Namespace) -> int:
     """Classify images (optionally prompted) with a saved model; print labels, optionally JSON and a picture."""
-    import json
     from pathlib import Path
 
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
@@ -261,25 +285,7 @@ def _predict(args: argparse.Namespace) -> int:
         if target is not None:
             save_roi_visualization(image, prediction["mask"], processor, target, labels=prediction["labels"])
             results[-1]["visualization"] = str(target)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for result in results:
-            if "objects" in result:
-                print(f"{result['image']}: {len(result['objects'])} objects")
-                print(f"  {'#':>3}  {'box (x0, y0, x1, y1)':<24} {'pixels':>8}  {'score':>5}  label")
-                for k, found in enumerate(result["objects"], 1):
-                    best = found["labels"][0]
-                    box = ", ".join(str(v) for v in found["box"])
-                    print(f"  {k:>3}  {box:<24} {found['roi_pixels']:>8}  {best['score']:.3f}  {best['label']}")
-                if "visualization" in result:
-                    print(f"  picture: {result['visualization']}")
-                continue
-            print(f"{result['image']} ({result['prompt']} ROI, {result['roi_pixels']} px)")
-            for entry in result["labels"]:
-                print(f"  {entry['score']:.3f}  {entry['label']}")
-            if "visualization" in result:
-                print(f"  picture: {result['visualization']}")
+    _print_predictions(results, as_json=args.json)
     return 0
 
 
