@@ -485,3 +485,22 @@ def test_damaged_weights_are_refused_at_load_naming_the_file_and_tensor(tmp_path
     assert f"the weight {damaged} holds" in str(raised.value)
     with pytest.raises(ValueError, match="NaN or infinite"):
         RveRNetForImageClassification.from_pretrained(tmp_path, output_loading_info=True)
+
+
+def test_the_finite_check_allows_minus_inf_buffers_and_refuses_inf_weights_and_nan_buffers():
+    from torch import nn
+
+    from rvernet_hf.modeling_rvernet import check_finite_weights
+
+    module = nn.Linear(3, 2)
+    module.register_buffer("causal", torch.tensor([0.0, float("-inf")]))
+    check_finite_weights(module, "folder")  # a -inf buffer is meant
+    with torch.no_grad():
+        module.weight[1, 2] = float("inf")
+    with pytest.raises(ValueError, match=r"folder: the weight weight holds 1 NaN or infinite value\(s\) of 6"):
+        check_finite_weights(module, "folder")
+    with torch.no_grad():
+        module.weight[1, 2] = 0.0
+        module.causal[0] = float("nan")
+    with pytest.raises(ValueError, match="the weight causal holds 1 NaN"):
+        check_finite_weights(module, "folder")
