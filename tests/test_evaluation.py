@@ -71,3 +71,48 @@ def test_evaluate_a_saved_model_with_probes(tmp_path, synthetic_data, tower_dir)
         assert 0 <= probed["ambiguous_f1"] <= 1
     with pytest.raises(ValueError, match="unknown probe"):
         evaluate_model(model, transform, split, probe="rotate")
+
+
+def test_evaluate_command_one_row_per_mask_perturbation(tmp_path, synthetic_data, tower_dir, capsys):
+    """Issue 23: `rvernet-hf evaluate MODEL --data_dir D --masks_dir M --mask_perturbations ...`: accuracy, macro-F1,
+    ambiguous F1 and the mean IoU of the perturbed masks (exactly 1.0 for the given ones), JSON written once."""
+    import json
+
+    from rvernet_hf.cli import main as cli_main
+    from rvernet_hf.evaluation import evaluate_mask_perturbations, evaluate_model, load_for_evaluation, load_split
+    from rvernet_hf.training import main
+
+    main(
+        [
+            *data_args(synthetic_data),
+            *("--roi_model_name_or_path", str(tower_dir), "--context_model_name_or_path", str(tower_dir)),
+            *("--from_scratch", "--do_train", "--max_steps", "1", "--output_dir", str(tmp_path / "m")),
+            *("--report_to", "none", "--use_cpu", "--save_strategy", "no", "--disable_tqdm", "true"),
+        ]
+    )
+    folder = [
+        "--data_dir",
+        str(synthetic_data / "validation"),
+        "--masks_dir",
+        str(synthetic_data / "validation_masks"),
+    ]
+    out = tmp_path / "rows.json"
+    arguments = ["evaluate", str(tmp_path / "m"), *folder, "--ambiguous_labels", "ketchup,chili_paste"]
+    assert cli_main([*arguments, "--mask_perturbations", "none,erode:0.1,box,shift:0.3", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads(out.read_text())
+    assert [row["perturbation"] for row in rows] == ["none", "erode:0.1", "box", "shift:0.3"]
+    assert rows[0]["mean_iou"] == 1.0 and all(0 < row["mean_iou"] < 1 for row in rows[1:])
+    assert all(0 <= row["accuracy"] <= 1 and 0 <= row["ambiguous_f1"] <= 1 for row in rows)
+    assert "erode:0.1" in printed and f"{rows[3]['accuracy']:9.3f}" in printed
+    # the 'none' row is evaluate_model's own figure; the rows do not depend on the batch size
+    model, transform = load_for_evaluation(tmp_path / "m")
+    split = load_split(synthetic_data, "validation")
+    assert rows[0]["accuracy"] == evaluate_model(model, transform, split, ["ketchup", "chili_paste"])["accuracy"]
+    again = evaluate_mask_perturbations(model, transform, split, "shift:0.3", ["ketchup", "chili_paste"], batch_size=3)
+    assert again[0]["mean_iou"] == pytest.approx(rows[3]["mean_iou"]) and again[0]["accuracy"] == rows[3]["accuracy"]
+    # refused before any work: a bad perturbation, an existing --json
+    assert cli_main([*arguments, "--mask_perturbations", "melt:0.1"]) == 1
+    assert "unknown mask perturbation 'melt'" in capsys.readouterr().err
+    assert cli_main([*arguments, "--json", str(out)]) == 1
+    assert "exists: finished work is never overwritten" in capsys.readouterr().err

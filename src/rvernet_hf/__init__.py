@@ -100,7 +100,7 @@ for _submodule, _extra, _names in (
     ("trainer", "train", ("RveRNetTrainer",)),
     ("training", "train", ("DataArguments", "HubArguments", "ModelArguments")),
     ("metrics", "train", ("ClassificationMetrics", "load_metric")),
-    ("evaluation", "train", ("evaluate_model", "predict_dataset")),
+    ("evaluation", "train", ("evaluate_mask_perturbations", "evaluate_model", "predict_dataset")),
     ("hub", "train", ("push_folder", "render_model_card", "verify_reload")),
     ("hub", None, ("export_model", "save_prompted_pipeline")),
     ("visualization", "train", ("save_roi_visualization",)),

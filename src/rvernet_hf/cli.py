@@ -86,6 +86,53 @@ def _masks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    """Accuracy, macro-F1 and ambiguous-group F1 of a saved model, one row per mask perturbation."""
+    import json
+    import os
+
+    from .paths_rvernet import check_local_path
+    from .perturbations import parse_perturbations
+
+    parse_perturbations(args.mask_perturbations)  # refused before anything is loaded
+    for value, option in ((args.model, "MODEL"), (args.data_dir, "--data_dir"), (args.masks_dir, "--masks_dir")):
+        check_local_path(value, option)
+    if args.json and os.path.exists(args.json):
+        raise ValueError(f"--json {args.json} exists: finished work is never overwritten; choose another file.")
+    from .data import load_image_folder_dataset
+    from .evaluation import evaluate_mask_perturbations, load_for_evaluation
+
+    dataset = load_image_folder_dataset(args.data_dir, args.masks_dir)
+    model, transform = load_for_evaluation(args.model)
+    if getattr(model.config, "model_type", None) == "rvernet" or args.mask_perturbations != "none":
+        masks = dataset["roi_mask"] if "roi_mask" in dataset.column_names else [None] * len(dataset)
+        missing = [i for i, mask in enumerate(masks) if mask is None]
+        if missing:
+            raise ValueError(
+                f"sample {missing[0]} of {args.data_dir} has no ROI mask ({len(missing)} of {len(dataset)} lack one): "
+                "give --masks_dir, or make them once with `rvernet-hf masks`."
+            )
+    ambiguous = [name.strip() for name in args.ambiguous_labels.split(",")] if args.ambiguous_labels else []
+    rows = evaluate_mask_perturbations(
+        model, transform, dataset, args.mask_perturbations, ambiguous, args.batch_size, args.device, args.seed
+    )
+    print(f"{args.model} on {args.data_dir} ({len(dataset)} samples):")
+    print(f"  {'masks':<14} {'mean IoU':>8} {'accuracy':>9} {'macro-F1':>9} {'ambig.F1':>9}")
+    for row in rows:
+        ambiguous_f1 = f"{row['ambiguous_f1']:9.3f}" if row.get("ambiguous_f1") is not None else f"{'-':>9}"
+        print(
+            f"  {row['perturbation']:<14} {row['mean_iou']:8.3f} {row['accuracy']:9.3f} {row['macro_f1']:9.3f} "
+            f"{ambiguous_f1}"
+        )
+    if args.json:
+        from .run_folder import replaced_atomically
+
+        with replaced_atomically(args.json) as partial, open(partial, "w") as handle:
+            json.dump(rows, handle, indent=2, default=lambda value: getattr(value, "tolist", lambda: str(value))())
+        print(f"  written: {args.json}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     """Everything after `train` goes to the training script's own parser (HfArgumentParser)."""
     from .training import main as train_main
@@ -343,6 +390,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop at the first bad sample, or skip bad samples and report them",
     )
     masks.set_defaults(func=_masks)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="evaluate a saved model on an image folder, with the masks given or perturbed"
+    )
+    evaluate.add_argument("model", help="a folder written by `train` (RveRNet or --model_type single), or a Hub id")
+    evaluate.add_argument("--data_dir", required=True, help="image folder: <data_dir>/<class>/<image>")
+    evaluate.add_argument("--masks_dir", help="its ROI masks: <masks_dir>/<class>/<stem>.png (RveRNet needs them)")
+    evaluate.add_argument("--ambiguous_labels", help="comma-separated labels whose macro-F1 is reported on its own")
+    evaluate.add_argument(
+        "--mask_perturbations",
+        default="none",
+        help="comma-separated: none, erode:S, dilate:S, shift:S, box, disk, noise:S (S a fraction of the ROI's size)",
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the per-sample perturbations")
+    evaluate.add_argument("--batch_size", type=int, default=32)
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    evaluate.add_argument("--json", metavar="FILE", help="also write every row (with the per-class report) here")
+    evaluate.set_defaults(func=_evaluate)
 
     train = subparsers.add_parser(
         "train",

@@ -1,6 +1,7 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
 """Evaluate a saved model (RveRNet or a single classifier) on an image folder with masks, batched, without Trainer:
-used by `rvernet-hf demo` and the benchmarks. Optional robustness probes transform the photo (and its mask) first."""
+used by `rvernet-hf demo`, `rvernet-hf evaluate` and the benchmarks. Optional robustness probes transform the photo
+(and its mask) first; `evaluate_mask_perturbations` measures what a wrong mask costs (see `perturbations`)."""
 
 import os
 from collections.abc import Callable
@@ -61,21 +62,25 @@ def predict_dataset(
     transform: RveRNetTransform,
     dataset,
     batch_size: int = 32,
-    probe: str = "none",
+    probe: str | Callable = "none",
     device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and labels of `model` over `dataset` (rows with image, roi_mask, label) through `transform`."""
-    if probe not in PROBES:
+    """Logits and labels of `model` over `dataset` (rows with image, roi_mask, label) through `transform`. `probe`
+    names one of `PROBES`, or is a function `(image, mask, index) -> (image, mask)` applied to each sample first."""
+    if isinstance(probe, str) and probe not in PROBES:
         raise ValueError(f"unknown probe {probe!r}; one of {sorted(PROBES)}.")
+    change = probe if callable(probe) else None
+    if isinstance(probe, str) and PROBES[probe] is not None:
+        change = lambda image, mask, index: PROBES[probe](image, mask)  # noqa: E731
     model = model.to(device).eval()
     all_logits, all_labels = [], []
     for start in range(0, len(dataset), batch_size):
         rows = dataset[start : start + batch_size]
-        if PROBES[probe] is not None:
+        if change is not None:
             images, masks = [], []
             for i, (image, mask) in enumerate(zip(rows["image"], rows["roi_mask"])):
                 array = load_image(image, start + i)
-                changed = PROBES[probe](array, load_mask(mask, start + i, array.shape[:2], allow_full=True))
+                changed = change(array, load_mask(mask, start + i, array.shape[:2], allow_full=True), start + i)
                 images.append(changed[0])
                 masks.append(changed[1])
             rows = {**rows, "image": images, "roi_mask": masks}
@@ -93,7 +98,7 @@ def evaluate_model(
     dataset,
     ambiguous_labels=(),
     batch_size: int = 32,
-    probe: str = "none",
+    probe: str | Callable = "none",
     device: str | torch.device = "cpu",
 ) -> dict:
     """accuracy, macro_f1, ambiguous_f1 (+ per_class and confusion_matrix) of `model` on `dataset`."""
@@ -107,6 +112,40 @@ def evaluate_model(
         ambiguous_labels=ambiguous or None,
         label_names=[id2label[i] for i in range(len(id2label))],
     )
+
+
+def evaluate_mask_perturbations(
+    model,
+    transform: RveRNetTransform,
+    dataset,
+    perturbations: str | list = "none",
+    ambiguous_labels=(),
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> list[dict]:
+    """One row per mask perturbation (`perturbations.parse_perturbations` forms, e.g. `"none,erode:0.1,box"`): its
+    metrics (`evaluate_model`'s) and `mean_iou`, the mean IoU of the perturbed masks to the given ones (1.0 for
+    `none`). Each sample's perturbation is drawn from its own generator (`seed`, its index): the same whatever the
+    batch size. Every perturbation is parsed before any sample is read."""
+    from .perturbations import describe, mask_iou, parse_perturbations, perturb_mask, sample_rng
+
+    parsed = parse_perturbations(perturbations) if isinstance(perturbations, str) else list(perturbations)
+    rows = []
+    for kind, strength in parsed:
+        ious = []
+
+        def perturbed(image, mask, index, kind=kind, strength=strength, ious=ious):
+            try:
+                changed = perturb_mask(mask, kind, strength, sample_rng(seed, index))
+            except ValueError as error:
+                raise ValueError(f"sample {index}: {error}") from None
+            ious.append(mask_iou(mask, changed))
+            return image, changed
+
+        metrics = evaluate_model(model, transform, dataset, ambiguous_labels, batch_size, perturbed, device)
+        rows.append({"perturbation": describe(kind, strength), "mean_iou": float(np.mean(ious)), **metrics})
+    return rows
 
 
 def load_for_evaluation(model_dir: str | os.PathLike, single_view: str | None = None):
@@ -131,6 +170,7 @@ def load_split(data_dir: str | os.PathLike, split: str):
 
 __all__ = [
     "PROBES",
+    "evaluate_mask_perturbations",
     "evaluate_model",
     "load_for_evaluation",
     "load_split",
