@@ -188,6 +188,41 @@ def test_augmentations_are_shared_by_both_cut_outs():
     torch.testing.assert_close(plain["roi_pixel_values"][0], processor(image, roi_masks=mask)["roi_pixel_values"][0])
 
 
+def test_mask_augmentation_perturbs_the_mask_before_both_cut_outs():
+    """Issue 23: `mask_augmentation=P` perturbs a training sample's mask with probability P, per (seed, epoch,
+    sample); both cut-outs come from the perturbed mask, so they stay complementary; 0 draws nothing."""
+    processor = RveRNetImageProcessor(
+        size={"height": 24, "width": 24}, do_normalize=False, fill_value=-1.0, resize_mode="resize"
+    )
+    image = _image(3, (60, 80))
+    lshape = rectangle_mask((60, 80), 10, 5, 30, 20)
+    lshape[10:25, 5:15] = False  # its bounding box differs from it
+    batch = {"image": [image] * 8, "roi_mask": [lshape] * 8, "label": [0] * 8, "sample_index": list(range(8))}
+    fixed = {"flip_prob": 0.0, "crop_scale": (1.0, 1.0), "seed": 0}
+    boxed = RveRNetTransform(processor, train=True, mask_augmentation=1.0, mask_perturbations="box", **fixed)(batch)
+    box = rectangle_mask((60, 80), 10, 5, 30, 20)
+    reference = processor(image, roi_masks=box)
+    torch.testing.assert_close(boxed["roi_pixel_values"][0], reference["roi_pixel_values"][0])
+    torch.testing.assert_close(boxed["context_pixel_values"][0], reference["context_pixel_values"][0])
+    off = RveRNetTransform(processor, train=True, mask_augmentation=0.0, mask_perturbations="box", **fixed)(batch)
+    torch.testing.assert_close(off["roi_pixel_values"][0], processor(image, roi_masks=lshape)["roi_pixel_values"][0])
+    # drawn per (seed, epoch, sample): the same again, other draws in another epoch; cut-outs stay complementary
+    mixed = RveRNetTransform(
+        processor, train=True, mask_augmentation=0.5, flip_prob=0.0, crop_scale=(1.0, 1.0), seed=1
+    )
+    first, again = mixed(batch), mixed(batch)
+    torch.testing.assert_close(first["roi_pixel_values"], again["roi_pixel_values"])
+    changed = [not torch.equal(first["roi_pixel_values"][i], off["roi_pixel_values"][i]) for i in range(8)]
+    assert 0 < sum(changed) < 8  # some samples perturbed, some not
+    mixed.epoch = 1
+    assert not torch.equal(mixed(batch)["roi_pixel_values"], first["roi_pixel_values"])
+    roi_hidden = (first["roi_pixel_values"] == -1).all(dim=1)
+    context_hidden = (first["context_pixel_values"] == -1).all(dim=1)
+    assert (roi_hidden ^ context_hidden).all()
+    with pytest.raises(ValueError, match=r"`mask_augmentation` must be a probability in \[0, 1\]"):
+        RveRNetTransform(processor, train=True, mask_augmentation=2.0)
+
+
 def test_visualization_png(tmp_path):
     from rvernet_hf.visualization import save_roi_visualization
 

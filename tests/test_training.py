@@ -432,3 +432,20 @@ def test_a_tower_that_cannot_be_loaded_is_named(monkeypatch):
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", offline)
     with pytest.raises(OSError, match=r"the roi tower 'org/deit' could not be loaded: We couldn't connect"):
         RveRNetForImageClassification.from_towers_pretrained("org/deit", "org/other")
+
+
+def test_training_with_mask_augmentation_runs_and_bad_settings_are_refused_when_parsed(
+    tmp_path, synthetic_data, tower_dir
+):
+    from conftest import rvernet_args
+    from rvernet_hf.training import main
+    from rvernet_hf.training.arguments import parse_args
+
+    arguments = [*rvernet_args(synthetic_data, tower_dir), "--output_dir", str(tmp_path / "out")]
+    arguments += ["--do_train", "--max_steps", "2", "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    main([*arguments, "--mask_augmentation", "0.5", "--mask_perturbations", "erode:0.2,box"])
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    with pytest.raises(ValueError, match=r"--mask_augmentation must be a probability in \[0, 1\], got 1.5"):
+        parse_args(["--output_dir", "unused", "--mask_augmentation", "1.5"])
+    with pytest.raises(ValueError, match="mask perturbation 'erode' needs a strength"):
+        parse_args(["--output_dir", "unused", "--mask_perturbations", "erode"])

@@ -12,6 +12,7 @@ import torch
 
 from ..image_processing_rvernet import RveRNetImageProcessor, normalize, resize_to_canvas
 from ..image_utils_rvernet import load_image, load_mask
+from ..perturbations import parse_perturbations, perturb_mask
 
 
 class FullImagePreprocessor:
@@ -68,6 +69,8 @@ TEACHER_INPUTS = ("full_image", "augmented_full_image")
 
 
 # What the transforms emit that a model reads (the rest: labels, teacher inputs and cached teacher logits).
+# What `--mask_augmentation` draws from: each a wrong mask a segmenter or a hurried click would give.
+DEFAULT_MASK_PERTURBATIONS = "erode:0.1,dilate:0.1,shift:0.1,box,disk,noise:0.1"
 # What any model trained here reads: a single classifier's `pixel_values`, or RveRNet's processor outputs.
 MODEL_INPUTS = ("pixel_values", *RveRNetImageProcessor.model_input_names)
 
@@ -101,6 +104,10 @@ class RveRNetTransform:
             read from `index_column`, see `add_sample_index`; the epoch set by `AugmentationEpochCallback`), not of
             a global random stream: a resumed run and a multi-process run draw exactly the augmentations of an
             uninterrupted single-process run. Without it, torch's global generator is used.
+        mask_augmentation: the probability that a training sample's mask is perturbed (after the crop and flip,
+            before both cut-outs; drawn from the same per-sample generator) by one of `mask_perturbations`
+            (`perturbations.parse_perturbations` forms), so that the model learns from the masks real segmenters and
+            clicks give. 0 (the default) draws nothing: training is bit for bit what it was.
 
     A `teacher_logits` column (cached teacher outputs) is passed through as a float tensor. Masks made by
     `precompute_roi_masks` are 1-bit images whose values were checked when the cache was built: reading one each
@@ -123,7 +130,11 @@ class RveRNetTransform:
         single_processor: Any = None,
         seed: int | None = None,
         index_column: str = "sample_index",
+        mask_augmentation: float = 0.0,
+        mask_perturbations: str = DEFAULT_MASK_PERTURBATIONS,
     ):
+        if not 0.0 <= mask_augmentation <= 1.0:
+            raise ValueError(f"`mask_augmentation` must be a probability in [0, 1], got {mask_augmentation!r}.")
         if teacher_input not in TEACHER_INPUTS:
             raise ValueError(f"`teacher_input` must be one of {TEACHER_INPUTS}, got {teacher_input!r}.")
         if single_view is not None and single_view not in SINGLE_VIEWS:
@@ -146,6 +157,8 @@ class RveRNetTransform:
         self.single_processor = single_processor
         self.seed = seed
         self.index_column = index_column
+        self.mask_augmentation = mask_augmentation
+        self.mask_perturbations = parse_perturbations(mask_perturbations)
         self.epoch = 0
 
     def _crop_box(self, mask: np.ndarray, generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
@@ -175,7 +188,24 @@ class RveRNetTransform:
         image, mask = image[top : top + crop_h, left : left + crop_w], mask[top : top + crop_h, left : left + crop_w]
         if float(torch.rand(1, generator=generator)) < self.flip_prob:
             image, mask = image[:, ::-1], mask[:, ::-1]
-        return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+        image, mask = np.ascontiguousarray(image), np.ascontiguousarray(mask)
+        if self.mask_augmentation > 0:  # (at 0 nothing is drawn: the crops and flips are those of before)
+            mask = self._perturbed_mask(mask, generator)
+        return image, mask
+
+    def _perturbed_mask(self, mask: np.ndarray, generator: torch.Generator | None) -> np.ndarray:
+        """With probability `mask_augmentation`, the mask perturbed by one of `mask_perturbations` (drawn from the
+        sample's generator), before both cut-outs are made from it: they stay complementary. A draw that would
+        leave no ROI or no context keeps the mask as it is (an augmentation that cannot apply is skipped)."""
+        if float(torch.rand(1, generator=generator)) >= self.mask_augmentation:
+            return mask
+        choice = int(torch.randint(len(self.mask_perturbations), (1,), generator=generator))
+        rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
+        kind, strength = self.mask_perturbations[choice]
+        try:
+            return perturb_mask(mask, kind, strength, rng)
+        except ValueError:
+            return mask
 
     def generator_for(self, batch: dict[str, list], position: int) -> torch.Generator | None:
         """The per-sample generator (seeded by seed, epoch and sample index), or None for the global one."""

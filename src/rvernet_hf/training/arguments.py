@@ -10,6 +10,7 @@ from transformers import HfArgumentParser
 
 from ..distillation import DistillationTrainingArguments
 from ..paths_rvernet import check_local_path
+from ..perturbations import parse_perturbations
 
 
 MODEL_TYPES = ("rvernet", "single")
@@ -171,6 +172,24 @@ class DataArguments:
     )
     flip_prob: float = field(default=0.5, metadata={"help": "Horizontal flip probability (training)."})
     crop_scale_min: float = field(default=0.6, metadata={"help": "Smallest random-crop area fraction (1.0: no crop)."})
+    mask_augmentation: float = field(
+        default=0.0,
+        metadata={
+            "help": "Probability that a training sample's mask is perturbed (eroded, dilated, shifted, its box, a "
+            "disk, a ragged edge) before its cut-outs: training for the masks segmenters and clicks give. 0: off."
+        },
+    )
+    mask_perturbations: str = field(
+        default="erode:0.1,dilate:0.1,shift:0.1,box,disk,noise:0.1",
+        metadata={"help": "What --mask_augmentation draws from (as `rvernet-hf evaluate --mask_perturbations`)."},
+    )
+
+    def __post_init__(self):
+        # Checked when parsed, before any data is read.
+        if not 0.0 <= self.mask_augmentation <= 1.0:
+            raise ValueError(f"--mask_augmentation must be a probability in [0, 1], got {self.mask_augmentation!r}.")
+        parse_perturbations(self.mask_perturbations)
+
     mask_cache_dir: str | None = field(default=None, metadata={"help": "Where SAM mask shards are cached."})
     on_bad_samples: str = field(
         default="raise",

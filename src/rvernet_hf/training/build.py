@@ -207,6 +207,10 @@ def build_transforms(preprocessing: dict, model_args: ModelArguments, data_args,
         "seed": training_args.seed,
     }
     if layout == "paired":
+        if data_args.mask_augmentation:
+            raise ValueError(
+                "--mask_augmentation perturbs masks: the paired layout has none (its cut-outs are given)."
+            )
         return (
             PairedTransform(preprocessing["cutouts"], train=True, **augmentation),
             PairedTransform(preprocessing["cutouts"], train=False),
@@ -216,7 +220,8 @@ def build_transforms(preprocessing: dict, model_args: ModelArguments, data_args,
         kwargs = {"single_view": model_args.single_view, "single_processor": preprocessing.get("full_image")}
     if teacher is not None and not training_args.cache_teacher_logits:
         kwargs.update(teacher_processor=teacher.input_processor(), teacher_input=training_args.teacher_input)
+    masks = {"mask_augmentation": data_args.mask_augmentation, "mask_perturbations": data_args.mask_perturbations}
     return (
-        RveRNetTransform(preprocessing["cutouts"], train=True, **augmentation, **kwargs),
+        RveRNetTransform(preprocessing["cutouts"], train=True, **augmentation, **masks, **kwargs),
         RveRNetTransform(preprocessing["cutouts"], train=False, **kwargs),
     )
