@@ -580,3 +580,28 @@ def test_ambiguous_prompt_nesting_shows_the_accepted_forms(prompts, message, sam
     with pytest.raises(ValueError, match=message):
         processor(skimage_data.coffee()[::8, ::8], **prompts)
     assert encoder_calls == []  # refused before SAM ran
+
+
+@pytest.mark.parametrize("style", ["dim", "blur"])
+def test_cutout_styles_keep_a_hint_of_the_hidden_part(style):
+    """Issue 23: `cutout_style` "dim" / "blur" show the hidden part darkened / blurred instead of a constant; the
+    shown part is the same as with "fill"."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    mask = rectangle_mask((32, 32), 8, 8, 16, 16)
+    settings = {"size": {"height": 32, "width": 32}, "resize_mode": "resize", "do_normalize": False}
+    fill = RveRNetImageProcessor(**settings, fill_value=-1.0)(image, roi_masks=mask)
+    styled = RveRNetImageProcessor(**settings, cutout_style=style)(image, roi_masks=mask)
+    inside = torch.from_numpy(mask)
+    for name, shown in (("roi_pixel_values", inside), ("context_pixel_values", ~inside)):
+        torch.testing.assert_close(styled[name][0][:, shown], fill[name][0][:, shown])
+        assert (fill[name][0][:, ~shown] == -1).all()  # "fill": a constant there
+    hidden_roi = styled["roi_pixel_values"][0][:, ~inside]
+    original = torch.from_numpy(image).permute(2, 0, 1).float()[:, ~inside] / 255
+    if style == "dim":
+        torch.testing.assert_close(hidden_roi, original * 0.25)
+    else:  # blurred: the same mean brightness, far less of the pixel noise
+        assert abs(float(hidden_roi.mean() - original.mean())) < 0.05
+        assert float(hidden_roi.std()) < 0.5 * float(original.std())
+    with pytest.raises(ValueError, match="`cutout_style` must be one of"):
+        RveRNetImageProcessor(cutout_style="smudge")

@@ -449,3 +449,26 @@ def test_training_with_mask_augmentation_runs_and_bad_settings_are_refused_when_
         parse_args(["--output_dir", "unused", "--mask_augmentation", "1.5"])
     with pytest.raises(ValueError, match="mask perturbation 'erode' needs a strength"):
         parse_args(["--output_dir", "unused", "--mask_perturbations", "erode"])
+
+
+def test_training_with_a_cutout_style_saves_it_with_the_processor(tmp_path, synthetic_data, tower_dir):
+    from conftest import rvernet_args
+    from rvernet_hf import RveRNetImageProcessor
+    from rvernet_hf.training import main
+
+    arguments = [*rvernet_args(synthetic_data, tower_dir), "--output_dir", str(tmp_path / "out"), "--do_train"]
+    main(
+        [
+            *arguments,
+            "--max_steps",
+            "1",
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "--save_strategy",
+            "no",
+            "--cutout_style",
+            "dim",
+        ]
+    )
+    assert RveRNetImageProcessor.from_pretrained(tmp_path / "out").cutout_style == "dim"

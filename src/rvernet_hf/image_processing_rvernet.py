@@ -46,6 +46,7 @@ logger = logging.get_logger(__name__)
 
 RESIZE_MODES = ("letterbox", "resize")
 CONTEXT_MODES = ("complement", "full")
+CUTOUT_STYLES = ("fill", "blur", "dim")
 _TOWER_STATS = ("roi_image_mean", "roi_image_std", "context_image_mean", "context_image_std")
 
 
@@ -68,6 +69,7 @@ class RveRNetImageProcessorKwargs(TypedDict, total=False):
     context_image_std: list[float]
     context_mode: str
     fill_value: float
+    cutout_style: str
     patch_size: int | dict[str, int | None] | None
     token_keep_threshold: float
     token_margin: int
@@ -147,6 +149,43 @@ def normalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float], 
     return (image - mean_t) / std_t
 
 
+def hidden_view(canvas: torch.Tensor, cutout_style: str) -> torch.Tensor | None:
+    """What a cut-out shows where it hides the other part (before normalisation): None for a constant (`"fill"`),
+    the canvas strongly blurred (`"blur"`: Gaussian, sigma 1/16 of the shorter side), or darkened to a quarter of
+    its brightness (`"dim"`). A tower then keeps a hint of what it is not meant to read."""
+    if cutout_style == "fill":
+        return None
+    if cutout_style == "dim":
+        return canvas * 0.25
+    sigma = min(canvas.shape[-2:]) / 16
+    radius = min(math.ceil(3 * sigma), min(canvas.shape[-2:]) - 1)
+    offsets = torch.arange(-radius, radius + 1, dtype=canvas.dtype, device=canvas.device)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).expand(3, 1, -1)
+    blurred = F.conv2d(F.pad(canvas[None], (radius, radius, 0, 0), mode="reflect"), kernel[:, :, None], groups=3)
+    blurred = F.conv2d(F.pad(blurred, (0, 0, radius, radius), mode="reflect"), kernel[:, :, :, None], groups=3)
+    return blurred[0]
+
+
+def cut_out(processor, canvas: torch.Tensor, canvas_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(roi, context) of a canvas (3, H, W float 0-255) and its ROI mask at that size, each normalised for its tower;
+    where a cut-out hides, `fill_value` (`cutout_style="fill"`) or `hidden_view`'s view, normalised alike."""
+    hidden = hidden_view(canvas, processor.cutout_style)
+    views = {}
+    for tower in ("roi", "context"):
+        mean, std = getattr(processor, f"{tower}_image_mean"), getattr(processor, f"{tower}_image_std")
+        shown = normalize(canvas, mean, std, processor.do_normalize)
+        if hidden is None:
+            covered = torch.tensor(processor.fill_value, dtype=canvas.dtype, device=canvas.device)
+        else:
+            covered = normalize(hidden, mean, std, processor.do_normalize)
+        views[tower] = shown, covered
+    roi = torch.where(canvas_mask, *views["roi"])
+    shown, covered = views["context"]
+    context = torch.where(canvas_mask, covered, shown) if processor.context_mode == "complement" else shown
+    return roi, context
+
+
 class RveRNetImageProcessor(BaseImageProcessor):
     r"""
     Turns photos into RveRNet's two inputs, `roi_pixel_values` and `context_pixel_values`.
@@ -173,6 +212,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
             `"complement"`: the context cut-out has the ROI blacked out (the paper); `"full"`: the untouched image.
         fill_value (`float`, *optional*, defaults to 0.0):
             The value written (after normalisation) where a cut-out hides pixels. 0.0 is each tower's mean colour.
+        cutout_style (`str`, *optional*, defaults to `"fill"`): What a cut-out shows where it hides: `"fill"`
+            (`fill_value`, the paper), `"blur"` or `"dim"` (the hidden part blurred or darkened; see `hidden_view`).
         patch_size (`int` or `dict`, *optional*), token_keep_threshold (`float`, defaults to 0.0), token_margin
             (`int`, defaults to 0): With `patch_size` (each ViT-family tower's, `{"roi": 16, "context": 16}` or an
             int for both, as `model.token_patch_sizes` gives it; `size` must be a multiple of it) the output also has
@@ -217,6 +258,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
     context_image_std = IMAGENET_DEFAULT_STD
     context_mode = "complement"
     fill_value = 0.0
+    cutout_style = "fill"
     patch_size = None
     token_keep_threshold = 0.0
     token_margin = 0
@@ -298,13 +340,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
         tensor = to_chw_float(image).to(device)
         mask = torch.from_numpy(np.array(mask, dtype=bool)).to(device)
         canvas, canvas_mask = resize_to_canvas(tensor, mask, self.size, self.resize_mode, self.pad_value)
-        fill = torch.tensor(self.fill_value, dtype=canvas.dtype, device=canvas.device)
-        roi = normalize(canvas, self.roi_image_mean, self.roi_image_std, self.do_normalize)
-        roi = torch.where(canvas_mask, roi, fill)
-        context = normalize(canvas, self.context_image_mean, self.context_image_std, self.do_normalize)
-        if self.context_mode == "complement":
-            context = torch.where(canvas_mask, fill, context)
-        return roi, context, canvas_mask
+        return (*cut_out(self, canvas, canvas_mask), canvas_mask)
 
     def token_masks(self, canvas_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """The patches each tower reads (see `patch_size`), from the ROI mask at the output size (`make_cutouts`'
@@ -488,6 +524,8 @@ def check_settings(processor: RveRNetImageProcessor) -> None:
             raise ValueError(f"`{name}` must be True or False, got {getattr(processor, name)!r}.")
     if not 0 <= processor.pad_value <= 255:
         raise ValueError(f"`pad_value` must be a grey level in [0, 255], got {processor.pad_value!r}.")
+    if processor.cutout_style not in CUTOUT_STYLES:
+        raise ValueError(f"`cutout_style` must be one of {CUTOUT_STYLES}, got {processor.cutout_style!r}.")
     if not math.isfinite(processor.fill_value):
         raise ValueError(f"`fill_value` must be a finite number, got {processor.fill_value!r}.")
     if processor.token_margin < 0:

@@ -103,6 +103,14 @@ class ModelArguments:
             "choices": ["complement", "full"],
         },
     )
+    cutout_style: str | None = field(
+        default=None,
+        metadata={
+            "help": "What a cut-out shows where it hides: fill (a constant, the paper's), blur or dim. Default: the "
+            "--model_name_or_path processor's, else fill.",
+            "choices": ["fill", "blur", "dim"],
+        },
+    )
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the checkpoints."})
 
 

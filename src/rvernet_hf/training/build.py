@@ -14,6 +14,8 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
     """`(model, image processor to save with it, per-sample preprocessing for the transform)`: a single classifier
     (`--model_type single`), an RveRNet checkpoint (`--model_name_or_path`), or an RveRNet from two towers."""
     if model_args.model_type == "single":
+        if model_args.cutout_style not in (None, "fill"):
+            raise ValueError("--cutout_style is RveRNet's: a single classifier's cut-outs are filled.")
         return _single_classifier(model_args, id2label)
     # Only what was asked for: a saved processor keeps its own settings otherwise.
     settings = {
@@ -21,6 +23,7 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
         for name, value in (
             ("sam_model_name_or_path", model_args.sam_model_name_or_path),
             ("context_mode", model_args.context_mode),
+            ("cutout_style", model_args.cutout_style),
         )
         if value is not None
     }
