@@ -167,3 +167,64 @@ def test_load_check_benchmark_runs_at_tiny_size(tmp_path):
     )
     assert json.loads(out.read_text())["parameters"] == figures["parameters"] > 0
     assert figures["finite_check_s"] > 0 and figures["check_share_of_load"] > 0
+
+
+def test_mask_robustness_benchmark_rows_plot_and_a_flat_full_image_line(tmp_path, synthetic_data, tower_dir):
+    from conftest import data_args, tiny_tower_config
+    from rvernet_hf.training import main
+
+    common = ["--do_train", "--max_steps", "1", "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    main(
+        [
+            *data_args(synthetic_data),
+            "--roi_model_name_or_path",
+            str(tower_dir),
+            "--context_model_name_or_path",
+            str(tower_dir),
+            "--from_scratch",
+            "--output_dir",
+            str(tmp_path / "rvernet"),
+            *common,
+        ]
+    )
+    resnet = tmp_path / "resnet"
+    tiny_tower_config("resnet").save_pretrained(resnet)
+    main(
+        [
+            *data_args(synthetic_data),
+            "--model_type",
+            "single",
+            "--model_name_or_path",
+            str(resnet),
+            "--from_scratch",
+            "--image_size",
+            "32",
+            "--output_dir",
+            str(tmp_path / "single"),
+            *common,
+        ]
+    )
+    out, plot = tmp_path / "robust.json", tmp_path / "robust.png"
+    figures = script("mask_robustness").main(
+        [
+            "--data_dir",
+            str(synthetic_data),
+            "--split",
+            "validation",
+            "--model",
+            f"r={tmp_path / 'rvernet'}",
+            "--model",
+            f"s={tmp_path / 'single'}",
+            "--perturbations",
+            "none,dilate:0.2,box",
+            "--json",
+            str(out),
+            "--save_plot",
+            str(plot),
+        ]
+    )
+    assert json.loads(out.read_text())["models"].keys() == {"r", "s"} and plot.stat().st_size > 0
+    rows = figures["models"]["r"]["rows"]
+    assert [row["perturbation"] for row in rows] == ["none", "dilate:0.2", "box"] and rows[0]["mean_iou"] == 1.0
+    flat = {row["accuracy"] for row in figures["models"]["s"]["rows"]}
+    assert len(flat) == 1 and figures["models"]["s"]["full_image"]  # a full-image model ignores the mask

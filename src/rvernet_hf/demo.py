@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU, or CPU autocast)")
     parser.add_argument("--skip_teacher", action="store_true", help="reuse <output_dir>/teacher if it exists")
+    parser.add_argument(
+        "--mask_augmentation", type=float, default=0.0, help="RveRNet: probability of a perturbed training mask"
+    )
+    parser.add_argument("--cutout_style", choices=["fill", "blur", "dim"], default="fill", help="RveRNet's cut-outs")
     return parser
 
 
@@ -184,6 +188,8 @@ def run_demo(argv: list[str] | None = None) -> dict:
                 hub_model_id="your-name/rvernet-demo",
                 push_dry_run_dir=root / "hub-upload",
                 model_card_dataset="rvernet-ambiguous-food (built in, synthetic)",
+                mask_augmentation=args.mask_augmentation,
+                cutout_style=args.cutout_style,
                 **distillation,
             ),
         ]
