@@ -52,6 +52,16 @@ def rvernet_args(root, tower_dir):
     return [*data_args(root), *tower_args(tower_dir)]
 
 
+def train_briefly(output_dir, root, tower_dir=None, *extra: str) -> None:
+    """One training step on the built-in benchmark's folders under `root` into `output_dir`: an RveRNet of two tiny
+    random DeiT towers (`tower_dir`), or whatever `extra` asks for (e.g. `--model_type single ...`)."""
+    from rvernet_hf.training import main
+
+    towers = tower_args(tower_dir) if tower_dir is not None else []
+    common = ["--do_train", "--max_steps", "1", "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    main([*data_args(root), *towers, "--output_dir", str(output_dir), *common, "--disable_tqdm", "true", *extra])
+
+
 def tower_args(tower_dir):
     """Two random-init towers from the tiny DeiT config folder and a small fusion head."""
     return [

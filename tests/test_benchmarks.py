@@ -170,40 +170,13 @@ def test_load_check_benchmark_runs_at_tiny_size(tmp_path):
 
 
 def test_mask_robustness_benchmark_rows_plot_and_a_flat_full_image_line(tmp_path, synthetic_data, tower_dir):
-    from conftest import data_args, tiny_tower_config
-    from rvernet_hf.training import main
+    from conftest import tiny_tower_config, train_briefly
 
-    common = ["--do_train", "--max_steps", "1", "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
-    main(
-        [
-            *data_args(synthetic_data),
-            "--roi_model_name_or_path",
-            str(tower_dir),
-            "--context_model_name_or_path",
-            str(tower_dir),
-            "--from_scratch",
-            "--output_dir",
-            str(tmp_path / "rvernet"),
-            *common,
-        ]
-    )
+    train_briefly(tmp_path / "rvernet", synthetic_data, tower_dir)
     resnet = tmp_path / "resnet"
     tiny_tower_config("resnet").save_pretrained(resnet)
-    main(
-        [
-            *data_args(synthetic_data),
-            "--model_type",
-            "single",
-            "--model_name_or_path",
-            str(resnet),
-            "--from_scratch",
-            "--image_size",
-            "32",
-            "--output_dir",
-            str(tmp_path / "single"),
-            *common,
-        ]
-    )
+    single = ["--model_type", "single", "--model_name_or_path", str(resnet), "--from_scratch", "--image_size", "32"]
+    train_briefly(tmp_path / "single", synthetic_data, None, *single)
     out, plot = tmp_path / "robust.json", tmp_path / "robust.png"
     figures = script("mask_robustness").main(
         [

@@ -78,18 +78,11 @@ def test_evaluate_command_one_row_per_mask_perturbation(tmp_path, synthetic_data
     ambiguous F1 and the mean IoU of the perturbed masks (exactly 1.0 for the given ones), JSON written once."""
     import json
 
+    from conftest import train_briefly
     from rvernet_hf.cli import main as cli_main
     from rvernet_hf.evaluation import evaluate_mask_perturbations, evaluate_model, load_for_evaluation, load_split
-    from rvernet_hf.training import main
 
-    main(
-        [
-            *data_args(synthetic_data),
-            *("--roi_model_name_or_path", str(tower_dir), "--context_model_name_or_path", str(tower_dir)),
-            *("--from_scratch", "--do_train", "--max_steps", "1", "--output_dir", str(tmp_path / "m")),
-            *("--report_to", "none", "--use_cpu", "--save_strategy", "no", "--disable_tqdm", "true"),
-        ]
-    )
+    train_briefly(tmp_path / "m", synthetic_data, tower_dir)
     folder = [
         "--data_dir",
         str(synthetic_data / "validation"),
