@@ -79,49 +79,10 @@ def main(argv=None) -> dict:
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     if args.save_plot:
-        save_plot(results, args.save_plot)
+        from rvernet_hf.visualization import save_mask_robustness_plot
+
+        save_mask_robustness_plot(results, args.save_plot)
     return figures
-
-
-def save_plot(results: dict, path: str) -> None:
-    """Accuracy against mean IoU: per model one colour; each family with a strength (erode, dilate, shift, noise) a
-    line from the exact masks outwards, the others (box, disk) single markers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    styles = {"erode": "-", "dilate": "--", "shift": ":", "noise": "-."}
-    markers = {"box": "s", "disk": "D"}
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for number, (name, result) in enumerate(results.items()):
-        colour = f"C{number}"
-        rows = result["rows"]
-        exact = next((row for row in rows if row["perturbation"] == "none"), None)
-        for family, style in styles.items():
-            line = [row for row in rows if row["perturbation"].split(":")[0] == family]
-            line = ([exact] if exact else []) + sorted(line, key=lambda row: -row["mean_iou"])
-            if len(line) > 1:
-                axis.plot(
-                    [r["mean_iou"] for r in line], [r["accuracy"] for r in line], style, color=colour, marker="o"
-                )
-        for family, marker in markers.items():
-            for row in rows:
-                if row["perturbation"] == family:
-                    axis.plot(row["mean_iou"], row["accuracy"], marker, color=colour, markersize=8)
-        axis.plot([], [], color=colour, linewidth=6, label=name)
-    for family, style in styles.items():
-        axis.plot([], [], style, color="grey", label=family)
-    for family, marker in markers.items():
-        axis.plot([], [], marker, color="grey", label=family)
-    axis.set_xlabel("mean IoU of the masks to the exact ones")
-    axis.set_ylabel("accuracy")
-    axis.set_title("When the mask is wrong")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, ncol=2)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 if __name__ == "__main__":

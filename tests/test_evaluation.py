@@ -91,7 +91,10 @@ def test_evaluate_command_one_row_per_mask_perturbation(tmp_path, synthetic_data
     ]
     out = tmp_path / "rows.json"
     arguments = ["evaluate", str(tmp_path / "m"), *folder, "--ambiguous_labels", "ketchup,chili_paste"]
-    assert cli_main([*arguments, "--mask_perturbations", "none,erode:0.1,box,shift:0.3", "--json", str(out)]) == 0
+    picture = tmp_path / "iou.png"
+    perturbations = ["--mask_perturbations", "none,erode:0.1,box,shift:0.3"]
+    assert cli_main([*arguments, *perturbations, "--json", str(out), "--save_plot", str(picture)]) == 0
+    assert picture.stat().st_size > 0
     printed = capsys.readouterr().out
     rows = json.loads(out.read_text())
     assert [row["perturbation"] for row in rows] == ["none", "erode:0.1", "box", "shift:0.3"]

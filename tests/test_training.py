@@ -472,3 +472,18 @@ def test_training_with_a_cutout_style_saves_it_with_the_processor(tmp_path, synt
         ]
     )
     assert RveRNetImageProcessor.from_pretrained(tmp_path / "out").cutout_style == "dim"
+
+
+def test_mask_augmentation_zero_gives_the_weights_of_a_run_without_the_flag(tmp_path, synthetic_data, tower_dir):
+    """Issue 23: `--mask_augmentation 0` (the default) draws nothing: bit-identical weights after 3 steps."""
+    import torch
+    from safetensors.torch import load_file
+
+    from conftest import train_briefly
+
+    train_briefly(tmp_path / "plain", synthetic_data, tower_dir, "--max_steps", "3")
+    train_briefly(tmp_path / "zero", synthetic_data, tower_dir, "--max_steps", "3", "--mask_augmentation", "0")
+    train_briefly(tmp_path / "half", synthetic_data, tower_dir, "--max_steps", "3", "--mask_augmentation", "0.5")
+    plain, zero, half = (load_file(tmp_path / name / "model.safetensors") for name in ("plain", "zero", "half"))
+    assert plain.keys() == zero.keys() and all(torch.equal(plain[key], zero[key]) for key in plain)
+    assert any(not torch.equal(plain[key], half[key]) for key in plain)  # the check can tell them apart

@@ -103,7 +103,7 @@ for _submodule, _extra, _names in (
     ("evaluation", "train", ("evaluate_mask_perturbations", "evaluate_model", "predict_dataset")),
     ("hub", "train", ("push_folder", "render_model_card", "verify_reload")),
     ("hub", None, ("export_model", "save_prompted_pipeline")),
-    ("visualization", "train", ("save_roi_visualization",)),
+    ("visualization", "train", ("save_mask_robustness_plot", "save_roi_visualization")),
     ("synthetic", "train", ("generate_ambiguous_food",)),
     ("teachers", None, ("load_classifier",)),
 ):

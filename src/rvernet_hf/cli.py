@@ -97,8 +97,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     parse_perturbations(args.mask_perturbations)  # refused before anything is loaded
     for value, option in ((args.model, "MODEL"), (args.data_dir, "--data_dir"), (args.masks_dir, "--masks_dir")):
         check_local_path(value, option)
-    if args.json and os.path.exists(args.json):
-        raise ValueError(f"--json {args.json} exists: finished work is never overwritten; choose another file.")
+    for option, path in (("--json", args.json), ("--save_plot", args.save_plot)):
+        if path and os.path.exists(path):
+            raise ValueError(f"{option} {path} exists: finished work is never overwritten; choose another file.")
     from .data import load_image_folder_dataset
     from .evaluation import evaluate_mask_perturbations, load_for_evaluation
 
@@ -130,6 +131,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         with replaced_atomically(args.json) as partial, open(partial, "w") as handle:
             json.dump(rows, handle, indent=2, default=lambda value: getattr(value, "tolist", lambda: str(value))())
         print(f"  written: {args.json}")
+    if args.save_plot:
+        from .visualization import save_mask_robustness_plot
+
+        print(f"  picture: {save_mask_robustness_plot({args.model: {'rows': rows}}, args.save_plot)}")
     return 0
 
 
@@ -407,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch_size", type=int, default=32)
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     evaluate.add_argument("--json", metavar="FILE", help="also write every row (with the per-class report) here")
+    evaluate.add_argument("--save_plot", metavar="OUT.png", help="draw accuracy against the masks' mean IoU")
     evaluate.set_defaults(func=_evaluate)
 
     train = subparsers.add_parser(
