@@ -574,6 +574,9 @@ __all__ = [
     "TextSettings",
     "find_roi_masks",
     "segmenter_for",
+    "segment",
+    "segment_text",
+    # Re-exported from segmenters_rvernet, where they live: this module was their home before the split.
     "DEFAULT_SEGMENTER",
     "FAMILY_NAMES",
     "ImageEmbedding",
@@ -582,6 +585,4 @@ __all__ = [
     "TEXT_FAMILIES",
     "TextSegmenter",
     "load_segmenter",
-    "segment",
-    "segment_text",
 ]
