@@ -59,6 +59,18 @@ def configs(towers: dict[str, str], teacher: str) -> dict[str, list[str]]:
         table[f"rvernet_cnn_cnn_{kind}"] = rvernet("cnn", "cnn", kind)
         # Token-sparse towers: each DeiT tower encodes only the patches of its region (the same recipe otherwise).
         table[f"rvernet_deit_deit_sparse_{kind}"] = rvernet("deit", "deit", kind, scratch=True, token_selection="mask")
+    # When the mask is wrong (issue 23): trained with perturbed masks half the time, and other cut-out styles.
+    for style in ("fill", "blur", "dim"):
+        styled = [] if style == "fill" else [f"_{style}"]
+        name = "rvernet_deit_deit_hard" + "".join(styled)
+        if style != "fill":
+            table[name] = [*rvernet("deit", "deit", "hard", scratch=True), "--cutout_style", style]
+        table[f"{name}_maskaug"] = [*table.get(name, table["rvernet_deit_deit_hard"]), "--mask_augmentation", "0.5"]
+    table["rvernet_deit_deit_sparse_hard_maskaug"] = [
+        *table["rvernet_deit_deit_sparse_hard"],
+        "--mask_augmentation",
+        "0.5",
+    ]
     # Mixed towers: the pretrained CNN reads the ROI, a random-init DeiT the context.
     for kind in ("none", "soft", "hard"):
         table[f"rvernet_cnn_roi_deit_context_{kind}"] = [*rvernet("cnn", "deit", kind), "--context_from_scratch"]

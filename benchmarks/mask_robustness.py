@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-PERTURBATIONS = "none,erode:0.05,erode:0.1,erode:0.2,dilate:0.1,dilate:0.2,dilate:0.4,shift:0.1,shift:0.2,shift:0.4,box,disk,noise:0.1"
+PERTURBATIONS = "none,erode:0.05,erode:0.1,erode:0.2,dilate:0.1,dilate:0.2,dilate:0.4,shift:0.1,shift:0.2,shift:0.4,box,disk,noise:0.1,other"
 
 
 def main(argv=None) -> dict:

@@ -112,3 +112,106 @@ def test_evaluate_command_one_row_per_mask_perturbation(tmp_path, synthetic_data
     assert "unknown mask perturbation 'melt'" in capsys.readouterr().err
     assert cli_main([*arguments, "--json", str(out)]) == 1
     assert "exists: finished work is never overwritten" in capsys.readouterr().err
+
+
+def _segmentation_dataset(folder, root, split="validation"):
+    """A save_to_disk segmentation dataset made of the benchmark's photos: each label map holds the photo's own food
+    and, as a second class, its largest other object, so every photo gives two samples (`source_index`)."""
+    import json
+
+    import datasets
+    from PIL import Image
+
+    from rvernet_hf.synthetic import CLASSES
+
+    names = sorted(CLASSES)
+    images, maps = [], []
+    for class_dir in sorted((root / split).iterdir()):
+        if not class_dir.is_dir():
+            continue
+        for path in sorted(class_dir.glob("*.png")):
+            roi = np.asarray(Image.open(root / f"{split}_masks" / class_dir.name / path.name)) > 0
+            objects = np.asarray(Image.open(root / f"{split}_object_masks" / class_dir.name / path.name))
+            label_map = np.zeros(roi.shape, np.uint8)
+            ids, counts = np.unique(objects[objects > 0], return_counts=True)
+            label_map[objects == ids[counts.argmax()]] = (names.index(class_dir.name) + 1) % len(names) + 1
+            label_map[roi] = names.index(class_dir.name) + 1
+            images.append(Image.open(path).convert("RGB"))
+            maps.append(Image.fromarray(label_map))
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Image()})
+    datasets.DatasetDict(
+        test=datasets.Dataset.from_dict({"image": images, "label": maps}, features=features)
+    ).save_to_disk(folder)
+    (folder / "id2label.json").write_text(
+        json.dumps({"0": "background", **{str(i + 1): n for i, n in enumerate(names)}})
+    )
+    return len(images)
+
+
+def test_another_objects_mask_on_the_benchmark_and_on_a_segmentation_dataset(
+    tmp_path, synthetic_data, tower_dir, capsys
+):
+    """Issue 23's 'another object's mask': from the benchmark's object maps (load_split reads them) and from a
+    segmentation dataset's other samples of the same photo (`evaluate --dataset_name`); refused, before the model
+    runs, on data that has neither."""
+    import json
+
+    from conftest import train_briefly
+    from rvernet_hf.cli import main as cli_main
+    from rvernet_hf.data import load_image_folder_dataset
+    from rvernet_hf.evaluation import evaluate_mask_perturbations, load_for_evaluation, load_split
+
+    train_briefly(tmp_path / "m", synthetic_data, tower_dir)
+    model, transform = load_for_evaluation(tmp_path / "m")
+    split = load_split(synthetic_data, "validation")
+    assert "object_masks" in split.column_names
+    none, other = evaluate_mask_perturbations(model, transform, split, "none,other", seed=1)
+    assert none["samples"] == len(split) and none["mean_iou"] == 1.0
+    assert 0 < other["samples"] <= len(split) and other["mean_iou"] < 0.5
+    bare = load_image_folder_dataset(synthetic_data / "validation", synthetic_data / "validation_masks")
+    calls = []
+    hook = model.register_forward_hook(lambda *a: calls.append(1))
+    with pytest.raises(ValueError, match="'other' needs each photo's other objects"):
+        evaluate_mask_perturbations(model, transform, bare, "none,other")
+    hook.remove()
+    assert calls == []  # refused before the first batch
+
+    photos = _segmentation_dataset(tmp_path / "seg", synthetic_data)
+    out = tmp_path / "rows.json"
+    command = ["evaluate", str(tmp_path / "m"), "--dataset_name", str(tmp_path / "seg"), "--split", "test"]
+    assert cli_main([*command, "--mask_perturbations", "none,other", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [row["samples"] for row in rows] == [2 * photos, 2 * photos]  # two objects a photo, each the other's
+    assert rows[1]["mean_iou"] == 0.0  # the other object: disjoint from the ROI
+    assert f"[test] ({2 * photos} samples)" in capsys.readouterr().out
+    assert cli_main([*command, "--data_dir", str(synthetic_data / "validation")]) == 1
+    assert "exactly one of --data_dir" in capsys.readouterr().err
+
+
+def test_evaluation_matches_labels_by_name(tmp_path, synthetic_data, tower_dir):
+    """A test folder with some of the model's classes (its ids are its own sorted folders) is scored under the
+    model's ids; a class the model does not know is refused, naming it."""
+    import shutil
+
+    from conftest import train_briefly
+    from rvernet_hf.data import load_image_folder_dataset
+    from rvernet_hf.evaluation import evaluate_model, load_for_evaluation
+
+    train_briefly(tmp_path / "m", synthetic_data, tower_dir)
+    model, transform = load_for_evaluation(tmp_path / "m")
+    for kind in ("validation", "validation_masks"):
+        for name in ("ketchup", "fried_egg"):
+            shutil.copytree(synthetic_data / kind / name, tmp_path / kind / name)
+    subset = load_image_folder_dataset(tmp_path / "validation", tmp_path / "validation_masks")
+    assert subset.features["label"].names == ["fried_egg", "ketchup"]
+    scores = evaluate_model(model, transform, subset)
+    supports = {name: row["support"] for name, row in scores["per_class"].items() if row["support"]}
+    assert supports == {
+        "fried_egg": len(list((tmp_path / "validation" / "fried_egg").iterdir())),
+        "ketchup": len(list((tmp_path / "validation" / "ketchup").iterdir())),
+    }
+    shutil.copytree(synthetic_data / "validation" / "bread", tmp_path / "validation" / "sushi")
+    shutil.copytree(synthetic_data / "validation_masks" / "bread", tmp_path / "validation_masks" / "sushi")
+    unknown = load_image_folder_dataset(tmp_path / "validation", tmp_path / "validation_masks")
+    with pytest.raises(ValueError, match=r"label\(s\) \['sushi'\] are not the model's"):
+        evaluate_model(model, transform, unknown)

@@ -65,3 +65,42 @@ def test_a_perturbation_that_leaves_no_roi_or_no_context_is_refused():
     big = rectangle(shape=(20, 20), top=2, left=2, height=16, width=16)
     with pytest.raises(ValueError, match="mask perturbation dilate:0.5 covers the whole photo"):
         perturb_mask(big, "dilate", 0.5, sample_rng(0, 0))
+
+
+def test_another_objects_mask_is_one_of_the_photos_other_objects():
+    """'other' (the wrong object): a mask drawn from the photo's other objects, never the ROI itself nor a sliver;
+    refused when the photo has none, and never drawn by a training augmentation."""
+    mask = rectangle()
+    plate = rectangle(top=10, left=10, height=40, width=50)  # holds the ROI: 1200 px outside it
+    sauce = rectangle(top=45, left=60, height=10, width=10)
+    sliver = rectangle(top=0, left=0, height=1, width=30)  # 30 px < a tenth of the ROI's 600
+    almost_the_roi = rectangle(height=20, width=32)
+    picks = {
+        perturb_mask(mask, "other", None, sample_rng(0, i), [plate, sauce, sliver, almost_the_roi]).sum()
+        for i in range(40)
+    }
+    assert picks == {plate.sum(), sauce.sum()}
+    assert np.array_equal(perturb_mask(mask, "other", None, sample_rng(3, 1), [sauce]), sauce)
+    for others in (None, [], [sliver, almost_the_roi]):
+        with pytest.raises(ValueError, match="mask perturbation other: this photo has no other object"):
+            perturb_mask(mask, "other", None, sample_rng(0, 0), others)
+    with pytest.raises(ValueError, match="must come from the same photo"):
+        perturb_mask(mask, "other", None, sample_rng(0, 0), [np.ones((10, 10), bool)])
+    assert parse_perturbations("other") == [("other", None)]
+    with pytest.raises(ValueError, match="'other' .* is for evaluation only"):
+        parse_perturbations("box,other", training=True)
+
+
+def test_the_benchmark_records_each_scenes_other_objects_without_changing_a_byte():
+    """The instance map of the scene's other objects comes from the same random draws: the photo and its ROI mask
+    are what they were without it; the objects never overlap the ROI, and the occluder is one of them."""
+    from rvernet_hf.synthetic import render_scene
+
+    for seed in range(6):
+        plain = render_scene("ketchup", 48, np.random.default_rng(seed), distractor_prob=0.5)
+        pixels, mask, spec, objects = render_scene(
+            "ketchup", 48, np.random.default_rng(seed), distractor_prob=0.5, objects=True
+        )
+        assert np.array_equal(plain[0], pixels) and np.array_equal(plain[1], mask) and plain[2] == spec
+        assert objects.dtype == np.uint8 and objects.shape == mask.shape
+        assert not (objects[mask] > 0).any() and len(np.unique(objects)) >= 3  # background + 2 context objects

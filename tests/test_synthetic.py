@@ -15,7 +15,7 @@ def test_same_seed_same_bytes_other_seed_other_images(tmp_path):
     generate_ambiguous_food(tmp_path / "b", num_per_class=2, image_size=32, seed=3)
     generate_ambiguous_food(tmp_path / "c", num_per_class=2, image_size=32, seed=4)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.png"))
-    assert len(files) == 2 * len(CLASSES) * 2  # images + masks
+    assert len(files) == 2 * len(CLASSES) * 3  # images + masks + other objects' instance maps
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
     assert any((tmp_path / "a" / f).read_bytes() != (tmp_path / "c" / f).read_bytes() for f in files)
 

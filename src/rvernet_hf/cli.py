@@ -86,6 +86,19 @@ def _masks(args: argparse.Namespace) -> int:
     return 0
 
 
+# --dataset_name's reading options for `evaluate` (as `train` names them): (option, default, help).
+EVALUATE_DATASET_OPTIONS = (
+    ("dataset_config_name", None, "the Hub dataset's configuration"),
+    ("split", "test", "the split to evaluate"),
+    ("data_layout", "auto", "auto, hub or segmentation (label maps: one sample per (image, class), as in training)"),
+    ("id2label_file", None, "segmentation: JSON {id: name} of the label maps (default: the dataset's id2label.json)"),
+    ("label_channel", "auto", "segmentation: the channel of a colour label map that holds the ids"),
+    ("image_column", "image", "the image column"),
+    ("label_column", "label", "the label column (segmentation: the label map)"),
+    ("mask_column", "roi_mask", "the ROI mask column"),
+)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     """Accuracy, macro-F1 and ambiguous-group F1 of a saved model, one row per mask perturbation."""
     import json
@@ -95,35 +108,47 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .perturbations import parse_perturbations
 
     parse_perturbations(args.mask_perturbations)  # refused before anything is loaded
-    for value, option in ((args.model, "MODEL"), (args.data_dir, "--data_dir"), (args.masks_dir, "--masks_dir")):
+    if (args.data_dir is None) == (args.dataset_name is None):
+        raise ValueError("give exactly one of --data_dir (an image folder) and --dataset_name (a Hub dataset).")
+    if args.dataset_name and (args.masks_dir or args.object_masks_dir):
+        raise ValueError("--masks_dir and --object_masks_dir go with --data_dir; a dataset holds its own masks.")
+    for value, option in (
+        (args.model, "MODEL"),
+        (args.data_dir, "--data_dir"),
+        (args.masks_dir, "--masks_dir"),
+        (args.object_masks_dir, "--object_masks_dir"),
+        (args.dataset_name, "--dataset_name"),
+        (args.id2label_file, "--id2label_file"),
+    ):
         check_local_path(value, option)
     for option, path in (("--json", args.json), ("--save_plot", args.save_plot)):
         if path and os.path.exists(path):
             raise ValueError(f"{option} {path} exists: finished work is never overwritten; choose another file.")
-    from .data import load_image_folder_dataset
-    from .evaluation import evaluate_mask_perturbations, load_for_evaluation
+    from .evaluation import evaluate_mask_perturbations, load_evaluation_data, load_for_evaluation
 
-    dataset = load_image_folder_dataset(args.data_dir, args.masks_dir)
+    options = {option: getattr(args, option) for option, _, _ in EVALUATE_DATASET_OPTIONS}
+    dataset = load_evaluation_data(args.data_dir, args.masks_dir, args.object_masks_dir, args.dataset_name, **options)
+    source = args.data_dir or f"{args.dataset_name} [{args.split}]"
     model, transform = load_for_evaluation(args.model)
     if getattr(model.config, "model_type", None) == "rvernet" or args.mask_perturbations != "none":
         masks = dataset["roi_mask"] if "roi_mask" in dataset.column_names else [None] * len(dataset)
         missing = [i for i, mask in enumerate(masks) if mask is None]
         if missing:
             raise ValueError(
-                f"sample {missing[0]} of {args.data_dir} has no ROI mask ({len(missing)} of {len(dataset)} lack one): "
+                f"sample {missing[0]} of {source} has no ROI mask ({len(missing)} of {len(dataset)} lack one): "
                 "give --masks_dir, or make them once with `rvernet-hf masks`."
             )
     ambiguous = [name.strip() for name in args.ambiguous_labels.split(",")] if args.ambiguous_labels else []
     rows = evaluate_mask_perturbations(
         model, transform, dataset, args.mask_perturbations, ambiguous, args.batch_size, args.device, args.seed
     )
-    print(f"{args.model} on {args.data_dir} ({len(dataset)} samples):")
-    print(f"  {'masks':<14} {'mean IoU':>8} {'accuracy':>9} {'macro-F1':>9} {'ambig.F1':>9}")
+    print(f"{args.model} on {source} ({len(dataset)} samples):")
+    print(f"  {'masks':<14} {'mean IoU':>8} {'accuracy':>9} {'macro-F1':>9} {'ambig.F1':>9} {'samples':>8}")
     for row in rows:
         ambiguous_f1 = f"{row['ambiguous_f1']:9.3f}" if row.get("ambiguous_f1") is not None else f"{'-':>9}"
         print(
             f"  {row['perturbation']:<14} {row['mean_iou']:8.3f} {row['accuracy']:9.3f} {row['macro_f1']:9.3f} "
-            f"{ambiguous_f1}"
+            f"{ambiguous_f1} {row['samples']:8d}"
         )
     if args.json:
         from .run_folder import replaced_atomically
@@ -400,13 +425,20 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="evaluate a saved model on an image folder, with the masks given or perturbed"
     )
     evaluate.add_argument("model", help="a folder written by `train` (RveRNet or --model_type single), or a Hub id")
-    evaluate.add_argument("--data_dir", required=True, help="image folder: <data_dir>/<class>/<image>")
+    evaluate.add_argument("--data_dir", help="image folder: <data_dir>/<class>/<image>")
     evaluate.add_argument("--masks_dir", help="its ROI masks: <masks_dir>/<class>/<stem>.png (RveRNet needs them)")
+    evaluate.add_argument(
+        "--object_masks_dir", help="each photo's other objects, instance maps <dir>/<class>/<stem>.png (for 'other')"
+    )
+    evaluate.add_argument("--dataset_name", help="instead of --data_dir: a Hub dataset id or a save_to_disk folder")
+    for option, default, text in EVALUATE_DATASET_OPTIONS:
+        evaluate.add_argument(f"--{option}", default=default, help=text)
     evaluate.add_argument("--ambiguous_labels", help="comma-separated labels whose macro-F1 is reported on its own")
     evaluate.add_argument(
         "--mask_perturbations",
         default="none",
-        help="comma-separated: none, erode:S, dilate:S, shift:S, box, disk, noise:S (S a fraction of the ROI's size)",
+        help="comma-separated: none, erode:S, dilate:S, shift:S, box, disk, noise:S (S a fraction of the ROI's size), "
+        "other (another object's mask: needs --object_masks_dir or a segmentation --dataset_name)",
     )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the per-sample perturbations")
     evaluate.add_argument("--batch_size", type=int, default=32)

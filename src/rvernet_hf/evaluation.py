@@ -3,6 +3,7 @@
 used by `rvernet-hf demo`, `rvernet-hf evaluate` and the benchmarks. Optional robustness probes transform the photo
 (and its mask) first; `evaluate_mask_perturbations` measures what a wrong mask costs (see `perturbations`)."""
 
+import io
 import os
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from .data import MODEL_INPUTS, RveRNetTransform, load_image_folder_dataset, single_model_preprocessors
-from .image_utils_rvernet import load_image, load_mask
+from .image_utils_rvernet import load_image, load_mask, unwrap_cell
 from .labels import label2id_of, normalize_id2label
 from .metrics import load_metric, resolve_label_ids
 
@@ -101,9 +102,12 @@ def evaluate_model(
     probe: str | Callable = "none",
     device: str | torch.device = "cpu",
 ) -> dict:
-    """accuracy, macro_f1, ambiguous_f1 (+ per_class and confusion_matrix) of `model` on `dataset`."""
-    logits, labels = predict_dataset(model, transform, dataset, batch_size, probe, device)
+    """accuracy, macro_f1, ambiguous_f1 (+ per_class and confusion_matrix) of `model` on `dataset`. The dataset's
+    labels are matched to the model's by name (`align_labels`), so a test folder that lacks a class, or lists its
+    classes in another order, is scored right."""
     id2label = normalize_id2label(model.config.id2label)
+    dataset = align_labels(dataset, id2label)
+    logits, labels = predict_dataset(model, transform, dataset, batch_size, probe, device)
     ambiguous = resolve_label_ids(ambiguous_labels, label2id_of(id2label))
     return load_metric().compute(
         predictions=logits.argmax(-1),
@@ -111,6 +115,35 @@ def evaluate_model(
         num_labels=len(id2label),
         ambiguous_labels=ambiguous or None,
         label_names=[id2label[i] for i in range(len(id2label))],
+    )
+
+
+def align_labels(dataset, id2label: dict[int, str]):
+    """`dataset` with its label ids turned into the model's (`id2label`), matched by name: its ClassLabel names (an
+    image folder's are its sorted class folders) or its label strings. A label the model lacks is refused, naming
+    it; a class the model has and the dataset lacks is fine (it is not scored)."""
+    import datasets
+
+    feature = dataset.features["label"]
+    names = feature.names if isinstance(feature, datasets.ClassLabel) else sorted(set(dataset["label"]))
+    label2id = {name: index for index, name in id2label.items()}
+    unknown = [name for name in names if name not in label2id]
+    if unknown:
+        raise ValueError(
+            f"the dataset's label(s) {unknown[:10]} are not the model's (its labels: {list(id2label.values())[:10]}"
+            f"{' ...' if len(id2label) > 10 else ''}): evaluate on data with the model's label names."
+        )
+    model_names = [id2label[index] for index in range(len(id2label))]
+    if isinstance(feature, datasets.ClassLabel) and names == model_names:
+        return dataset
+    to_model = {position: label2id[name] for position, name in enumerate(names)}
+    if not isinstance(feature, datasets.ClassLabel):
+        to_model = {name: label2id[name] for name in names}
+    return dataset.map(
+        lambda batch: {"label": [to_model[label] for label in batch["label"]]},
+        batched=True,
+        features=datasets.Features({**dataset.features, "label": datasets.ClassLabel(names=model_names)}),
+        desc="Labels as the model numbers them",
     )
 
 
@@ -125,27 +158,96 @@ def evaluate_mask_perturbations(
     seed: int = 0,
 ) -> list[dict]:
     """One row per mask perturbation (`perturbations.parse_perturbations` forms, e.g. `"none,erode:0.1,box"`): its
-    metrics (`evaluate_model`'s) and `mean_iou`, the mean IoU of the perturbed masks to the given ones (1.0 for
-    `none`). Each sample's perturbation is drawn from its own generator (`seed`, its index): the same whatever the
-    batch size. Every perturbation is parsed before any sample is read."""
-    from .perturbations import describe, mask_iou, parse_perturbations, perturb_mask, sample_rng
+    metrics (`evaluate_model`'s), `mean_iou`, the mean IoU of the perturbed masks to the given ones (1.0 for `none`),
+    and `samples`, how many samples it read. Each sample's perturbation is drawn from its own generator (`seed`, its
+    index): the same whatever the batch size. Every perturbation is parsed before any sample is read.
+
+    `other` (another object's mask) reads the photo's other objects: the other samples of the same photo
+    (`source_index`, as a segmentation dataset has) or an `object_masks` instance-map column (as `load_split` reads
+    the built-in benchmark's). Its row covers the samples whose photo has one (`samples` says how many)."""
+    from .perturbations import NEEDS_OTHER_OBJECTS, describe, mask_iou, parse_perturbations, perturb_mask, sample_rng
 
     parsed = parse_perturbations(perturbations) if isinstance(perturbations, str) else list(perturbations)
+    others = None
+    if any(kind in NEEDS_OTHER_OBJECTS for kind, _ in parsed):
+        others = other_object_masks(dataset)  # refused here, before any model runs, when the data has none
     rows = []
     for kind, strength in parsed:
         ious = []
+        kept = list(range(len(dataset)))
+        if kind in NEEDS_OTHER_OBJECTS:
+            kept = [index for index in kept if others[index]]
+            if not kept:
+                raise ValueError(f"mask perturbation {kind}: no sample of the {len(dataset)} has another object.")
 
-        def perturbed(image, mask, index, kind=kind, strength=strength, ious=ious):
+        def perturbed(image, mask, index, kind=kind, strength=strength, ious=ious, kept=kept):
+            index = kept[index]  # the sample's index in `dataset`: its generator and its other objects
             try:
-                changed = perturb_mask(mask, kind, strength, sample_rng(seed, index))
+                changed = perturb_mask(mask, kind, strength, sample_rng(seed, index), others and others[index])
             except ValueError as error:
                 raise ValueError(f"sample {index}: {error}") from None
             ious.append(mask_iou(mask, changed))
             return image, changed
 
-        metrics = evaluate_model(model, transform, dataset, ambiguous_labels, batch_size, perturbed, device)
-        rows.append({"perturbation": describe(kind, strength), "mean_iou": float(np.mean(ious)), **metrics})
+        subset = dataset if len(kept) == len(dataset) else dataset.select(kept)
+        metrics = evaluate_model(model, transform, subset, ambiguous_labels, batch_size, perturbed, device)
+        name = describe(kind, strength)
+        rows.append({"perturbation": name, "mean_iou": float(np.mean(ious)), "samples": len(kept), **metrics})
     return rows
+
+
+def other_object_masks(dataset) -> list[list[np.ndarray]]:
+    """Per sample, the masks of the other objects of its photo that can stand for a wrong ROI
+    (`perturbations.other_objects`): from `source_index` (the other samples of the same photo) or an `object_masks`
+    column (instance maps: 0 = none, k = the k-th object). Refused, naming what is missing, when it has neither."""
+    from .perturbations import other_objects
+
+    columns = dataset.column_names
+    if "source_index" not in columns and "object_masks" not in columns:
+        raise ValueError(
+            "mask perturbation 'other' needs each photo's other objects: a segmentation dataset (several samples "
+            "per photo, a source_index column) or an object_masks column of instance maps (the built-in benchmark "
+            f"writes <split>_object_masks/; give --object_masks_dir). This dataset has only {columns}."
+        )
+    masks = []
+    for index, cell in enumerate(dataset.cast_column("roi_mask", _undecoded())["roi_mask"]):
+        raw = None if cell is None else _read_png(cell)
+        masks.append(None if raw is None else load_mask(raw, index, raw.shape[:2], allow_full=True))
+    found = []
+    if "source_index" in columns:
+        photos: dict[int, list[int]] = {}
+        for index, photo in enumerate(dataset["source_index"]):
+            photos.setdefault(photo, []).append(index)
+        for index, photo in enumerate(dataset["source_index"]):
+            group = [masks[other] for other in photos[photo] if other != index and masks[other] is not None]
+            found.append(other_objects(masks[index], group) if masks[index] is not None else [])
+        return found
+    for index, cell in enumerate(dataset.cast_column("object_masks", _undecoded())["object_masks"]):
+        if cell is None or masks[index] is None:
+            found.append([])
+            continue
+        objects = _read_png(cell)
+        if objects.ndim != 2 or objects.shape != masks[index].shape:
+            raise ValueError(
+                f"sample {index}: its object_masks map is {objects.shape}, its ROI mask {masks[index].shape}: it must "
+                "be one channel, of the photo's size."
+            )
+        found.append(other_objects(masks[index], [objects == k for k in np.unique(objects) if k != 0]))
+    return found
+
+
+def _read_png(cell) -> np.ndarray:
+    from PIL import Image
+
+    source = unwrap_cell(cell)
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
+        return np.asarray(opened)
+
+
+def _undecoded():
+    import datasets
+
+    return datasets.Image(decode=False)
 
 
 def load_for_evaluation(model_dir: str | os.PathLike, single_view: str | None = None):
@@ -164,17 +266,65 @@ def load_for_evaluation(model_dir: str | os.PathLike, single_view: str | None = 
 
 
 def load_split(data_dir: str | os.PathLike, split: str):
-    """A split of the built-in benchmark (or any `<split>/` + `<split>_masks/` image folder pair)."""
-    return load_image_folder_dataset(os.path.join(data_dir, split), os.path.join(data_dir, f"{split}_masks"))
+    """A split of the built-in benchmark (or any `<split>/` + `<split>_masks/` image folder pair), with the other
+    objects' instance maps as an `object_masks` column when `<split>_object_masks/` exists."""
+    dataset = load_image_folder_dataset(os.path.join(data_dir, split), os.path.join(data_dir, f"{split}_masks"))
+    objects_dir = os.path.join(data_dir, f"{split}_object_masks")
+    return with_object_masks(dataset, objects_dir) if os.path.isdir(objects_dir) else dataset
+
+
+def load_evaluation_data(
+    data_dir=None,
+    masks_dir=None,
+    object_masks_dir=None,
+    dataset_name=None,
+    split: str = "test",
+    **dataset_options,
+):
+    """The samples `rvernet-hf evaluate` reads: an image folder (`data_dir`, its `masks_dir`, its other objects'
+    `object_masks_dir`), or the `split` of a dataset (`dataset_name`: a Hub id or a `save_to_disk` folder, read as
+    `rvernet-hf train` reads it; `dataset_options` are `DataArguments` fields such as `data_layout`,
+    `label_channel`, `id2label_file`, `label_column`; a segmentation dataset gives one sample per (photo, class),
+    whose other samples are the 'other' perturbation's objects)."""
+    if (data_dir is None) == (dataset_name is None):
+        raise ValueError("give exactly one of data_dir (an image folder) and dataset_name (a dataset).")
+    if data_dir is not None:
+        dataset = load_image_folder_dataset(data_dir, masks_dir)
+        return with_object_masks(dataset, object_masks_dir) if object_masks_dir else dataset
+    from .training.arguments import DataArguments
+    from .training.splits import hub_splits, load_hub_dataset
+
+    data_args = DataArguments(dataset_name=str(dataset_name), **dataset_options)
+    if data_args.data_layout not in ("auto", "hub", "segmentation"):
+        raise ValueError(f"data_layout {data_args.data_layout!r}: a dataset is read as auto, hub or segmentation.")
+    splits, _ = hub_splits(load_hub_dataset(data_args), {split: split}, data_args)
+    return splits[split]
+
+
+def with_object_masks(dataset, objects_dir: str | os.PathLike):
+    """`dataset` (an image folder's) with an `object_masks` column: `<objects_dir>/<class>/<image stem>.png`, the
+    instance map of each photo's other objects (None where there is no file)."""
+    import datasets
+
+    names = dataset.features["label"].names
+    cells = []
+    for cell, label in zip(dataset.cast_column("image", _undecoded())["image"], dataset["label"]):
+        path = os.path.join(objects_dir, names[label], os.path.splitext(os.path.basename(cell["path"]))[0] + ".png")
+        cells.append({"bytes": None, "path": path} if os.path.exists(path) else None)
+    return dataset.add_column("object_masks", cells, feature=datasets.Image())
 
 
 __all__ = [
     "PROBES",
+    "align_labels",
     "evaluate_mask_perturbations",
     "evaluate_model",
+    "load_evaluation_data",
     "load_for_evaluation",
     "load_split",
+    "other_object_masks",
     "patch_permutation",
     "predict_dataset",
     "translocation",
+    "with_object_masks",
 ]

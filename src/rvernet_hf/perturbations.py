@@ -1,12 +1,18 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
 """What happens when the mask is wrong: seeded perturbations of an ROI mask, as a segmenter or a hurried click would
-get it wrong (too tight, too loose, shifted, a box, a disk around a click, a ragged boundary).
+get it wrong (too tight, too loose, shifted, a box, a disk around a click, a ragged boundary, or another object).
 
 `perturb_mask(mask, "erode", 0.1, rng)` returns a new bool mask. Sizes are fractions of the ROI's size (the square
 root of its area), so a strength means the same on a small sauce and on a large plate. Each perturbation is drawn
 from the generator it is given: `sample_rng(seed, index)` gives every sample its own, so results do not depend on the
 batch size or the order of evaluation. A perturbation that would leave no ROI, or no context, is refused, naming
 itself and its strength. `parse_perturbations("none,erode:0.1,box")` reads the command line's list.
+
+`"other"` stands for the worst mistake, the wrong object: the mask of another object of the same photo (drawn at
+random among those given in `others` with at least a tenth of the ROI's area). It needs those masks: a segmentation
+dataset gives them (the other samples of the same photo), the built-in benchmark writes them
+(`<split>_object_masks/`); a sample without one is refused (evaluation leaves such samples out of that row and says
+how many it kept).
 """
 
 import math
@@ -25,7 +31,13 @@ PERTURBATIONS = {
     "box": (False, "the mask's bounding box"),
     "disk": (False, "a disk of the ROI's area around a random pixel of it (a click's guess)"),
     "noise": (True, "pixels within strength x the ROI's size of the boundary flipped at random"),
+    "other": (False, "the mask of another object of the same photo (the wrong object)"),
 }
+# "other" needs the photo's other objects; training augmentation never draws it (it would teach the label to ignore
+# the ROI).
+NEEDS_OTHER_OBJECTS = frozenset({"other"})
+# An object counts as another ROI candidate when its visible part is at least this fraction of the ROI's area.
+OTHER_OBJECT_MIN_AREA = 0.1
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -33,13 +45,19 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def parse_perturbations(text: str) -> list[tuple[str, float | None]]:
-    """`"none,erode:0.1,dilate:0.2,box"` -> `[("none", None), ("erode", 0.1), ...]`, each checked."""
+def parse_perturbations(text: str, training: bool = False) -> list[tuple[str, float | None]]:
+    """`"none,erode:0.1,dilate:0.2,box"` -> `[("none", None), ("erode", 0.1), ...]`, each checked. `training`:
+    the list a training augmentation draws from, where "other" (the wrong object) is refused."""
     parsed = []
     for item in (part.strip() for part in text.split(",")):
         kind, _, strength = item.partition(":")
         if kind not in PERTURBATIONS:
             raise ValueError(f"unknown mask perturbation {kind!r} in {text!r}: one of {sorted(PERTURBATIONS)}.")
+        if training and kind in NEEDS_OTHER_OBJECTS:
+            raise ValueError(
+                f"mask perturbation {kind!r} (another object's mask) is for evaluation only: training on it would "
+                "teach the label to ignore the ROI. Remove it from the training augmentation's list."
+            )
         takes_strength = PERTURBATIONS[kind][0]
         if takes_strength and not strength:
             raise ValueError(
@@ -95,14 +113,42 @@ def _shift(mask: np.ndarray, distance: float, rng: np.random.Generator) -> np.nd
     return moved
 
 
-def perturb_mask(mask: np.ndarray, kind: str, strength: float | None, rng: np.random.Generator) -> np.ndarray:
+def other_objects(mask: np.ndarray, others) -> list[np.ndarray]:
+    """The masks among `others` (bool (H, W) arrays of the same photo) that can stand for another object: not the
+    ROI itself (IoU < 0.5 with it) and at least `OTHER_OBJECT_MIN_AREA` of its area outside it."""
+    mask = np.asarray(mask, dtype=bool)
+    area = mask.sum()
+    kept = []
+    for other in others or ():
+        other = np.asarray(other, dtype=bool)
+        if other.shape != mask.shape:
+            raise ValueError(
+                f"another object's mask is {other.shape[1]}x{other.shape[0]}, the ROI's {mask.shape[1]}x"
+                f"{mask.shape[0]}: they must come from the same photo."
+            )
+        if (other & ~mask).sum() >= OTHER_OBJECT_MIN_AREA * area and mask_iou(mask, other) < 0.5:
+            kept.append(other)
+    return kept
+
+
+def perturb_mask(
+    mask: np.ndarray, kind: str, strength: float | None, rng: np.random.Generator, others=None
+) -> np.ndarray:
     """A perturbed copy of a non-empty bool (H, W) mask (see `PERTURBATIONS`). Refuses, naming the perturbation, a
-    result that is empty or covers the whole photo."""
+    result that is empty or covers the whole photo. `others`: the photo's other objects' masks (`"other"` only)."""
     mask = np.asarray(mask, dtype=bool)
     if kind not in PERTURBATIONS:
         raise ValueError(f"unknown mask perturbation {kind!r}: one of {sorted(PERTURBATIONS)}.")
     if not mask.any():
         raise ValueError("the mask to perturb is empty.")
+    if kind == "other":
+        candidates = other_objects(mask, others)
+        if not candidates:
+            raise ValueError(
+                "mask perturbation other: this photo has no other object to take the mask of (none given, or none "
+                f"with {OTHER_OBJECT_MIN_AREA:g} of the ROI's area outside it)."
+            )
+        return candidates[int(rng.integers(len(candidates)))].copy()
     size = math.sqrt(mask.sum())
     reach = round((strength or 0.0) * size)
     if kind == "none":
@@ -137,4 +183,13 @@ def perturb_mask(mask: np.ndarray, kind: str, strength: float | None, rng: np.ra
     return result
 
 
-__all__ = ["PERTURBATIONS", "describe", "mask_iou", "parse_perturbations", "perturb_mask", "sample_rng"]
+__all__ = [
+    "NEEDS_OTHER_OBJECTS",
+    "PERTURBATIONS",
+    "describe",
+    "mask_iou",
+    "other_objects",
+    "parse_perturbations",
+    "perturb_mask",
+    "sample_rng",
+]

@@ -18,7 +18,9 @@ at about `context_reliability` on the pair, and only a model that reads both can
 
 Written as image folders with masks (`<out>/<split>/<class>/<name>.png`, `<out>/<split>_masks/<class>/<name>.png`,
 `<split>/metadata.jsonl` with each ROI's box), loadable with `rvernet_hf.data.load_image_folder_dataset`, plus
-`<out>/dataset_info.json` naming the ambiguous group.
+`<out>/dataset_info.json` naming the ambiguous group, and each scene's other objects as an instance map
+(`<out>/<split>_object_masks/<class>/<name>.png`: 0 where no other object is visible, k on the k-th), for the
+"another object's mask" perturbation of `rvernet-hf evaluate`.
 """
 
 import json
@@ -119,10 +121,34 @@ def _draw_object(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: 
         raise ValueError(f"unknown object kind {kind!r}")
 
 
+def _traced(draw, layer: np.ndarray, value: int, kind: str, x, y, r, rng: np.random.Generator, after: str) -> None:
+    """Draw an object on the photo and, with the same random draws, mark its pixels `value` in `layer` (the
+    instance map of the scene's objects: later objects cover earlier ones). The mask layer draws fewer numbers than
+    the photo (no colours); `after` says which of the two leaves the generator's state ("photo" or "mask"), as the
+    generator has always done for that object, so that every scene stays byte for byte what it was."""
+    start = rng.bit_generator.state
+    _draw_object(draw, kind, x, y, r, rng)
+    end = rng.bit_generator.state
+    rng.bit_generator.state = start
+    shape = Image.new("L", (layer.shape[1], layer.shape[0]), 0)
+    _draw_object(ImageDraw.Draw(shape), kind, x, y, r, rng)
+    layer[np.asarray(shape) > 0] = value
+    if after == "photo":
+        rng.bit_generator.state = end
+
+
 def render_scene(
-    label: str, size: int, rng: np.random.Generator, context_reliability: float = 0.85, distractor_prob: float = 0.0
+    label: str,
+    size: int,
+    rng: np.random.Generator,
+    context_reliability: float = 0.85,
+    distractor_prob: float = 0.0,
+    objects: bool = False,
 ):
-    """One scene: `(RGB uint8 image, bool ROI mask, SceneSpec)`.
+    """One scene: `(RGB uint8 image, bool ROI mask, SceneSpec)`, and with `objects=True` a 4th item: the instance
+    map of the scene's other objects (uint8 (H, W); 0 where none is visible, k for the k-th object: the plate, the
+    context objects, a distractor, an occluder), each object's visible part. The same draws either way: the photo and
+    its ROI mask do not depend on `objects`.
 
     With probability `distractor_prob` the scene also holds one other *target-class* food (an easy class other than
     `label`): then the photo alone does not say which object is asked about, only the ROI does (as in real photos
@@ -136,12 +162,18 @@ def render_scene(
     table = _jitter(rng, rng.choice([(150, 110, 75), (205, 200, 190), (120, 125, 130), (180, 160, 120)]), 20)
     image = Image.new("RGB", (size, size), table)
     draw = ImageDraw.Draw(image)
+    layer = np.zeros((size, size), dtype=np.uint8)
+    count = 0
     # A plate under the target, sometimes.
     cx, cy = rng.uniform(0.3, 0.7, 2) * size
     radius = rng.uniform(0.12, 0.2) * size
     if rng.uniform() < 0.6:
         plate = radius * 1.5
         draw.ellipse([cx - plate, cy - plate, cx + plate, cy + plate], fill=_jitter(rng, (235, 235, 240), 8))
+        shape = Image.new("L", (size, size), 0)
+        ImageDraw.Draw(shape).ellipse([cx - plate, cy - plate, cx + plate, cy + plate], fill=255)
+        count += 1
+        layer[np.asarray(shape) > 0] = count
     # Context objects around the target, away from its centre.
     kinds = list(CONTEXT_OBJECTS[dish])
     others = [kinds[i % 2] for i in range(int(rng.integers(2, 5)))]
@@ -155,7 +187,11 @@ def render_scene(
                 break
         placed.append((kind, ox, oy, rng.uniform(0.1, 0.18) * size))
     for kind, ox, oy, r in placed:
-        _draw_object(draw, kind, ox, oy, r, rng)
+        count += 1
+        if objects:
+            _traced(draw, layer, count, kind, ox, oy, r, rng, after="photo")
+        else:
+            _draw_object(draw, kind, ox, oy, r, rng)
     # The target and its exact mask (same random draws on both layers).
     state = rng.bit_generator.state
     _draw_object(draw, label, cx, cy, radius, rng)
@@ -163,18 +199,16 @@ def render_scene(
     rng.bit_generator.state = state
     _draw_object(ImageDraw.Draw(mask_image), label, cx, cy, radius, rng)
     mask = np.asarray(mask_image) > 0
+    layer[mask] = 0
     # Occlusion: one more context object over part of the target; the mask keeps the visible part.
     occluded = bool(rng.uniform() < 0.3)
     if occluded:
         angle = rng.uniform(0, 2 * np.pi)
         ox, oy, r = cx + np.cos(angle) * radius * 1.2, cy + np.sin(angle) * radius * 1.2, radius * 0.6
         kind = kinds[int(rng.integers(0, 2))]
-        occluder = Image.new("L", (size, size), 0)
-        state = rng.bit_generator.state
-        _draw_object(draw, kind, ox, oy, r, rng)
-        rng.bit_generator.state = state
-        _draw_object(ImageDraw.Draw(occluder), kind, ox, oy, r, rng)
-        visible = mask & ~(np.asarray(occluder) > 0)
+        count += 1
+        _traced(draw, layer, count, kind, ox, oy, r, rng, after="mask")
+        visible = mask & ~(layer == count)
         mask = visible if visible.sum() >= 0.3 * mask.sum() else mask  # keep at least a third visible
         if visible.sum() < 0.3 * mask.sum():
             occluded = False
@@ -188,7 +222,11 @@ def render_scene(
     pixels = np.clip(pixels, 0, 255).astype(np.uint8)
     ys, xs = np.nonzero(mask)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return pixels, mask, SceneSpec(label=label, context=dish, box=box, occluded=occluded)
+    spec = SceneSpec(label=label, context=dish, box=box, occluded=occluded)
+    if not objects:
+        return pixels, mask, spec
+    layer[mask] = 0  # the ROI's visible pixels belong to it
+    return pixels, mask, spec, layer
 
 
 def generate_ambiguous_food(
@@ -226,6 +264,7 @@ def generate_ambiguous_food(
     for split in splits:
         (root / split).mkdir(parents=True, exist_ok=True)
         (root / f"{split}_masks").mkdir(parents=True, exist_ok=True)
+        (root / f"{split}_object_masks").mkdir(parents=True, exist_ok=True)
     metadata = {split: [] for split in splits}
     for label in CLASSES:
         total = counts.get(label, 0)
@@ -235,11 +274,15 @@ def generate_ambiguous_food(
         for split, size in split_sizes.items():
             (root / split / label).mkdir(exist_ok=True)
             (root / f"{split}_masks" / label).mkdir(exist_ok=True)
+            (root / f"{split}_object_masks" / label).mkdir(exist_ok=True)
             for _ in range(size):
-                pixels, mask, spec = render_scene(label, image_size, rng, context_reliability, distractor_prob)
+                pixels, mask, spec, objects = render_scene(
+                    label, image_size, rng, context_reliability, distractor_prob, objects=True
+                )
                 name = f"{label}_{index:05d}.png"
                 Image.fromarray(pixels).save(root / split / label / name)
                 Image.fromarray(mask).save(root / f"{split}_masks" / label / name)
+                Image.fromarray(objects).save(root / f"{split}_object_masks" / label / name)
                 metadata[split].append(
                     {
                         "file_name": f"{label}/{name}",
@@ -260,7 +303,8 @@ def generate_ambiguous_food(
         "image_size": image_size,
         "seed": seed,
         "num_images": written,
-        "layout": "<split>/<class>/<name>.png, masks in <split>_masks/<class>/<name>.png",
+        "layout": "<split>/<class>/<name>.png, masks in <split>_masks/<class>/<name>.png, the other objects' "
+        "instance maps (0 = none, k = object k) in <split>_object_masks/<class>/<name>.png",
     }
     (root / "dataset_info.json").write_text(json.dumps(info, indent=2))
     return info

@@ -158,7 +158,7 @@ class RveRNetTransform:
         self.seed = seed
         self.index_column = index_column
         self.mask_augmentation = mask_augmentation
-        self.mask_perturbations = parse_perturbations(mask_perturbations)
+        self.mask_perturbations = parse_perturbations(mask_perturbations, training=True)
         self.epoch = 0
 
     def _crop_box(self, mask: np.ndarray, generator: torch.Generator | None = None) -> tuple[int, int, int, int]:

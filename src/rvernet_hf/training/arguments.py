@@ -196,7 +196,7 @@ class DataArguments:
         # Checked when parsed, before any data is read.
         if not 0.0 <= self.mask_augmentation <= 1.0:
             raise ValueError(f"--mask_augmentation must be a probability in [0, 1], got {self.mask_augmentation!r}.")
-        parse_perturbations(self.mask_perturbations)
+        parse_perturbations(self.mask_perturbations, training=True)
 
     mask_cache_dir: str | None = field(default=None, metadata={"help": "Where SAM mask shards are cached."})
     on_bad_samples: str = field(

@@ -59,41 +59,10 @@ def load_data(data_args: DataArguments, seed: int = 42):
         if (Path(data_args.paired_dir) / "test").is_dir():
             splits["validation"] = load_paired_folder_dataset(data_args.paired_dir, "test")
     else:
-        path = Path(data_args.dataset_name)
-        if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists()):
-            loaded = datasets.load_from_disk(str(path))
-        else:
-            loaded = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name)
-        if isinstance(loaded, datasets.Dataset):
-            loaded = datasets.DatasetDict({data_args.train_split: loaded})
-        if data_args.train_split not in loaded:
-            raise ValueError(f"the dataset has no split {data_args.train_split!r} (splits: {list(loaded)}).")
+        loaded = load_hub_dataset(data_args)
         validation_split = data_args.validation_split or next((s for s in ("validation", "test") if s in loaded), None)
-        splits = {"train": loaded[data_args.train_split]}
-        if validation_split:
-            if validation_split not in loaded:
-                raise ValueError(f"the dataset has no split {validation_split!r} (splits: {list(loaded)}).")
-            splits["validation"] = loaded[validation_split]
-        label_feature = splits["train"].features.get(data_args.label_column)
-        if data_args.data_layout == "auto" and isinstance(label_feature, datasets.Image):
-            layout = "segmentation"  # the label column holds label maps
-            logger.info(f"{data_args.dataset_name}: its {data_args.label_column!r} column holds images: label maps.")
-        if layout == "segmentation":
-            id2label = segmentation_id2label(data_args)
-            splits = {
-                name: segmentation_to_roi_dataset(
-                    split,
-                    id2label,
-                    data_args.image_column,
-                    data_args.label_column,
-                    min_area=data_args.segmentation_min_area,
-                    classes_column=data_args.classes_column,
-                    label_channel=data_args.label_channel,
-                )
-                for name, split in splits.items()
-            }
-        else:
-            splits = one_label_map({name: _standard_columns(split, data_args, name) for name, split in splits.items()})
+        names = {"train": data_args.train_split, **({"validation": validation_split} if validation_split else {})}
+        splits, layout = hub_splits(loaded, names, data_args)
     num_labels = len(splits["train"].features["label"].names)
     for name, split in splits.items():  # before a validation split is carved: a bad label is named, not tripped on
         check_label_range(split, name, num_labels)
@@ -109,6 +78,57 @@ def load_data(data_args: DataArguments, seed: int = 42):
         if limit is not None:
             splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
     return datasets.DatasetDict(splits), layout
+
+
+def load_hub_dataset(data_args: DataArguments):
+    """--dataset_name as a DatasetDict: a folder written by `save_to_disk`, else a Hub dataset (or a local script /
+    data folder `datasets.load_dataset` reads)."""
+    import datasets
+
+    path = Path(data_args.dataset_name)
+    if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists()):
+        loaded = datasets.load_from_disk(str(path))
+    else:
+        loaded = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name)
+    if isinstance(loaded, datasets.Dataset):
+        loaded = datasets.DatasetDict({data_args.train_split: loaded})
+    return loaded
+
+
+def hub_splits(loaded, names: dict[str, str], data_args: DataArguments) -> tuple[dict, str]:
+    """`({role: split}, layout)`: the dataset's splits `names` ({role: split name}, the first role's label map
+    serving every split) with columns image/label/roi_mask; a segmentation dataset (label maps: --data_layout
+    segmentation, or auto on a label column of images) becomes one sample per (image, class) with source_index."""
+    import datasets
+
+    for split in names.values():
+        if split not in loaded:
+            raise ValueError(f"the dataset has no split {split!r} (splits: {list(loaded)}).")
+    splits = {role: loaded[split] for role, split in names.items()}
+    first = next(iter(splits.values()))
+    layout = "hub" if data_args.data_layout == "auto" else data_args.data_layout
+    if data_args.data_layout == "auto" and isinstance(first.features.get(data_args.label_column), datasets.Image):
+        layout = "segmentation"  # the label column holds label maps
+        logger.info(f"{data_args.dataset_name}: its {data_args.label_column!r} column holds images: label maps.")
+    if layout != "segmentation":
+        reference = next(iter(splits))
+        standard = {role: _standard_columns(split, data_args, names[role]) for role, split in splits.items()}
+        labelled = one_label_map({"train": standard[reference], **standard})
+        return {role: labelled[role] for role in splits}, layout
+    id2label = segmentation_id2label(data_args)
+    converted = {
+        role: segmentation_to_roi_dataset(
+            split,
+            id2label,
+            data_args.image_column,
+            data_args.label_column,
+            min_area=data_args.segmentation_min_area,
+            classes_column=data_args.classes_column,
+            label_channel=data_args.label_channel,
+        )
+        for role, split in splits.items()
+    }
+    return converted, layout
 
 
 def carve_validation(train, fraction: float, seed: int) -> dict:
