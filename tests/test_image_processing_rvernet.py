@@ -1,4 +1,16 @@
-"""RveRNetImageProcessor: the pixel contract, input formats, SAM prompts (tiny random SamModel), errors."""
+"""RveRNetImageProcessor: the pixel contract, input formats, SAM prompts (tiny random SamModel), errors.
+
+transformers 5.25's `ImageProcessingTestMixin`, contract by contract: attributes, from/to dict and JSON, save/load
+(and through AutoImageProcessor), init without parameters, PIL/numpy/torch calls, mixed formats converted to RGB,
+per-call arguments checked, instances independent, `valid_kwargs`, outputs cast by `BatchFeature.to`: tested here in
+our own words. Not applicable, and why:
+- backend equivalence, save/load per backend, "PIL runs without torchvision", "new models need the torchvision
+  backend", compiling it: one backend (torch), no PIL twin to be equivalent to;
+- "explicit None preserved through save/load": a None setting means the default (transformers'
+  `_set_attributes` reads it so); none of our settings has a None value of its own;
+- 4-channel images with `do_convert_rgb=False`: the towers read RGB; refused, naming the image and the remedy;
+- semantic-segmentation post-processing and legacy annotation formats: not a segmentation or detection processor.
+"""
 
 import io
 import logging
@@ -605,3 +617,63 @@ def test_cutout_styles_keep_a_hint_of_the_hidden_part(style):
         assert float(hidden_roi.std()) < 0.5 * float(original.std())
     with pytest.raises(ValueError, match="`cutout_style` must be one of"):
         RveRNetImageProcessor(cutout_style="smudge")
+
+
+# ------------------------------------------- transformers' ImageProcessingTestMixin contracts (5.25), in our own words
+
+
+def test_processor_contracts_of_transformers_image_processors(tmp_path, caplog):
+    """Built with no argument; `valid_kwargs` is this module's Kwargs class; instances share no mutable default
+    (size, means); outputs cast with `BatchFeature.to(dtype)` (floats only, the index stays an integer); a
+    misspelt setting is warned about, naming it, not silently kept."""
+    from rvernet_hf import image_processing_rvernet
+
+    assert RveRNetImageProcessor.valid_kwargs is image_processing_rvernet.RveRNetImageProcessorKwargs
+    first, second = RveRNetImageProcessor(), RveRNetImageProcessor()
+    first.size["height"] = -1
+    first.roi_image_mean[0] = -1.0
+    assert second.size == {"height": 224, "width": 224} and second.roi_image_mean[0] == pytest.approx(0.485)
+    assert RveRNetImageProcessor().size == {"height": 224, "width": 224}
+
+    image = np.random.default_rng(0).integers(0, 255, (20, 24, 3), dtype=np.uint8)
+    mask = np.zeros((20, 24), bool)
+    mask[5:15, 5:15] = True
+    batch = RveRNetImageProcessor(size={"height": 16, "width": 16})(image, roi_masks=mask, return_tensors="pt")
+    half = batch.to(torch.float16)
+    assert half["roi_pixel_values"].dtype == half["context_pixel_values"].dtype == torch.float16
+    assert half["roi_image_index"].dtype == torch.int64
+    assert batch.to("cpu", torch.bfloat16)["roi_pixel_values"].dtype == torch.bfloat16
+
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING):
+            RveRNetImageProcessor(fil_value=3.0)
+            quiet_before = caplog.text.count("are not settings")
+            RveRNetImageProcessor().save_pretrained(tmp_path)
+            AutoImageProcessor.from_pretrained(tmp_path)  # its own saved config: no warning
+    finally:
+        hf_logging.disable_propagation()
+    assert "['fil_value'] are not settings of this processor" in caplog.text
+    assert caplog.text.count("are not settings") == quiet_before == 1
+
+
+def test_a_batch_of_mixed_formats_and_channel_counts_is_converted_to_rgb():
+    """PIL, channels-last and channels-first arrays and tensors, grey, RGB and RGBA, in one call: each becomes the
+    RGB the same photo would give as PIL."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+    grey = rng.integers(0, 255, (20, 24), dtype=np.uint8)
+    rgba = np.dstack([rgb, np.full((20, 24), 255, np.uint8)])
+    mask = np.zeros((20, 24), bool)
+    mask[4:12, 6:18] = True
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
+    images = [Image.fromarray(rgb), rgb, torch.from_numpy(rgb).permute(2, 0, 1), grey, rgba]
+    mixed = processor(images, roi_masks=[mask] * 5, return_tensors="pt")["roi_pixel_values"]
+    reference = [
+        Image.fromarray(rgb),
+        Image.fromarray(rgb),
+        Image.fromarray(rgb),
+        Image.fromarray(grey).convert("RGB"),
+    ]
+    expected = processor([*reference, Image.fromarray(rgb)], roi_masks=[mask] * 5, return_tensors="pt")
+    torch.testing.assert_close(mixed, expected["roi_pixel_values"], atol=1e-6, rtol=0)

@@ -265,7 +265,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
 
     def __init__(self, sam_model: Any = None, **kwargs: Any):
         settings = {name: kwargs.pop(name) for name in list(kwargs) if name in self.valid_kwargs.__annotations__}
-        super().__init__(**kwargs)
+        super().__init__(**unknown_settings(kwargs))
         self._set_attributes(**_both_towers(settings))
         self._validate_settings()
         self._sam = None  # a segmenter the caller gave (set_sam_model), never serialised
@@ -483,6 +483,28 @@ class RveRNetImageProcessor(BaseImageProcessor):
         if return_roi_masks:
             batch["roi_masks"] = [mask for masks in masks_per_image for mask in masks]
         return batch
+
+
+# Keys a saved config may hold that are not settings (transformers' bookkeeping).
+_CONFIG_METADATA = {
+    "image_processor_type",
+    "processor_class",
+    "feature_extractor_type",
+    "auto_map",
+    "_processor_class",
+}
+
+
+def unknown_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What the constructor got that is not a setting. Kept as attributes, as transformers does (a config saved by
+    another version loads), but never silently: a misspelt setting would otherwise do nothing."""
+    unknown = sorted(set(kwargs) - _CONFIG_METADATA)
+    if unknown:
+        logger.warning(
+            f"RveRNetImageProcessor: {unknown} are not settings of this processor and change nothing (misspelt? its "
+            f"settings: {', '.join(SETTINGS)})."
+        )
+    return kwargs
 
 
 def canonical_settings(settings: dict[str, Any]) -> dict[str, Any]:
