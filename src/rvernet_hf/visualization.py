@@ -181,14 +181,14 @@ def save_training_curves(log_history: list[dict], path: str | os.PathLike) -> st
 def save_mask_robustness_plot(results: dict, path: str | os.PathLike) -> str:
     """Accuracy against mean IoU (`results`: model name -> {"rows": `evaluate_mask_perturbations` rows}), written
     atomically to `path`: per model one colour; each family with a strength (erode, dilate, shift, noise) a
-    line from the exact masks outwards, the others (box, disk) single markers."""
+    line from the exact masks outwards, the others (box, disk, another object's mask) single markers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     styles = {"erode": "-", "dilate": "--", "shift": ":", "noise": "-."}
-    markers = {"box": "s", "disk": "D"}
+    markers = {"box": "s", "disk": "D", "other": "X"}
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for number, (name, result) in enumerate(results.items()):
         colour = f"C{number}"
