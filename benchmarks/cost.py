@@ -378,6 +378,70 @@ print((peak - before) / 2**20)
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def processor_speed(args) -> dict:
+    """Issue 25: `RveRNetImageProcessor(photos, roi_masks=masks)` against transformers' `DeiTImageProcessor`
+    (torchvision backend) and its PIL backend on the same 640x480 photos, at batch 1 and 32, as medians of
+    interleaved rounds (every processor timed once per round, so load changes hit them alike). "before" is the same
+    code with the photo converted to float before its resize, as it was until issue 25."""
+    import statistics
+
+    import numpy as np
+    from PIL import Image
+    from skimage import data as photos
+    from transformers import DeiTImageProcessor, DeiTImageProcessorPil
+
+    import rvernet_hf.image_processing_rvernet as processing
+    from rvernet_hf import RveRNetImageProcessor
+    from rvernet_hf.image_utils_rvernet import to_chw_float
+
+    sources = [photos.coffee(), photos.astronaut(), photos.chelsea(), photos.rocket()]
+    rng = np.random.default_rng(0)
+    images, masks = [], []
+    for index in range(32):
+        photo = np.asarray(Image.fromarray(sources[index % 4]).resize((640, 480)))
+        mask = np.zeros((480, 640), bool)
+        top, left = rng.integers(40, 200), rng.integers(40, 300)
+        mask[top : top + rng.integers(80, 240), left : left + rng.integers(80, 300)] = True
+        images.append(photo)
+        masks.append(mask)
+    size = {"height": args.image_size, "width": args.image_size}
+    rvernet = RveRNetImageProcessor(size=size)
+    deit = DeiTImageProcessor(size=size, crop_size=size)
+    deit_pil = DeiTImageProcessorPil(size=size, crop_size=size)
+    fast_view = processing.to_chw_uint8
+
+    def before(batch):
+        processing.to_chw_uint8 = to_chw_float  # the float photo, resized in float
+        try:
+            return rvernet(images[:batch], roi_masks=masks[:batch], return_tensors="pt")
+        finally:
+            processing.to_chw_uint8 = fast_view
+
+    figures = {}
+    for batch in (1, 32):
+        calls = {
+            "rvernet": lambda b=batch: rvernet(images[:b], roi_masks=masks[:b], return_tensors="pt"),
+            "rvernet_before": lambda b=batch: before(b),
+            "deit": lambda b=batch: deit(images[:b], return_tensors="pt"),
+            "deit_pil": lambda b=batch: deit_pil(images[:b], return_tensors="pt"),
+        }
+        rounds = max(5, args.repeats * (4 if batch == 1 else 1))
+        times = {name: [] for name in calls}
+        for round_index in range(rounds + 1):
+            for name, call in calls.items():
+                started = time.perf_counter()
+                call()
+                if round_index:  # the first round warms up
+                    times[name].append(time.perf_counter() - started)
+        median = {name: statistics.median(values) for name, values in times.items()}
+        figures[f"processor_b{batch}_ms_per_image"] = 1000 * median["rvernet"] / batch
+        figures[f"processor_b{batch}_over_deit"] = median["rvernet"] / median["deit"]
+        figures[f"processor_b{batch}_over_deit_pil"] = median["rvernet"] / median["deit_pil"]
+        figures[f"processor_b{batch}_before_over_deit"] = median["rvernet_before"] / median["deit"]
+        figures[f"processor_b{batch}_after_over_before"] = median["rvernet"] / median["rvernet_before"]
+    return figures
+
+
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=192, help="DeiT width (192: DeiT-Ti)")
@@ -391,7 +455,7 @@ def build_parser():
     parser.add_argument(
         "--parts",
         nargs="*",
-        choices=["step", "sam", "sam_epochs", "pipeline", "memory", "epoch", "masks"],
+        choices=["step", "sam", "sam_epochs", "pipeline", "memory", "epoch", "masks", "processor"],
         help="measure only these parts (default: all; each part's ratios come from one run)",
     )
     return parser
@@ -427,6 +491,7 @@ def main(argv=None):
             },
             "epoch": lambda: epoch_ratio(args, workdir),
             "masks": lambda: mask_scaling(args, workdir),
+            "processor": lambda: processor_speed(args),
         }
         for name in args.parts or list(parts):
             figures.update(parts[name]())
@@ -436,6 +501,8 @@ def main(argv=None):
         "sam_base_4_over_1": 1.2,
         "sam_passes_two_epochs_after": 0,
         "trainer_over_pytorch_loop": 1.15,
+        "processor_b1_over_deit": 1.3,
+        "processor_b32_over_deit": 1.3,
     }
     print(f"\nRveRNet cost on {figures['machine']} ({figures['device']}, torch {figures['torch']}):")
     for key, value in figures.items():

@@ -1,6 +1,11 @@
 """Folders saved before the redesign of issue 20 (tests/fixtures/v2, written by tests/fixtures/make_v2_fixture.py with
-the code of commit 1a3f5c7) load with today's code and give the same outputs (1e-6), the same saved settings, and the
-same mask-cache fingerprints (so mask caches written then are reused, not recomputed or misread)."""
+the code of commit 1a3f5c7) load with today's code and give the same outputs, the same saved settings, and the
+same mask-cache fingerprints (so mask caches written then are reused, not recomputed or misread).
+
+"The same outputs": masks, token masks, indices and logits exactly (1e-6); cut-out pixels within ONE grey level
+(issue 25: the photo is resized in uint8 now, then converted; rounding moves a pixel by less than one level of
+0-255, i.e. 1/255/std after normalisation), and on average by less than 0.35 of a level (measured: ~0.25), which
+pins the change: a real difference in the pixels would fail it."""
 
 import json
 from pathlib import Path
@@ -39,13 +44,27 @@ def photo_and_mask():
     return photo, mask
 
 
-def assert_same(actual, expected, name):
+def assert_same(actual, expected, name, grey_level=None):
+    """Equal (floats to 1e-6); with `grey_level` (one level of 0-255 in the output's units), pixels within one level
+    and, on average, within 0.35 of one."""
     actual = torch.as_tensor(actual)
     assert actual.shape == expected.shape, name
-    if actual.dtype.is_floating_point:
+    if actual.dtype.is_floating_point and grey_level is not None:
+        difference = (actual - expected).abs() / grey_level
+        assert difference.max() <= 1.01, f"{name}: {difference.max():.3f} grey levels apart"
+        assert difference.mean() <= 0.35, f"{name}: {difference.mean():.3f} grey levels apart on average"
+    elif actual.dtype.is_floating_point:
         torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6, msg=name)
     else:
         assert torch.equal(actual, expected), name
+
+
+def grey_level(processor, key):
+    """One grey level (1/255 of the photo's range) in the units of the output `key` (per-tower normalisation)."""
+    if not key.endswith("pixel_values"):
+        return None
+    std = getattr(processor, f"{key.split('_')[0]}_image_std") if processor.do_normalize else [1.0]
+    return 1 / 255 / min(std)
 
 
 @pytest.mark.parametrize("name", PROCESSORS)
@@ -69,12 +88,14 @@ def test_saved_processor_gives_the_same_cutouts(name, expected, photo_and_mask):
     keys = [k for k in expected if k.startswith(f"{name}/mask/")]
     assert sorted(k.split("/")[-1] for k in keys) == sorted(batch)
     for key in keys:
-        assert_same(batch[key.split("/")[-1]], expected[key], key)
+        output = key.split("/")[-1]
+        assert_same(batch[output], expected[key], key, grey_level(processor, output))
     files = processor(str(FIXTURE / "photo.png"), roi_masks=str(FIXTURE / "mask.png"))
-    assert_same(files["roi_pixel_values"], expected[f"{name}/files/roi_pixel_values"], "from files")
+    roi = grey_level(processor, "roi_pixel_values")
+    assert_same(files["roi_pixel_values"], expected[f"{name}/files/roi_pixel_values"], "from files", roi)
     pairs = processor.preprocess_pairs(photo, photo[::-1].copy())
     for key in ("roi_pixel_values", "context_pixel_values"):
-        assert_same(pairs[key], expected[f"{name}/pairs/{key}"], f"{name} pairs {key}")
+        assert_same(pairs[key], expected[f"{name}/pairs/{key}"], f"{name} pairs {key}", grey_level(processor, key))
 
 
 @pytest.mark.parametrize("name", ("default", "custom"))
@@ -87,7 +108,7 @@ def test_saved_processor_gives_the_same_segmenter_masks(name, call, expected, ph
     masks = batch.pop("roi_masks")
     assert_same(torch.from_numpy(np.stack(masks)), expected[f"{name}/{call}/masks"], f"{name} {call} masks")
     for key, value in batch.items():
-        assert_same(value, expected[f"{name}/{call}/{key}"], f"{name} {call} {key}")
+        assert_same(value, expected[f"{name}/{call}/{key}"], f"{name} {call} {key}", grey_level(processor, key))
 
 
 def test_saved_model_gives_the_same_logits(expected):

@@ -37,6 +37,13 @@ def describe_image(index: int, source: Any) -> str:
     return f"image {index}"
 
 
+def to_chw_uint8(array: np.ndarray) -> torch.Tensor:
+    """An (H, W, 3) uint8 array as a (3, H, W) uint8 tensor view (copying read-only arrays, which torch cannot
+    wrap)."""
+    array = np.ascontiguousarray(array) if array.flags.writeable else np.array(array)
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
 def to_chw_float(array: np.ndarray) -> torch.Tensor:
     """An (H, W, 3) uint8 array as a (3, H, W) float tensor (copying read-only arrays, which torch cannot wrap)."""
     array = np.ascontiguousarray(array) if array.flags.writeable else np.array(array)

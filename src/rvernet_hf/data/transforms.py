@@ -37,7 +37,7 @@ class FullImagePreprocessor:
         self.std = [float(v) for v in std]
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
-        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float()
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)  # resized in uint8
         canvas, _ = resize_to_canvas(pixels, None, {"height": self.size[0], "width": self.size[1]}, "resize")
         return normalize(canvas, self.mean, self.std)
 
