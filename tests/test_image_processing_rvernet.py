@@ -697,3 +697,19 @@ def test_resizing_in_uint8_is_within_one_grey_level_of_float(resize_mode, size):
         difference = (fast - exact).abs()
         assert difference.max() <= 1.01 and difference.mean() < 0.34  # 1 %: the uint8 kernel's fixed point
         assert torch.equal(fast_mask, exact_mask)
+
+
+def test_a_photo_already_at_the_output_size_is_not_resampled():
+    """The identity geometry (the demo's 64-px photos into 64-px towers) skips both resizes: the canvas is the photo
+    itself and the mask is the given one, exactly; a letterboxed one still pads where it must."""
+    from rvernet_hf.image_processing_rvernet import resize_to_canvas
+
+    photo = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 40, 30), dtype=np.uint8))
+    mask = torch.zeros((40, 30), dtype=torch.bool)
+    mask[3:9, 4:21] = True
+    for resize_mode in ("letterbox", "resize"):
+        canvas, canvas_mask = resize_to_canvas(photo, mask, {"height": 40, "width": 30}, resize_mode)
+        assert torch.equal(canvas, photo.float()) and torch.equal(canvas_mask, mask)
+    padded, padded_mask = resize_to_canvas(photo, mask, {"height": 40, "width": 40}, "letterbox", pad_value=7)
+    assert torch.equal(padded[:, :, 5:35], photo.float()) and (padded[:, :, :5] == 7).all()
+    assert torch.equal(padded_mask[:, 5:35], mask) and not padded_mask[:, :5].any()

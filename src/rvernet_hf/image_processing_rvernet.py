@@ -128,8 +128,11 @@ def resize_to_canvas(
         top, left = (out_h - new_h) // 2, (out_w - new_w) // 2
     if image.dtype == torch.uint8 and image.device.type != "cpu":  # the uint8 kernel is the CPU's
         image = image.float()
-    resized = F.interpolate(image[None], size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)[0]
-    if resized.dtype == torch.uint8:  # letterboxed in uint8 too (the pad is a grey level), converted once
+    same = (new_h, new_w) == (height, width)  # nothing to resample: the resize would be the identity
+    resized = image if same else _resize(image[None], new_h, new_w)[0]
+    if (new_h, new_w) == (out_h, out_w):  # no pad
+        canvas = resized.float() if resized.dtype == torch.uint8 else resized.clamp(0, 255)
+    elif resized.dtype == torch.uint8:  # letterboxed in uint8 too (the pad is a grey level), converted once
         canvas = torch.full((3, out_h, out_w), int(pad_value), dtype=torch.uint8, device=image.device)
         canvas[:, top : top + new_h, left : left + new_w] = resized
         canvas = canvas.float()
@@ -138,15 +141,22 @@ def resize_to_canvas(
         canvas[:, top : top + new_h, left : left + new_w] = resized.clamp(0, 255)
     if mask is None:
         return canvas, None
-    coverage = F.interpolate(
-        mask[None, None].float(), size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
-    )[0, 0]
-    resized_mask = coverage >= 0.5
-    if not resized_mask.any():  # a tiny ROI must not vanish when the image shrinks
-        resized_mask = coverage >= coverage.max()
+    if same:
+        resized_mask = mask
+    else:
+        coverage = _resize(mask[None, None].float(), new_h, new_w)[0, 0]
+        resized_mask = coverage >= 0.5
+        if not resized_mask.any():  # a tiny ROI must not vanish when the image shrinks
+            resized_mask = coverage >= coverage.max()
+    if (new_h, new_w) == (out_h, out_w):
+        return canvas, resized_mask
     canvas_mask = torch.zeros((out_h, out_w), dtype=torch.bool, device=image.device)
     canvas_mask[top : top + new_h, left : left + new_w] = resized_mask
     return canvas, canvas_mask
+
+
+def _resize(batch: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    return F.interpolate(batch, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
 
 
 def normalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float], do_normalize: bool = True):
