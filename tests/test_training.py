@@ -487,3 +487,42 @@ def test_mask_augmentation_zero_gives_the_weights_of_a_run_without_the_flag(tmp_
     plain, zero, half = (load_file(tmp_path / name / "model.safetensors") for name in ("plain", "zero", "half"))
     assert plain.keys() == zero.keys() and all(torch.equal(plain[key], zero[key]) for key in plain)
     assert any(not torch.equal(plain[key], half[key]) for key in plain)  # the check can tell them apart
+
+
+def test_decoded_cache_changes_nothing_but_the_decodes(tmp_path, synthetic_data, tower_dir, monkeypatch):
+    """Issue 25: photos decoded once per run (--decoded_cache_mb, on by default): two epochs with the cache and
+    without give bit-identical weights; with it, the second epoch decodes nothing."""
+    import torch
+    from safetensors.torch import load_file
+
+    import rvernet_hf.data.transforms as transforms
+    from conftest import train_briefly
+
+    decodes = []
+    original = transforms.load_image
+    monkeypatch.setattr(transforms, "load_image", lambda *a, **k: decodes.append(1) or original(*a, **k))
+    two_epochs = ("--num_train_epochs", "2", "--per_device_train_batch_size", "10", "--max_steps", "-1")
+    train_briefly(tmp_path / "cached", synthetic_data, tower_dir, *two_epochs)
+    cached_decodes = len(decodes)
+    decodes.clear()
+    train_briefly(tmp_path / "plain", synthetic_data, tower_dir, *two_epochs, "--decoded_cache_mb", "0")
+    samples = 30  # the benchmark's training split at test size
+    assert len(decodes) == 2 * samples and cached_decodes == samples  # each photo decoded once per run
+    cached, plain = (load_file(tmp_path / name / "model.safetensors") for name in ("cached", "plain"))
+    assert cached.keys() == plain.keys() and all(torch.equal(cached[key], plain[key]) for key in cached)
+
+
+def test_decoded_cache_keeps_to_its_budget_and_protects_what_it_keeps():
+    import numpy as np
+
+    from rvernet_hf.data import DecodedCache
+
+    cache = DecodedCache(budget_mb=(2 * 1000 + 2 * 100) / 2**20)  # room for two 1000-byte photos and their masks
+    for key in range(3):
+        cache.keep(key, np.zeros((10, 100), np.uint8), np.zeros((10, 10), bool))
+    assert sorted(cache) == [0, 1] and cache.used_bytes == 2200
+    photo, mask = cache[0]
+    with pytest.raises(ValueError, match="read-only"):
+        photo[0, 0] = 1
+    with pytest.raises(ValueError, match="MiB >= 0"):
+        DecodedCache(-1)

@@ -4,6 +4,7 @@ and shared by the image and its mask (so the ROI and context cut-outs always agr
 single classifier or a distillation teacher.
 """
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,6 +109,9 @@ class RveRNetTransform:
             before both cut-outs; drawn from the same per-sample generator) by one of `mask_perturbations`
             (`perturbations.parse_perturbations` forms), so that the model learns from the masks real segmenters and
             clicks give. 0 (the default) draws nothing: training is bit for bit what it was.
+        decoded_cache: a `DecodedCache` (or a budget in MiB for one of its own) that keeps each sample's decoded
+            photo and mask (keyed by `index_column`) after its first read: later epochs skip the PNG/JPEG decode.
+            Results are identical with or without it. None (the default here) keeps nothing.
 
     A `teacher_logits` column (cached teacher outputs) is passed through as a float tensor. Masks made by
     `precompute_roi_masks` are 1-bit images whose values were checked when the cache was built: reading one each
@@ -132,6 +136,7 @@ class RveRNetTransform:
         index_column: str = "sample_index",
         mask_augmentation: float = 0.0,
         mask_perturbations: str = DEFAULT_MASK_PERTURBATIONS,
+        decoded_cache: "DecodedCache | float | None" = None,
     ):
         if not 0.0 <= mask_augmentation <= 1.0:
             raise ValueError(f"`mask_augmentation` must be a probability in [0, 1], got {mask_augmentation!r}.")
@@ -160,6 +165,25 @@ class RveRNetTransform:
         self.mask_augmentation = mask_augmentation
         self.mask_perturbations = parse_perturbations(mask_perturbations, training=True)
         self.epoch = 0
+        if decoded_cache is not None and not isinstance(decoded_cache, DecodedCache):
+            decoded_cache = DecodedCache(decoded_cache)
+        self.decoded_cache = decoded_cache
+
+    def _read(self, batch: dict[str, list], position: int, image: Any, mask: Any):
+        """The sample's photo (RGB uint8) and mask (bool, or None when it has none): from `decoded_cache` when it
+        holds them, else decoded (and offered to it)."""
+        key = None
+        if self.decoded_cache is not None and self.index_column in batch:
+            key = (self.train, int(batch[self.index_column][position]))  # a training and an evaluation split
+            if key in self.decoded_cache:
+                return self.decoded_cache[key]
+        pad_value = self.processor.pad_value if self.processor is not None else 125
+        array = load_image(image, position, background=pad_value)
+        if mask is not None:
+            mask = load_mask(mask, position, array.shape[:2], allow_full=True)
+        if key is not None:
+            self.decoded_cache.keep(key, array, mask)
+        return array, mask
 
     def _crop_box(self, mask: np.ndarray, generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
         height, width = mask.shape
@@ -242,15 +266,12 @@ class RveRNetTransform:
                 raise ValueError(
                     f"sample {index} of the batch has no `{self.mask_column}`: run `precompute_roi_masks` first."
                 )
-            pad_value = self.processor.pad_value if self.processor is not None else 125
-            array = load_image(image, index, background=pad_value)
+            array, mask = self._read(batch, index, image, mask)
             untouched = array
             if mask is None:  # full-image view without a mask: random crops keep part of the central half
                 height, width = array.shape[:2]
                 mask = np.zeros((height, width), dtype=bool)
                 mask[height // 4 : height - height // 4, width // 4 : width - width // 4] = True
-            else:
-                mask = load_mask(mask, index, array.shape[:2], allow_full=True)
             if self.train:
                 array, mask = self.augment(array, mask, self.generator_for(batch, index))
             if self.single_view == "full_image":
@@ -269,6 +290,30 @@ class RveRNetTransform:
                     self.teacher_processor(untouched if self.teacher_input == "full_image" else array)
                 )
         return self._model_inputs(batch, views)
+
+
+class DecodedCache(dict):
+    """Decoded samples `{key: (photo, mask)}` kept up to `budget_mb` MiB, first come first kept (a sample past the
+    budget is decoded each time it is read). Kept arrays are made read-only: every later epoch shares them, and an
+    augmentation that wrote into one in place would raise instead of changing the data. One cache per process: a
+    dataloader worker holds its own copy (useful with persistent workers)."""
+
+    def __init__(self, budget_mb: float):
+        super().__init__()
+        if not (budget_mb >= 0 and math.isfinite(budget_mb)):
+            raise ValueError(f"the decoded-sample cache's budget must be a size in MiB >= 0, got {budget_mb!r}.")
+        self.budget_bytes = int(budget_mb * 2**20)
+        self.used_bytes = 0
+
+    def keep(self, key, array: np.ndarray, mask: np.ndarray | None) -> None:
+        size = array.nbytes + (mask.nbytes if mask is not None else 0)
+        if key in self or self.used_bytes + size > self.budget_bytes:
+            return
+        for kept in (array, mask):
+            if kept is not None:
+                kept.flags.writeable = False
+        self[key] = (array, mask)
+        self.used_bytes += size
 
 
 class PairedTransform(RveRNetTransform):

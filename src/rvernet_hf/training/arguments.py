@@ -2,6 +2,7 @@
 """The training job's arguments: `ModelArguments`, `DataArguments`, `HubArguments` (plus transformers'
 `TrainingArguments`, extended by `DistillationTrainingArguments`), parsed from the command line or one JSON file."""
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -192,8 +193,18 @@ class DataArguments:
         metadata={"help": "What --mask_augmentation draws from (as `rvernet-hf evaluate --mask_perturbations`)."},
     )
 
+    decoded_cache_mb: float = field(
+        default=1024,
+        metadata={
+            "help": "Photos and masks kept decoded in memory after their first read (MiB for the whole process, "
+            "shared by its dataloader workers): later epochs skip the image decode; results are identical. 0: off."
+        },
+    )
+
     def __post_init__(self):
         # Checked when parsed, before any data is read.
+        if not (self.decoded_cache_mb >= 0 and math.isfinite(self.decoded_cache_mb)):
+            raise ValueError(f"--decoded_cache_mb must be a size in MiB >= 0, got {self.decoded_cache_mb!r}.")
         if not 0.0 <= self.mask_augmentation <= 1.0:
             raise ValueError(f"--mask_augmentation must be a probability in [0, 1], got {self.mask_augmentation!r}.")
         parse_perturbations(self.mask_perturbations, training=True)

@@ -2,7 +2,7 @@
 """Building what the training job trains: the model (RveRNet from two towers or a checkpoint, or a single classifier),
 the image processor saved with it, and the per-sample preprocessing its transforms use."""
 
-from ..data import PairedTransform, RveRNetTransform, single_model_preprocessors
+from ..data import DecodedCache, PairedTransform, RveRNetTransform, single_model_preprocessors
 from ..distillation import check_teacher_labels, load_teacher
 from ..labels import label2id_of
 from ..segmentation_rvernet import DEFAULT_SEGMENTER
@@ -224,7 +224,10 @@ def build_transforms(preprocessing: dict, model_args: ModelArguments, data_args,
     if teacher is not None and not training_args.cache_teacher_logits:
         kwargs.update(teacher_processor=teacher.input_processor(), teacher_input=training_args.teacher_input)
     masks = {"mask_augmentation": data_args.mask_augmentation, "mask_perturbations": data_args.mask_perturbations}
+    # --decoded_cache_mb is the process's: one cache for both splits, split among its dataloader workers (each keeps
+    # a copy of its own).
+    cache = DecodedCache(data_args.decoded_cache_mb / max(1, training_args.dataloader_num_workers))
     return (
-        RveRNetTransform(preprocessing["cutouts"], train=True, **augmentation, **masks, **kwargs),
-        RveRNetTransform(preprocessing["cutouts"], train=False, **kwargs),
+        RveRNetTransform(preprocessing["cutouts"], train=True, decoded_cache=cache, **augmentation, **masks, **kwargs),
+        RveRNetTransform(preprocessing["cutouts"], train=False, decoded_cache=cache, **kwargs),
     )

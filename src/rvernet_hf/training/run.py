@@ -80,6 +80,17 @@ def run(
             lock.release()
 
 
+def encoded_images(dataset):
+    """`dataset` with its image columns left encoded (`datasets.Image(decode=False)`): the training transforms read
+    the bytes or paths (`load_image`, `load_mask`), decoding each once while it fits in --decoded_cache_mb."""
+    import datasets
+
+    for name, feature in dataset.features.items():
+        if isinstance(feature, datasets.Image) and feature.decode:
+            dataset = dataset.cast_column(name, datasets.Image(decode=False))
+    return dataset
+
+
 def claim_output_dir(training_args: DistillationTrainingArguments):
     """(the checkpoint to resume from or None, the folder's lock or None), decided before any work (see `run`)."""
     if not training_args.do_train:
@@ -134,8 +145,10 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
         preprocessing, model_args, data_args, training_args, layout, teacher
     )
     # Augmentations are a pure function of (seed, epoch, sample index): resume and DDP see the same draws.
-    train_dataset = add_sample_index(data["train"]).with_transform(train_transform)
-    eval_dataset = data["validation"].with_transform(eval_transform)
+    # The transforms decode (and, within --decoded_cache_mb, keep) each photo themselves: `datasets` hands them the
+    # encoded cells.
+    train_dataset = add_sample_index(encoded_images(data["train"])).with_transform(train_transform)
+    eval_dataset = add_sample_index(encoded_images(data["validation"])).with_transform(eval_transform)
     metrics_fn = ClassificationMetrics(id2label, ambiguous)
 
     # Without a teacher, the plain RveRNetTrainer; with cached logits the teacher's work is done: it is not kept.
