@@ -201,3 +201,24 @@ def test_mask_robustness_benchmark_rows_plot_and_a_flat_full_image_line(tmp_path
     assert [row["perturbation"] for row in rows] == ["none", "dilate:0.2", "box"] and rows[0]["mean_iou"] == 1.0
     flat = {row["accuracy"] for row in figures["models"]["s"]["rows"]}
     assert len(flat) == 1 and figures["models"]["s"]["full_image"]  # a full-image model ignores the mask
+
+
+@pytest.mark.slow
+def test_epoch_speed_benchmark_runs_at_tiny_size(tmp_path):
+    """Issue 25's epoch benchmark: trainer and plain-loop epochs (with and without evaluation) and the fetch alone."""
+    out = tmp_path / "epoch.json"
+    figures = script("epoch_speed").main(
+        ["--image_size", "32", "--num_per_class", "6", "--batch_size", "8", "--rounds", "1", "--json", str(out)]
+    )
+    for key in ("trainer_s", "loop_s", "trainer_with_eval_s", "loop_with_eval_s", "fetch_s"):
+        assert figures[key] > 0, key
+    assert figures["loop_with_eval_s"] > figures["loop_s"] and json.loads(out.read_text())["trainer_over_loop"] > 0
+
+
+@pytest.mark.slow
+def test_cost_benchmark_processor_part(tmp_path):
+    """Issue 25: the processor against DeiTImageProcessor and its PIL backend, before (float resize) and after."""
+    figures = script("cost").main(["--quick", "--parts", "processor", "--repeats", "1"])
+    for batch in (1, 32):
+        for key in ("ms_per_image", "over_deit", "over_deit_pil", "before_over_deit", "after_over_before"):
+            assert figures[f"processor_b{batch}_{key}"] > 0, (batch, key)
