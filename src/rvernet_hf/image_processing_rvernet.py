@@ -110,13 +110,13 @@ def resize_to_canvas(
     resize_mode: str = "letterbox",
     pad_value: float = 125,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """image (3, h, w) uint8 or float 0-255 and an optional mask (h, w) bool -> the same geometry at `size`, the
-    image as float 0-255.
+    """image (3, h, w) uint8 or float 0-255 and an optional mask (h, w) bool -> the same geometry at `size` (the
+    canvas in the image's dtype: `normalize` converts a uint8 one in the same pass).
 
     `"letterbox"` keeps the aspect ratio and pads with `pad_value`; `"resize"` stretches. Bilinear, antialiased. A mask
     keeps every pixel at least half covered, and a tiny ROI never vanishes when the image shrinks. A uint8 image on
-    the CPU is resized in uint8 (torch's fixed-point antialiased kernel, 3-5x faster than in float) and converted
-    after: every pixel within one grey level of the float resize (rounding); the mask is resized as before.
+    the CPU is resized and letterboxed in uint8 (torch's fixed-point antialiased kernel, 3-5x faster than in float):
+    every pixel within one grey level of the float resize (rounding); the mask is resized in float, exactly.
     """
     height, width = image.shape[-2:]
     out_h, out_w = size["height"], size["width"]
@@ -131,11 +131,10 @@ def resize_to_canvas(
     same = (new_h, new_w) == (height, width)  # nothing to resample: the resize would be the identity
     resized = image if same else _resize(image[None], new_h, new_w)[0]
     if (new_h, new_w) == (out_h, out_w):  # no pad
-        canvas = resized.float() if resized.dtype == torch.uint8 else resized.clamp(0, 255)
-    elif resized.dtype == torch.uint8:  # letterboxed in uint8 too (the pad is a grey level), converted once
+        canvas = (resized.clone() if same else resized) if resized.dtype == torch.uint8 else resized.clamp(0, 255)
+    elif resized.dtype == torch.uint8:  # letterboxed in uint8 too (the pad is a grey level)
         canvas = torch.full((3, out_h, out_w), int(pad_value), dtype=torch.uint8, device=image.device)
         canvas[:, top : top + new_h, left : left + new_w] = resized
-        canvas = canvas.float()
     else:
         canvas = torch.full((3, out_h, out_w), float(pad_value), dtype=image.dtype, device=image.device)
         canvas[:, top : top + new_h, left : left + new_w] = resized.clamp(0, 255)
@@ -160,12 +159,13 @@ def _resize(batch: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def normalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float], do_normalize: bool = True):
-    """image float 0-255 -> [0, 1], then `(x - mean) / std` per channel when `do_normalize`: one fused
-    `shift + x * scale` pass (scale = 1 / (255 std), shift = -mean / std)."""
+    """image 0-255 (uint8 or float) -> float [0, 1], then `(x - mean) / std` per channel when `do_normalize`: one
+    fused `shift + x * scale` pass (scale = 1 / (255 std), shift = -mean / std)."""
     if not do_normalize:
         return image / 255.0
-    std_t = torch.tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)
-    mean_t = torch.tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    dtype = image.dtype if image.is_floating_point() else torch.float32
+    std_t = torch.tensor(std, dtype=dtype, device=image.device).view(3, 1, 1)
+    mean_t = torch.tensor(mean, dtype=dtype, device=image.device).view(3, 1, 1)
     return torch.addcmul(-mean_t / std_t, image, 1 / (255.0 * std_t))
 
 
@@ -175,6 +175,7 @@ def hidden_view(canvas: torch.Tensor, cutout_style: str) -> torch.Tensor | None:
     its brightness (`"dim"`). A tower then keeps a hint of what it is not meant to read."""
     if cutout_style == "fill":
         return None
+    canvas = canvas if canvas.is_floating_point() else canvas.float()
     if cutout_style == "dim":
         return canvas * 0.25
     sigma = min(canvas.shape[-2:]) / 16
@@ -188,7 +189,7 @@ def hidden_view(canvas: torch.Tensor, cutout_style: str) -> torch.Tensor | None:
 
 
 def cut_out(processor, canvas: torch.Tensor, canvas_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(roi, context) of a canvas (3, H, W float 0-255) and its ROI mask at that size, each normalised for its tower;
+    """(roi, context) of a canvas (3, H, W, 0-255, uint8 or float) and its ROI mask at that size, each normalised for its tower;
     where a cut-out hides, `fill_value` (`cutout_style="fill"`) or `hidden_view`'s view, normalised alike. Towers
     with the same statistics share one normalised canvas."""
     hidden = hidden_view(canvas, processor.cutout_style)
