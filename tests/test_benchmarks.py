@@ -222,3 +222,12 @@ def test_cost_benchmark_processor_part(tmp_path):
     for batch in (1, 32):
         for key in ("ms_per_image", "over_deit", "over_deit_pil", "before_over_deit", "after_over_before"):
             assert figures[f"processor_b{batch}_{key}"] > 0, (batch, key)
+
+
+@pytest.mark.slow
+def test_onnx_speed_benchmark_runs_at_tiny_size(tmp_path):
+    pytest.importorskip("onnxruntime")
+    figures = script("onnx_speed").main(
+        ["--hidden", "32", "--layers", "1", "--image_size", "32", "--batches", "1", "2", "--rounds", "1"]
+    )
+    assert figures["b2_onnxruntime_over_pytorch"] > 0 and figures["b1_pytorch_ms_per_image"] > 0

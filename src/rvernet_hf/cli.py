@@ -25,7 +25,7 @@ def _env(args: argparse.Namespace) -> int:
         "cuda available": torch.cuda.is_available(),
         "transformers": transformers.__version__,
     }
-    for optional in ("timm", "accelerate", "datasets", "evaluate", "huggingface_hub", "safetensors"):
+    for optional in ("timm", "accelerate", "datasets", "evaluate", "huggingface_hub", "safetensors", "onnxruntime"):
         try:
             rows[optional] = __import__(optional).__version__
         except ImportError:
@@ -188,6 +188,31 @@ def _push(args: argparse.Namespace) -> int:
     )
     print(f"dry run: the upload would be exactly {where}" if args.dry_run_dir else f"pushed: {where}")
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """Export a saved model to ONNX (both towers and the head in one graph), checked against PyTorch."""
+    from .onnx_export import export_onnx
+    from .paths_rvernet import check_local_path
+
+    check_local_path(args.model, "MODEL")
+    written = export_onnx(args.model, args.output_dir, token_selection=args.token_selection, opset_version=args.opset)
+    print(f"exported: {written}/model.onnx (with config.json and the image processor; checked with ONNX Runtime)")
+    return 0
+
+
+def add_export_parser(subparsers) -> None:
+    export = subparsers.add_parser("export", help="export a saved model to ONNX (both towers and the head)")
+    export.add_argument("model", help="a folder written by `train` (RveRNet or --model_type single), or a Hub id")
+    export.add_argument("output_dir", help="the new folder: model.onnx, config.json, the processor (must not exist)")
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="the format (onnx)")
+    export.add_argument(
+        "--token_selection",
+        choices=["dense"],
+        help="export a token-sparse model dense (every patch read): sparse gathers cannot be an ONNX graph",
+    )
+    export.add_argument("--opset", type=int, help="ONNX opset (default: torch's exporter's)")
+    export.set_defaults(func=_export)
 
 
 def _numbers(text: str, count: int, flag: str) -> list[float]:
@@ -471,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         "names a local path (default: facebook/sam-vit-base)",
     )
     push.set_defaults(func=_push)
+    add_export_parser(subparsers)
 
     predict = subparsers.add_parser(
         "predict", help="classify images with a saved model (box, click, mask or automatic ROI)"
