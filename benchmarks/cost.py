@@ -408,14 +408,16 @@ def processor_speed(args) -> dict:
     rvernet = RveRNetImageProcessor(size=size)
     deit = DeiTImageProcessor(size=size, crop_size=size)
     deit_pil = DeiTImageProcessorPil(size=size, crop_size=size)
-    fast_view = processing.to_chw_uint8
+    fast_view = getattr(processing, "to_chw_uint8", None)  # None: code from before issue 25 (PYTHONPATH)
 
     def before(batch):
-        processing.to_chw_uint8 = to_chw_float  # the float photo, resized in float
+        if fast_view is not None:
+            processing.to_chw_uint8 = to_chw_float  # the float photo, resized in float
         try:
             return rvernet(images[:batch], roi_masks=masks[:batch], return_tensors="pt")
         finally:
-            processing.to_chw_uint8 = fast_view
+            if fast_view is not None:
+                processing.to_chw_uint8 = fast_view
 
     figures = {}
     for batch in (1, 32):
