@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def main(argv=None) -> dict:
@@ -32,20 +34,14 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     import onnxruntime
-    from transformers import DeiTConfig
 
+    from cost import deit_config
     from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
     from rvernet_hf.onnx_export import export_onnx
     from rvernet_hf.testing_utils import machine_facts
 
-    tower = DeiTConfig(
-        hidden_size=args.hidden,
-        num_hidden_layers=args.layers,
-        num_attention_heads=max(1, args.hidden // 64),
-        intermediate_size=4 * args.hidden,
-        image_size=args.image_size,
-        patch_size=16 if args.image_size >= 64 else 8,
-    )
+    tower = deit_config(args.hidden, args.layers, args.image_size)
+    tower.patch_size = 16 if args.image_size >= 64 else 8
     work = Path(tempfile.mkdtemp(prefix="onnx-speed-"))
     torch.manual_seed(0)
     model = RveRNetForImageClassification(RveRNetConfig(roi_config=tower, context_config=tower, num_labels=5))
