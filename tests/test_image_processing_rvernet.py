@@ -713,3 +713,25 @@ def test_a_photo_already_at_the_output_size_is_not_resampled():
     padded, padded_mask = resize_to_canvas(photo, mask, {"height": 40, "width": 40}, "letterbox", pad_value=7)
     assert torch.equal(padded[:, :, 5:35], photo) and (padded[:, :, :5] == 7).all()
     assert torch.equal(padded_mask[:, 5:35], mask) and not padded_mask[:, :5].any()
+
+
+@pytest.mark.parametrize("cutout_style", ["fill", "blur", "dim"])
+def test_batched_cutouts_equal_the_per_sample_ones(cutout_style):
+    """The processor normalises and fills the stacked batch at once: the values of `make_cutouts` per sample."""
+    from rvernet_hf.image_processing_rvernet import cutout_batch
+
+    rng = np.random.default_rng(0)
+    processor = RveRNetImageProcessor(size={"height": 24, "width": 32}, cutout_style=cutout_style)
+    photos = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in ((30, 40, 3), (50, 20, 3))]
+    masks = []
+    for photo in photos:
+        first, second = np.zeros(photo.shape[:2], bool), np.zeros(photo.shape[:2], bool)
+        first[3:12, 4:15], second[10:25, 2:9] = True, True
+        masks.append([first, second])
+    batch = cutout_batch(processor, photos, masks)
+    singles = [
+        processor.make_cutouts(photo, mask) for photo, photo_masks in zip(photos, masks) for mask in photo_masks
+    ]
+    assert torch.equal(batch["roi_pixel_values"], torch.stack([roi for roi, _, _ in singles]))
+    assert torch.equal(batch["context_pixel_values"], torch.stack([context for _, context, _ in singles]))
+    assert batch["roi_image_index"].tolist() == [0, 0, 1, 1]

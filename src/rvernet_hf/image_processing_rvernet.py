@@ -178,6 +178,8 @@ def hidden_view(canvas: torch.Tensor, cutout_style: str) -> torch.Tensor | None:
     canvas = canvas if canvas.is_floating_point() else canvas.float()
     if cutout_style == "dim":
         return canvas * 0.25
+    if canvas.dim() == 4:  # a batch of canvases: each blurred alike
+        return torch.stack([hidden_view(one, cutout_style) for one in canvas])
     sigma = min(canvas.shape[-2:]) / 16
     radius = min(math.ceil(3 * sigma), min(canvas.shape[-2:]) - 1)
     offsets = torch.arange(-radius, radius + 1, dtype=canvas.dtype, device=canvas.device)
@@ -193,6 +195,7 @@ def cut_out(processor, canvas: torch.Tensor, canvas_mask: torch.Tensor) -> tuple
     where a cut-out hides, `fill_value` (`cutout_style="fill"`) or `hidden_view`'s view, normalised alike. Towers
     with the same statistics share one normalised canvas."""
     hidden = hidden_view(canvas, processor.cutout_style)
+    canvas_mask = canvas_mask.unsqueeze(-3)  # over the channels, of one canvas (3, H, W) or a batch (N, 3, H, W)
     stats = {
         tower: (getattr(processor, f"{tower}_image_mean"), getattr(processor, f"{tower}_image_std"))
         for tower in ("roi", "context")
@@ -659,19 +662,25 @@ def cutout_batch(
     processor: RveRNetImageProcessor, arrays: list, masks_per_image: list, device=None, with_boxes: bool = False
 ) -> dict[str, torch.Tensor]:
     """One sample per (image, mask): the two cut-outs, `roi_image_index`, the token masks when `patch_size` is set,
-    and with `with_boxes` each mask's extent `roi_boxes`."""
-    rois, contexts, image_index, token_masks, boxes = [], [], [], [], []
+    and with `with_boxes` each mask's extent `roi_boxes`. Each sample is resized on its own; the normalisation and
+    the cut-out fills run once over the stacked batch (the same values as `make_cutouts` per sample)."""
+    canvases, canvas_masks, image_index, token_masks, boxes = [], [], [], [], []
     for index, (array, masks) in enumerate(zip(arrays, masks_per_image)):
+        tensor = to_chw_uint8(array).to(device)
         for mask in masks:
-            roi, context, canvas_mask = processor.make_cutouts(array, mask, device)
-            rois.append(roi)
-            contexts.append(context)
+            mask_tensor = torch.from_numpy(np.array(mask, dtype=bool)).to(device)
+            canvas, canvas_mask = resize_to_canvas(
+                tensor, mask_tensor, processor.size, processor.resize_mode, processor.pad_value
+            )
+            canvases.append(canvas)
+            canvas_masks.append(canvas_mask)
             image_index.append(index)
             token_masks.append(processor.token_masks(canvas_mask))
             boxes.append(mask_box(mask) if with_boxes else None)
+    rois, contexts = cut_out(processor, torch.stack(canvases), torch.stack(canvas_masks))
     data = {
-        "roi_pixel_values": torch.stack(rois),
-        "context_pixel_values": torch.stack(contexts),
+        "roi_pixel_values": rois,
+        "context_pixel_values": contexts,
         "roi_image_index": torch.tensor(image_index, dtype=torch.long, device=device),
     }
     for name in token_masks[0]:
