@@ -3,15 +3,20 @@
 used by `rvernet-hf demo`, `rvernet-hf evaluate` and the benchmarks. Optional robustness probes transform the photo
 (and its mask) first; `evaluate_mask_perturbations` measures what a wrong mask costs (see `perturbations`)."""
 
-import io
 import os
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from .data import MODEL_INPUTS, RveRNetTransform, load_image_folder_dataset, single_model_preprocessors
-from .image_utils_rvernet import load_image, load_mask, unwrap_cell
+from .data import (
+    MODEL_INPUTS,
+    RveRNetTransform,
+    label_map_array,
+    load_image_folder_dataset,
+    single_model_preprocessors,
+)
+from .image_utils_rvernet import load_image, load_mask
 from .labels import label2id_of, normalize_id2label
 from .metrics import load_metric, resolve_label_ids
 
@@ -168,6 +173,7 @@ def evaluate_mask_perturbations(
     from .perturbations import NEEDS_OTHER_OBJECTS, describe, mask_iou, parse_perturbations, perturb_mask, sample_rng
 
     parsed = parse_perturbations(perturbations) if isinstance(perturbations, str) else list(perturbations)
+    dataset = align_labels(dataset, normalize_id2label(model.config.id2label))  # once, not once per row
     others = None
     if any(kind in NEEDS_OTHER_OBJECTS for kind, _ in parsed):
         others = other_object_masks(dataset)  # refused here, before any model runs, when the data has none
@@ -209,10 +215,10 @@ def other_object_masks(dataset) -> list[list[np.ndarray]]:
             "per photo, a source_index column) or an object_masks column of instance maps (the built-in benchmark "
             f"writes <split>_object_masks/; give --object_masks_dir). This dataset has only {columns}."
         )
-    masks = []
-    for index, cell in enumerate(dataset.cast_column("roi_mask", _undecoded())["roi_mask"]):
-        raw = None if cell is None else _read_png(cell)
-        masks.append(None if raw is None else load_mask(raw, index, raw.shape[:2], allow_full=True))
+    masks = [
+        None if mask is None else load_mask(mask, index, (mask.height, mask.width), allow_full=True)
+        for index, mask in enumerate(dataset["roi_mask"])
+    ]
     found = []
     if "source_index" in columns:
         photos: dict[int, list[int]] = {}
@@ -222,32 +228,18 @@ def other_object_masks(dataset) -> list[list[np.ndarray]]:
             group = [masks[other] for other in photos[photo] if other != index and masks[other] is not None]
             found.append(other_objects(masks[index], group) if masks[index] is not None else [])
         return found
-    for index, cell in enumerate(dataset.cast_column("object_masks", _undecoded())["object_masks"]):
-        if cell is None or masks[index] is None:
+    for index, instance_map in enumerate(dataset["object_masks"]):
+        if instance_map is None or masks[index] is None:
             found.append([])
             continue
-        objects = _read_png(cell)
-        if objects.ndim != 2 or objects.shape != masks[index].shape:
+        objects = label_map_array(instance_map, index)
+        if objects.shape != masks[index].shape:
             raise ValueError(
                 f"sample {index}: its object_masks map is {objects.shape}, its ROI mask {masks[index].shape}: it must "
-                "be one channel, of the photo's size."
+                "be of the photo's size."
             )
         found.append(other_objects(masks[index], [objects == k for k in np.unique(objects) if k != 0]))
     return found
-
-
-def _read_png(cell) -> np.ndarray:
-    from PIL import Image
-
-    source = unwrap_cell(cell)
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
-        return np.asarray(opened)
-
-
-def _undecoded():
-    import datasets
-
-    return datasets.Image(decode=False)
 
 
 def load_for_evaluation(model_dir: str | os.PathLike, single_view: str | None = None):
@@ -308,7 +300,7 @@ def with_object_masks(dataset, objects_dir: str | os.PathLike):
 
     names = dataset.features["label"].names
     cells = []
-    for cell, label in zip(dataset.cast_column("image", _undecoded())["image"], dataset["label"]):
+    for cell, label in zip(dataset.cast_column("image", datasets.Image(decode=False))["image"], dataset["label"]):
         path = os.path.join(objects_dir, names[label], os.path.splitext(os.path.basename(cell["path"]))[0] + ".png")
         cells.append({"bytes": None, "path": path} if os.path.exists(path) else None)
     return dataset.add_column("object_masks", cells, feature=datasets.Image())

@@ -190,6 +190,13 @@ def hidden_view(canvas: torch.Tensor, cutout_style: str) -> torch.Tensor | None:
     return blurred[0]
 
 
+def to_canvas(processor, image: torch.Tensor, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """One photo (3, H, W tensor) and its bool (H, W) mask at the processor's output geometry (`resize_to_canvas`,
+    the mask on the photo's device)."""
+    mask = torch.from_numpy(np.array(mask, dtype=bool)).to(image.device)
+    return resize_to_canvas(image, mask, processor.size, processor.resize_mode, processor.pad_value)
+
+
 def cut_out(processor, canvas: torch.Tensor, canvas_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(roi, context) of a canvas (3, H, W, 0-255, uint8 or float) and its ROI mask at that size, each normalised for its tower;
     where a cut-out hides, `fill_value` (`cutout_style="fill"`) or `hidden_view`'s view, normalised alike. Towers
@@ -366,9 +373,7 @@ class RveRNetImageProcessor(BaseImageProcessor):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One RGB uint8 (H, W, 3) image and its bool (H, W) mask -> (roi, context, mask at the output size),
         computed on `device` (default CPU)."""
-        tensor = to_chw_uint8(image).to(device)
-        mask = torch.from_numpy(np.array(mask, dtype=bool)).to(device)
-        canvas, canvas_mask = resize_to_canvas(tensor, mask, self.size, self.resize_mode, self.pad_value)
+        canvas, canvas_mask = to_canvas(self, to_chw_uint8(image).to(device), mask)
         return (*cut_out(self, canvas, canvas_mask), canvas_mask)
 
     def token_masks(self, canvas_mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -668,10 +673,7 @@ def cutout_batch(
     for index, (array, masks) in enumerate(zip(arrays, masks_per_image)):
         tensor = to_chw_uint8(array).to(device)
         for mask in masks:
-            mask_tensor = torch.from_numpy(np.array(mask, dtype=bool)).to(device)
-            canvas, canvas_mask = resize_to_canvas(
-                tensor, mask_tensor, processor.size, processor.resize_mode, processor.pad_value
-            )
+            canvas, canvas_mask = to_canvas(processor, tensor, mask)
             canvases.append(canvas)
             canvas_masks.append(canvas_mask)
             image_index.append(index)
