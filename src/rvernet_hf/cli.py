@@ -185,8 +185,12 @@ def _push(args: argparse.Namespace) -> int:
         commit_message=args.commit_message,
         dry_run_dir=args.dry_run_dir,
         sam_model_id=args.sam_model_id,
+        space_id=args.space_id,
     )
     print(f"dry run: the upload would be exactly {where}" if args.dry_run_dir else f"pushed: {where}")
+    if args.space_id:
+        space = f"{args.dry_run_dir}-space" if args.dry_run_dir else f"https://huggingface.co/spaces/{args.space_id}"
+        print(f"dry run: the Space would be exactly {space}" if args.dry_run_dir else f"Space: {space}")
     return 0
 
 
@@ -199,6 +203,22 @@ def _export(args: argparse.Namespace) -> int:
     written = export_onnx(args.model, args.output_dir, token_selection=args.token_selection, opset_version=args.opset)
     print(f"exported: {written}/model.onnx (with config.json and the image processor; checked with ONNX Runtime)")
     return 0
+
+
+def _app(args: argparse.Namespace) -> int:
+    """Serve the web page (Gradio) and its `/classify` API."""
+    from .app import main as app_main
+
+    return app_main(args=args)
+
+
+def add_app_parser(subparsers) -> None:
+    from .app import build_parser as app_parser
+
+    app = subparsers.add_parser(
+        "app", help="a web page: click an object in a photo and read its label (Gradio; the `app` extra)"
+    )
+    app_parser(app).set_defaults(func=_app)
 
 
 def add_export_parser(subparsers) -> None:
@@ -491,12 +511,18 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--commit_message", default="Upload RveRNet model")
     push.add_argument("--dry_run_dir", help="upload nothing: write the exact folder that would be uploaded here")
     push.add_argument(
+        "--space_id",
+        help="also create a Gradio Space (namespace/name) that serves the model with `rvernet-hf app`; the model card "
+        "links it (with --dry_run_dir, its files go to DRY_RUN_DIR-space)",
+    )
+    push.add_argument(
         "--sam_model_id",
         help="the segmenter's Hub id to name in the upload when the saved processor "
         "names a local path (default: facebook/sam-vit-base)",
     )
     push.set_defaults(func=_push)
     add_export_parser(subparsers)
+    add_app_parser(subparsers)
 
     predict = subparsers.add_parser(
         "predict", help="classify images with a saved model (box, click, mask or automatic ROI)"

@@ -243,8 +243,10 @@ def push_folder(
     commit_message: str = "Upload RveRNet model",
     dry_run_dir: str | os.PathLike | None = None,
     sam_model_id: str | None = None,
+    space_id: str | None = None,
 ):
-    """Upload a saved model folder to the Hub over HTTP (`HfApi.create_repo` + `upload_folder`).
+    """Upload a saved model folder to the Hub over HTTP (`HfApi.create_repo` + `upload_folder`), and with `space_id`
+    a Gradio Space that serves it (`write_space`); the model card then links the Space.
 
     Args:
         revision: a branch to push to (created from main if missing).
@@ -252,6 +254,7 @@ def push_folder(
         dry_run_dir: upload nothing; copy exactly the files that would be uploaded there and return its path.
         sam_model_id: the Hub id of the segmenter to name in the uploaded `preprocessor_config.json` when the saved
             one names a path on this machine (default: the package's default segmenter); never a machine path.
+        space_id: also create (or update) this Gradio Space; with `dry_run_dir`, its files go to `<dry_run_dir>-space`.
     Returns:
         the commit info (or the dry-run folder).
     """
@@ -260,9 +263,13 @@ def push_folder(
     files = check_folder(folder)
     if dry_run_dir is not None:
         target = Path(dry_run_dir)
-        if target.exists() and any(target.iterdir()):
-            raise ValueError(f"dry_run_dir {target} exists and is not empty.")
-        _stage_upload(folder, files, target, sam_model_id, repo_id)
+        space_target = Path(f"{dry_run_dir}-space") if space_id else None
+        for where in (target, space_target):
+            if where is not None and where.exists() and any(where.iterdir()):
+                raise ValueError(f"dry run folder {where} exists and is not empty.")
+        _stage_upload(folder, files, target, sam_model_id, repo_id, space_id)
+        if space_target is not None:
+            write_space(space_target, repo_id, space_id)
         return str(target)
     from huggingface_hub import HfApi
 
@@ -271,8 +278,8 @@ def push_folder(
     if revision and not create_pr:
         api.create_branch(repo_id, branch=revision, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rvernet-upload-") as staged:
-        staged_files = _stage_upload(folder, files, Path(staged), sam_model_id, repo_id)
-        return api.upload_folder(
+        staged_files = _stage_upload(folder, files, Path(staged), sam_model_id, repo_id, space_id)
+        commit = api.upload_folder(
             repo_id=repo_id,
             folder_path=staged,
             allow_patterns=staged_files,
@@ -281,10 +288,75 @@ def push_folder(
             commit_message=commit_message,
             repo_type="model",
         )
+    if space_id:
+        api.create_repo(space_id, private=private, exist_ok=True, repo_type="space", space_sdk="gradio")
+        with tempfile.TemporaryDirectory(prefix="rvernet-space-") as staged:
+            write_space(Path(staged), repo_id, space_id)
+            api.upload_folder(
+                repo_id=space_id, folder_path=staged, repo_type="space", commit_message=f"Serve {repo_id}"
+            )
+    return commit
+
+
+SPACE_APP = '''"""A Gradio Space for the RveRNet model {repo_id} (rvernet-hf's `rvernet-hf app`): click an object in a
+photo and read its label. RVERNET_MODEL serves another model (a Hub id or a local folder), RVERNET_SAM_MODEL another
+segmenter."""
+
+import os
+
+from rvernet_hf.app import RveRNetApp, launch
+
+
+app = RveRNetApp(
+    os.environ.get("RVERNET_MODEL", "{repo_id}"),
+    sam_model_name_or_path=os.environ.get("RVERNET_SAM_MODEL") or None,
+)
+launch(app, host=None, port=None)  # Spaces set GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
+'''
+
+
+def write_space(target: str | os.PathLike, repo_id: str, space_id: str) -> list[str]:
+    """Write a Gradio Space that serves `repo_id` through `rvernet_hf.app`: `README.md` (the Space's front matter:
+    `sdk: gradio`, `app_file`, `models`), `app.py` and `requirements.txt` (this package's version, with the `app`
+    extra). Returns the file names."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    try:
+        gradio_version = version("gradio")
+    except PackageNotFoundError:
+        gradio_version = "6.0.0"
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    name = repo_id.split("/")[-1]
+    files = {
+        "README.md": (
+            f"---\ntitle: {name}\nemoji: 🍽️\ncolorFrom: yellow\ncolorTo: red\nsdk: gradio\n"
+            f"sdk_version: {gradio_version}\napp_file: app.py\nmodels:\n- {repo_id}\nlicense: apache-2.0\n"
+            f"short_description: Click an object in a photo; RveRNet labels it\n---\n\n"
+            f"# {name}\n\nThe RveRNet model [{repo_id}](https://huggingface.co/{repo_id}) on a page: drop a photo, click "
+            "the object (or draw a box, upload a mask, ask for every object) and read its label, with what each tower "
+            "saw. Programs call the `/classify` endpoint with `gradio_client` "
+            f'(`Client("{space_id}").predict(handle_file("photo.jpg"), \'{{"points": [[120, 80]]}}\', '
+            'api_name="/classify")`).\n'
+        ),
+        "app.py": SPACE_APP.replace("{repo_id}", repo_id),
+        "requirements.txt": f"rvernet-hf[app]=={__version__}\n",
+    }
+    for file_name, text in files.items():
+        with replaced_atomically(target / file_name) as temporary:
+            Path(temporary).write_text(text, encoding="utf-8")
+    return sorted(files)
 
 
 def _stage_upload(
-    folder: str | os.PathLike, files: list[str], target: Path, sam_model_id: str | None, repo_id: str
+    folder: str | os.PathLike,
+    files: list[str],
+    target: Path,
+    sam_model_id: str | None,
+    repo_id: str,
+    space_id: str | None = None,
 ) -> list[str]:
     """Copy the files to upload into `target`, with a processor config that names its segmenter portably and a card
     whose code names the repository being uploaded (it was rendered with the folder's or another name)."""
@@ -298,6 +370,9 @@ def _stage_upload(
         text = card.read_text()
         text = re.sub(r'(pipeline\([^)]*?model=)"[^"]*"', rf'\1"{repo_id}"', text)
         text = re.sub(r"(rvernet-hf predict \S+ --model )\S+", rf"\g<1>{repo_id}", text)
+        if space_id:  # under the title: where to try it
+            link = f"\n**Try it on a page:** the Space [{space_id}](https://huggingface.co/spaces/{space_id}).\n"
+            text = re.sub(r"^(# .*\n)", lambda match: match.group(1) + link, text, count=1, flags=re.MULTILINE)
         card.write_text(text)
     processor_file = target / "preprocessor_config.json"
     if not processor_file.exists():
@@ -326,4 +401,5 @@ __all__ = [
     "render_model_card",
     "save_prompted_pipeline",
     "verify_reload",
+    "write_space",
 ]

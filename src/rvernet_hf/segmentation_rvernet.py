@@ -560,7 +560,9 @@ def _check_prompt_kind(segmenter: "Segmenter | TextSegmenter", text: bool, name:
 
 def segmenter_for(sam_model: Any, sam_image_processor: Any = None) -> "Segmenter | TextSegmenter":
     """An already-built promptable segmenter (any family of `SEGMENTER_FAMILIES`, or SAM 3 with its `Sam3Processor`)
-    behind RveRNet's interface; refused, naming it, if it is not one."""
+    behind RveRNet's interface, or one already wrapped (used as it is); refused, naming it, if it is not one."""
+    if isinstance(sam_model, (Segmenter, TextSegmenter)):
+        return sam_model
     model_type = getattr(getattr(sam_model, "config", None), "model_type", None)
     if model_type in TEXT_FAMILIES:
         return TextSegmenter(sam_model, sam_image_processor)

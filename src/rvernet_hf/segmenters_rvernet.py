@@ -19,8 +19,10 @@ through the mask decoder in one call (point groups padded with SAM's "not a poin
 have different numbers of prompts works.
 """
 
+import hashlib
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +85,20 @@ class Segmenter:
         self.model_type = model_type
         self.style = SEGMENTER_FAMILIES[model_type]
         self.image_processor = image_processor if image_processor is not None else default_image_processor(model)
+        self._embeddings: OrderedDict[tuple, ImageEmbedding] = OrderedDict()  # image key -> embedding (LRU)
+        self._embeddings_lock = threading.Lock()
+        self.embedding_cache_size = 0
+
+    def cache_embeddings(self, max_images: int) -> None:
+        """Keep the embeddings of the last `max_images` images (0: none, the default) and reuse them when the same
+        image comes again, as SAM's interactive demos do: a second click on a photo runs the mask decoder only.
+        Images are recognised by their pixels (a hash of the RGB array), so a copy of a photo hits the cache too."""
+        if int(max_images) < 0:
+            raise ValueError(f"max_images must be >= 0, got {max_images}.")
+        with self._embeddings_lock:
+            self.embedding_cache_size = int(max_images)
+            while len(self._embeddings) > self.embedding_cache_size:
+                self._embeddings.popitem(last=False)
 
     @property
     def device(self) -> torch.device:
@@ -92,9 +108,30 @@ class Segmenter:
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
-    @torch.no_grad()
     def embed(self, images: list[np.ndarray]) -> list[ImageEmbedding]:
-        """RGB uint8 arrays -> one `ImageEmbedding` each, from ONE image-encoder forward pass over all of them."""
+        """RGB uint8 arrays -> one `ImageEmbedding` each, from ONE image-encoder forward pass over all of them (over
+        those not in the embedding cache, when `cache_embeddings` turned it on)."""
+        if not self.embedding_cache_size:
+            return self._embed(images)
+        keys = [
+            (image.shape, hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest())
+            for image in images
+        ]
+        with self._embeddings_lock:
+            found = {key: self._embeddings[key] for key in keys if key in self._embeddings}
+        missing = [i for i, key in enumerate(keys) if key not in found]
+        computed = self._embed([images[i] for i in missing]) if missing else []
+        found.update({keys[i]: embedding for i, embedding in zip(missing, computed)})
+        with self._embeddings_lock:
+            for key in keys:
+                self._embeddings[key] = found[key]
+                self._embeddings.move_to_end(key)
+            while len(self._embeddings) > self.embedding_cache_size:
+                self._embeddings.popitem(last=False)
+        return [found[key] for key in keys]
+
+    @torch.no_grad()
+    def _embed(self, images: list[np.ndarray]) -> list[ImageEmbedding]:
         encoded = self.image_processor(images=[Image.fromarray(image) for image in images], return_tensors="pt")
         pixel_values = encoded["pixel_values"].to(device=self.device, dtype=self.dtype)
         output = self.model.get_image_embeddings(pixel_values)
