@@ -117,6 +117,42 @@ def _outputs(app: RveRNetApp, result: dict, prompt: dict) -> tuple:
     return annotated, rows, shown, app.tower_inputs(result)
 
 
+def _prompt_column(takes_text: bool | None) -> tuple:
+    """The photo and the prompts: (photo, click mode, [box, mask, every, text], run, clear)."""
+    with gr.Column():
+        photo = gr.Image(
+            label="Photo (click the object)", type="numpy", sources=["upload", "clipboard", "webcam"], elem_id="photo"
+        )
+        mode = gr.Radio(list(CLICK_MODES), value=CLICK_MODES[0], label="A click marks")
+        with gr.Accordion("Other prompts", open=False):
+            box = gr.Textbox(label="Box: x0, y0, x1, y1 (pixels)", placeholder="60, 40, 220, 180")
+            mask = gr.Image(
+                label="Mask (white: the object; the photo's size)", type="numpy", image_mode="L", sources=["upload"]
+            )
+            every = gr.Checkbox(label="Every object")
+            text = gr.Textbox(label="Concept (needs a SAM 3 segmenter)", visible=bool(takes_text))
+        with gr.Row():
+            run = gr.Button("Classify", variant="primary", elem_id="classify")
+            clear = gr.Button("Clear prompts")
+        gr.Markdown("No prompt: the automatic ROI (the segmenter's most salient object).")
+    return photo, mode, [box, mask, every, text], run, clear
+
+
+def _result_column() -> list:
+    """The results: [annotated photo, top-k table, prompt and timings, what each tower saw]."""
+    with gr.Column():
+        annotated = gr.AnnotatedImage(label="ROIs and their labels", elem_id="result")
+        info = gr.Markdown(elem_id="timings")
+        table = gr.Dataframe(headers=TABLE_HEADERS, label="Top labels per ROI", interactive=False)
+        gallery = gr.Gallery(
+            label="What each tower saw (the photo and ROI | ROI tower input | context tower input | scores)",
+            columns=1,
+            height=320,
+            object_fit="contain",
+        )
+    return [annotated, table, info, gallery]
+
+
 def build_page(app: RveRNetApp) -> gr.Blocks:
     """The page: a photo to click, the other prompts, and the results; plus the `/classify` API endpoint."""
     takes_text = app.takes_text()
@@ -128,40 +164,9 @@ def build_page(app: RveRNetApp) -> gr.Blocks:
         )
         clicks = gr.State(_empty_clicks())
         with gr.Row():
-            with gr.Column():
-                photo = gr.Image(
-                    label="Photo (click the object)",
-                    type="numpy",
-                    sources=["upload", "clipboard", "webcam"],
-                    elem_id="photo",
-                )
-                mode = gr.Radio(list(CLICK_MODES), value=CLICK_MODES[0], label="A click marks")
-                with gr.Accordion("Other prompts", open=False):
-                    box = gr.Textbox(label="Box: x0, y0, x1, y1 (pixels)", placeholder="60, 40, 220, 180")
-                    mask = gr.Image(
-                        label="Mask (white: the object; the photo's size)",
-                        type="numpy",
-                        image_mode="L",
-                        sources=["upload"],
-                    )
-                    every = gr.Checkbox(label="Every object")
-                    text = gr.Textbox(label="Concept (needs a SAM 3 segmenter)", visible=bool(takes_text))
-                with gr.Row():
-                    run = gr.Button("Classify", variant="primary", elem_id="classify")
-                    clear = gr.Button("Clear prompts")
-                gr.Markdown("No prompt: the automatic ROI (the segmenter's most salient object).")
-            with gr.Column():
-                annotated = gr.AnnotatedImage(label="ROIs and their labels", elem_id="result")
-                info = gr.Markdown(elem_id="timings")
-                table = gr.Dataframe(headers=TABLE_HEADERS, label="Top labels per ROI", interactive=False)
-                gallery = gr.Gallery(
-                    label="What each tower saw (the photo and ROI | ROI tower input | context tower input | scores)",
-                    columns=1,
-                    height=320,
-                    object_fit="contain",
-                )
-        results = [annotated, table, info, gallery]
-        fields = [box, mask, every, text]
+            photo, mode, fields, run, clear = _prompt_column(takes_text)
+            results = _result_column()
+        box, mask, every, text = fields
 
         def classify_page(image, state, box_text, mask_image, every_object, concept):
             if image is None:

@@ -1,0 +1,371 @@
+"""The web page and its API (`rvernet-hf app`), and the Space that `push --space_id` writes: a real server on
+127.0.0.1 in a subprocess answered through `gradio_client` for every prompt kind, each bad input refused with its
+message while the server keeps serving, the segmenter's image encoder run once for several clicks on one photo, and a
+real browser (the system Chromium, driven by Playwright) that uploads a photo, clicks it and sees the labelled region.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rvernet_hf.app import RveRNetApp, demo_examples, main, mask_to_rle, parse_prompt, rle_to_mask
+from rvernet_hf.testing_utils import tiny_sam, tiny_sam3, tiny_tower_config
+
+
+LABELS = ("ketchup", "chili paste", "fries")
+PHOTO_SIZE = (64, 48)  # (W, H)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A tiny RveRNet folder (its processor names a tiny SAM folder), a SAM 3 folder, photos, masks, a non-image."""
+    import torch
+
+    from rvernet_hf import RveRNetConfig, RveRNetForImageClassification, RveRNetImageProcessor
+    from rvernet_hf.hub import render_model_card
+
+    root = tmp_path_factory.mktemp("app")
+    torch.manual_seed(0)
+    config = RveRNetConfig(
+        roi_config=tiny_tower_config("deit"),
+        context_config=tiny_tower_config("deit"),
+        id2label=dict(enumerate(LABELS)),
+        label2id={name: i for i, name in enumerate(LABELS)},
+        fusion_hidden_size=16,
+    )
+    RveRNetForImageClassification(config).eval().save_pretrained(root / "model")
+    tiny_sam().save_pretrained(root / "sam")
+    sam3, sam3_processor = tiny_sam3()
+    sam3.save_pretrained(root / "sam3")
+    sam3_processor.save_pretrained(root / "sam3")
+    RveRNetImageProcessor(size={"height": 30, "width": 30}, sam_model_name_or_path=str(root / "sam")).save_pretrained(
+        root / "model"
+    )
+    render_model_card("rvernet-tiny", "me/rvernet-tiny", config).save(root / "model" / "README.md")
+    rng = np.random.default_rng(0)
+    width, height = PHOTO_SIZE
+    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(root / "photo.png")
+    Image.fromarray(rng.integers(0, 256, (height + 8, width, 3), dtype=np.uint8)).save(root / "other.png")
+    mask = np.zeros((height, width), dtype=bool)
+    mask[10:30, 20:40] = True
+    Image.fromarray(mask.astype(np.uint8) * 255).save(root / "mask.png")
+    (root / "not_an_image.png").write_text("hello")
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(command: list[str], port: int, log, env: dict | None = None, cwd=None) -> subprocess.Popen:
+    """Start a server and wait (up to 120 s) until its page answers on 127.0.0.1:port."""
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=cwd
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.flush()
+            raise AssertionError(f"the server exited ({process.returncode}): {Path(log.name).read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise AssertionError(f"the server did not answer on port {port}: {Path(log.name).read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(files):
+    """`rvernet-hf app --model FOLDER` on 127.0.0.1 in a subprocess; yields its URL."""
+    port = _free_port()
+    with open(files / "server.log", "w") as log:
+        command = [sys.executable, "-m", "rvernet_hf.cli", "app", "--model", str(files / "model"), "--port", str(port)]
+        process = _start(command, port, log)
+        yield f"http://127.0.0.1:{port}/"
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
+def _classify(client, image, prompt) -> dict:
+    from gradio_client import handle_file
+
+    return client.predict(
+        handle_file(str(image)), prompt if isinstance(prompt, str) else json.dumps(prompt), api_name="/classify"
+    )
+
+
+# ------------------------------------------------------------------------------------------------ prompts, RLE
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rle_round_trips_and_is_cocos_column_major_layout(seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((7, 5)) < 0.4
+    mask[0, 0] = seed % 2 == 1  # both a mask that starts with the object and one that does not
+    rle = mask_to_rle(mask)
+    assert rle["size"] == [7, 5] and sum(rle["counts"]) == 35
+    assert np.array_equal(rle_to_mask(rle), mask)
+    flat = mask.ravel(order="F")  # runs in column-major order, the first run counting zeros
+    expected, value, run = [], False, 0
+    for pixel in flat:
+        if pixel == value:
+            run += 1
+        else:
+            expected.append(run)
+            value, run = pixel, 1
+    expected.append(run)
+    assert rle["counts"] == expected
+
+
+@pytest.mark.parametrize(
+    "rle, message",
+    [
+        ([1, 2], "RLE object"),
+        ({"size": [2, 2], "counts": [1, 2]}, "add up to 3"),
+        ({"size": [2, 0], "counts": []}, "positive integers"),
+        ({"size": [2, 2], "counts": [5, -1]}, "integers >= 0"),
+    ],
+)
+def test_malformed_rle_is_refused(rle, message):
+    with pytest.raises(ValueError, match=message):
+        rle_to_mask(rle)
+
+
+def test_prompt_json_forms():
+    assert parse_prompt("") == {} and parse_prompt("{}") == {}
+    assert parse_prompt('{"points": [[3, 4]]}') == {"points": [[3.0, 4.0]], "point_labels": [1]}
+    parsed = parse_prompt({"points": [[3, 4], [9, 9]], "point_labels": [1, 0], "box": [1, 2, 30, 40]})
+    assert parsed["point_labels"] == [1, 0] and parsed["box"] == [1.0, 2.0, 30.0, 40.0]
+    assert parse_prompt({"all_objects": True}) == {"all_objects": True}
+    assert parse_prompt({"text": " sauce "}) == {"text": "sauce"}
+    mask = np.eye(4, dtype=bool)
+    assert np.array_equal(parse_prompt({"mask": mask_to_rle(mask)})["mask"], mask)
+
+
+@pytest.mark.parametrize(
+    "prompt, message",
+    [
+        ("{nope", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"point": [[1, 2]]}', "unknown keys \\['point'\\]"),
+        ('{"points": [1, 2]}', "points\\[0\\] must be a list"),
+        ('{"points": [[1, 2, 3]]}', "each click is \\[x, y\\]"),
+        ('{"points": [[1, 2]], "point_labels": [2]}', "point_labels must give 1"),
+        ('{"point_labels": [1]}', "without points"),
+        ('{"box": [5, 5, 5, 30]}', "zero or negative size"),
+        ('{"box": [5, 5, 30]}', "x0, y0, x1, y1"),
+        ('{"box": [0, 0, NaN, 3]}', "list of numbers"),
+        ('{"text": ""}', "non-empty string"),
+        ('{"all_objects": "yes"}', "true or false"),
+        ('{"all_objects": true, "points": [[1, 2]]}', "one kind of prompt"),
+    ],
+)
+def test_bad_prompt_json_is_refused_naming_the_field(prompt, message):
+    with pytest.raises(ValueError, match=message):
+        parse_prompt(prompt)
+
+
+# ------------------------------------------------------------------------------------------- the app in-process
+
+
+def test_three_clicks_on_one_photo_run_the_image_encoder_once(files):
+    app = RveRNetApp(str(files / "model"), embedding_cache=1)
+    segmenter = app.segmenter()
+    calls = []
+    encode = segmenter.model.get_image_embeddings
+    segmenter.model.get_image_embeddings = lambda *args, **kwargs: calls.append(1) or encode(*args, **kwargs)
+    results = [app.classify(files / "photo.png", {"points": [[10 + 10 * k, 20]]}) for k in range(3)]
+    assert len(calls) == 1
+    assert [r["prompt"] for r in results] == ["points"] * 3
+    app.classify(files / "other.png", {"box": [2, 2, 40, 30]})  # a new photo replaces it (a cache of one)
+    assert len(calls) == 2
+    again = app.classify(files / "photo.png", {"points": [[10, 20]]})
+    assert len(calls) == 3  # evicted: computed again, and the same answer as the first time
+    assert again["rois"] == results[0]["rois"]
+    # The cached embedding gives what a segmenter without a cache gives.
+    segmenter.cache_embeddings(0)
+    fresh = app.classify(files / "photo.png", {"points": [[20, 20]]})
+    assert fresh["rois"] == results[1]["rois"]
+
+
+def test_text_prompts_need_a_sam3_segmenter(files):
+    app = RveRNetApp(str(files / "model"), sam_model_name_or_path=str(files / "sam3"))
+    assert app.takes_text() is True
+    result = app.classify(files / "photo.png", {"text": "sauce"})
+    assert result["prompt"] == "text" and result["rois"]
+    with pytest.raises(ValueError, match="SAM 3"):
+        app.classify(files / "photo.png", {"points": [[3, 3]]})
+
+
+def test_a_non_rvernet_model_is_refused(files, tmp_path):
+    from transformers import DeiTForImageClassification
+
+    DeiTForImageClassification(tiny_tower_config("deit")).save_pretrained(tmp_path / "deit")
+    with pytest.raises(ValueError, match="not an RveRNet"):
+        RveRNetApp(str(tmp_path / "deit"))
+
+
+def test_no_model_and_no_demo_exits_non_zero_saying_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    assert "run `rvernet-hf demo` first" in capsys.readouterr().err
+
+
+def test_the_demos_test_photos_are_examples_with_their_masks(tmp_path):
+    for name in ("ketchup", "fries"):
+        for k in range(3):
+            for folder in ("test", "test_masks"):
+                (tmp_path / "data" / folder / name).mkdir(parents=True, exist_ok=True)
+                Image.new("L", (4, 4)).save(tmp_path / "data" / folder / name / f"{k}.png")
+    examples = demo_examples(tmp_path / "rvernet", limit=5)
+    assert [os.path.relpath(photo, tmp_path) for photo, _ in examples] == [
+        "data/test/fries/0.png",
+        "data/test/ketchup/0.png",
+        "data/test/fries/1.png",
+        "data/test/ketchup/1.png",
+        "data/test/fries/2.png",
+    ]
+    assert all(mask == photo.replace("/test/", "/test_masks/") for photo, mask in examples)
+    assert demo_examples(tmp_path / "elsewhere") == []  # another model: no examples
+
+
+# ------------------------------------------------------------------------------------------------ the server
+
+
+@pytest.mark.slow
+def test_the_api_answers_every_prompt_kind(client, files):
+    mask = np.asarray(Image.open(files / "mask.png")) > 0
+    cases = {
+        "points": {"points": [[30, 20]]},
+        "box": {"box": [5, 5, 40, 30]},
+        "box+points": {"box": [5, 5, 40, 30], "points": [[20, 20]], "point_labels": [0]},
+        "mask": {"mask": mask_to_rle(mask)},
+        "all_objects": {"all_objects": True},
+        "automatic": {},
+    }
+    for kind, prompt in cases.items():
+        result = _classify(client, files / "photo.png", prompt)
+        assert result["prompt"] == kind
+        assert result["image_size"] == list(PHOTO_SIZE)
+        assert result["rois"] and set(result["timings_s"]) == {"read", "segment", "classify", "total"}
+        for roi in result["rois"]:
+            assert {entry["label"] for entry in roi["labels"]} == set(LABELS)
+            assert abs(sum(entry["score"] for entry in roi["labels"]) - 1) < 1e-4
+            decoded = rle_to_mask(roi["mask"])
+            assert decoded.shape == (PHOTO_SIZE[1], PHOTO_SIZE[0]) and decoded.any()
+            rows, cols = np.flatnonzero(decoded.any(1)), np.flatnonzero(decoded.any(0))
+            assert roi["box"] == [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
+    given = _classify(client, files / "photo.png", cases["mask"])
+    assert np.array_equal(rle_to_mask(given["rois"][0]["mask"]), mask)  # a given mask is the ROI, as it is
+
+
+@pytest.mark.slow
+def test_the_api_refuses_bad_input_by_name_and_keeps_serving(client, files):
+    from gradio_client.exceptions import AppError
+
+    small = mask_to_rle(np.eye(10, dtype=bool))
+    cases = [
+        (files / "not_an_image.png", {}, "not a readable image"),
+        (files / "photo.png", {"points": [[300, 20]]}, "outside the image"),
+        (files / "photo.png", {"box": [5, 5, 5, 30]}, "zero or negative size"),
+        (files / "photo.png", {"mask": small}, "has size 10x10 .* but the image is 64x48"),
+        (files / "photo.png", {"text": "sauce"}, "needs a text-prompted segmenter"),
+        (files / "photo.png", "{nope", "not valid JSON"),
+    ]
+    for image, prompt, message in cases:
+        with pytest.raises(AppError, match=message) as raised:
+            _classify(client, image, prompt)
+        assert "Traceback" not in str(raised.value)
+    assert _classify(client, files / "photo.png", {"points": [[30, 20]]})["rois"]  # still serving
+
+
+@pytest.mark.slow
+def test_the_space_that_push_writes_serves_the_model(files, tmp_path):
+    from huggingface_hub import metadata_load
+
+    from rvernet_hf.hub import push_folder
+
+    push_folder(files / "model", "me/rvernet-tiny", dry_run_dir=tmp_path / "upload", space_id="me/rvernet-tiny-demo")
+    space = tmp_path / "upload-space"
+    assert sorted(path.name for path in space.iterdir()) == ["README.md", "app.py", "requirements.txt"]
+    front = metadata_load(space / "README.md")
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["models"] == ["me/rvernet-tiny"]
+    assert (space / "requirements.txt").read_text().startswith("rvernet-hf[app]==")
+    assert "https://huggingface.co/spaces/me/rvernet-tiny-demo" in (tmp_path / "upload" / "README.md").read_text()
+    port = _free_port()
+    env = {
+        "RVERNET_MODEL": str(tmp_path / "upload"),
+        "RVERNET_SAM_MODEL": str(files / "sam"),  # the upload names the Hub's segmenter, unreachable here
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+    }
+    with open(tmp_path / "space.log", "w") as log:
+        process = _start([sys.executable, "app.py"], port, log, env, cwd=space)
+        try:
+            from gradio_client import Client
+
+            result = _classify(
+                Client(f"http://127.0.0.1:{port}/", verbose=False), files / "photo.png", {"points": [[30, 20]]}
+            )
+            assert result["prompt"] == "points" and result["rois"]
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _chromium() -> str | None:
+    return os.environ.get("RVERNET_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium (.ci/run installs Debian's `chromium`)")
+def test_a_browser_uploads_a_photo_clicks_it_and_sees_the_labelled_region(server, files, tmp_path):
+    from playwright.sync_api import sync_playwright
+    from skimage import data
+
+    Image.fromarray(data.coffee()).save(tmp_path / "coffee.png")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server)
+            page.set_input_files("#photo input[type=file]", str(tmp_path / "coffee.png"))
+            photo = page.wait_for_selector("#photo img")
+            page.wait_for_timeout(500)
+            box = photo.bounding_box()
+            for clicks, (fx, fy) in enumerate([(0.45, 0.35), (0.55, 0.4)], start=1):
+                page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+                shown = f"({clicks} click{'s' if clicks > 1 else ''})"
+                page.wait_for_function(
+                    f"document.querySelector('#timings').innerText.includes('{shown}')", timeout=60000
+                )
+            page.wait_for_selector("#result img", timeout=30000)
+            legend = page.inner_text("#result")
+            assert any(f"0: {label}" in legend for label in LABELS), legend
+            assert "prompt points (2 clicks)" in page.inner_text("#timings")
+            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "page.png").stat().st_size > 10_000
