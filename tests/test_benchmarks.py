@@ -243,3 +243,9 @@ def test_onnx_speed_benchmark_runs_at_tiny_size(tmp_path):
         ["--hidden", "32", "--layers", "1", "--image_size", "32", "--batches", "1", "2", "--rounds", "1"]
     )
     assert figures["b2_onnxruntime_over_pytorch"] > 0 and figures["b1_pytorch_ms_per_image"] > 0
+
+
+@pytest.mark.slow
+def test_app_latency_benchmark_runs_at_tiny_size():
+    figures = script("app_latency").main(["--model", "tiny", "--sam", "tiny", "--clicks", "2"])
+    assert figures["first_click_total_s"] > 0 and figures["later_click_total_s"] > 0

@@ -231,15 +231,22 @@ class RveRNetApp:
         return self._segmenter
 
     def takes_text(self) -> bool | None:
-        """Whether the segmenter takes text prompts (SAM 3), read from its config; None if it cannot be read."""
-        from transformers import AutoConfig
+        """Whether the segmenter takes text prompts (SAM 3), read from its config in its folder or the local Hub
+        cache (never the network: the page must start offline); None when it is not there to read."""
+        import os
+
+        from huggingface_hub import try_to_load_from_cache
 
         from .segmenters_rvernet import TEXT_FAMILIES
 
-        try:
-            return AutoConfig.from_pretrained(self.segmenter_name).model_type in TEXT_FAMILIES
-        except (OSError, ValueError):
+        name = self.segmenter_name
+        path = (
+            os.path.join(name, "config.json") if os.path.isdir(name) else try_to_load_from_cache(name, "config.json")
+        )
+        if not isinstance(path, str) or not os.path.isfile(path):
             return None
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle).get("model_type") in TEXT_FAMILIES
 
     def find_masks(self, image: np.ndarray, prompt: dict) -> list[np.ndarray]:
         """The ROI masks of one photo for one parsed prompt (the segmenter runs only when the prompt needs it)."""
@@ -293,15 +300,21 @@ class RveRNetApp:
     def api_result(self, result: dict) -> dict:
         return {key: value for key, value in result.items() if not key.startswith("_")}
 
-    def tower_inputs(self, result: dict) -> list:
-        """What each tower was shown, per ROI (at most `MAX_PREVIEWS`), as `save_roi_visualization` draws it."""
+    def tower_inputs(self, result: dict):
+        """What each tower was shown, one row per ROI (at most `MAX_PREVIEWS`), as `save_roi_visualization` draws it:
+        one PIL image."""
+        from PIL import Image
+
         from .visualization import roi_visualization
 
         pairs = list(zip(result["_masks"], result["rois"]))[:MAX_PREVIEWS]
-        return [
-            (roi_visualization(result["_image"], mask, self.processor, labels=roi["labels"]), f"ROI {i}")
-            for i, (mask, roi) in enumerate(pairs)
-        ]
+        rows = [roi_visualization(result["_image"], mask, self.processor, labels=roi["labels"]) for mask, roi in pairs]
+        canvas = Image.new("RGB", (max(row.width for row in rows), sum(row.height for row in rows)), "white")
+        top = 0
+        for row in rows:
+            canvas.paste(row, (0, top))
+            top += row.height
+        return canvas
 
 
 def demo_examples(model: str | Path, limit: int = MAX_EXAMPLES) -> list[tuple[str, str | None]]:

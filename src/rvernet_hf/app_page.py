@@ -121,7 +121,11 @@ def _prompt_column(takes_text: bool | None) -> tuple:
     """The photo and the prompts: (photo, click mode, [box, mask, every, text], run, clear)."""
     with gr.Column():
         photo = gr.Image(
-            label="Photo (click the object)", type="numpy", sources=["upload", "clipboard", "webcam"], elem_id="photo"
+            label="Photo (click the object)",
+            type="numpy",
+            sources=["upload", "clipboard", "webcam"],
+            elem_id="photo",
+            height=420,
         )
         mode = gr.Radio(list(CLICK_MODES), value=CLICK_MODES[0], label="A click marks")
         with gr.Accordion("Other prompts", open=False):
@@ -130,7 +134,7 @@ def _prompt_column(takes_text: bool | None) -> tuple:
                 label="Mask (white: the object; the photo's size)", type="numpy", image_mode="L", sources=["upload"]
             )
             every = gr.Checkbox(label="Every object")
-            text = gr.Textbox(label="Concept (needs a SAM 3 segmenter)", visible=bool(takes_text))
+            text = gr.Textbox(label="Concept (needs a SAM 3 segmenter)", visible=takes_text is not False)
         with gr.Row():
             run = gr.Button("Classify", variant="primary", elem_id="classify")
             clear = gr.Button("Clear prompts")
@@ -141,14 +145,14 @@ def _prompt_column(takes_text: bool | None) -> tuple:
 def _result_column() -> list:
     """The results: [annotated photo, top-k table, prompt and timings, what each tower saw]."""
     with gr.Column():
-        annotated = gr.AnnotatedImage(label="ROIs and their labels", elem_id="result")
+        annotated = gr.AnnotatedImage(label="ROIs and their labels", elem_id="result", height=420)
         info = gr.Markdown(elem_id="timings")
         table = gr.Dataframe(headers=TABLE_HEADERS, label="Top labels per ROI", interactive=False)
-        gallery = gr.Gallery(
+        gallery = gr.Image(
             label="What each tower saw (the photo and ROI | ROI tower input | context tower input | scores)",
-            columns=1,
-            height=320,
-            object_fit="contain",
+            type="pil",
+            interactive=False,
+            elem_id="towers",
         )
     return [annotated, table, info, gallery]
 
@@ -219,6 +223,8 @@ def build_page(app: RveRNetApp) -> gr.Blocks:
                 run_on_click=True,
                 cache_examples=False,
                 label="Examples (the demo's test photos, with their exact masks: no segmenter needed)",
+                elem_id="examples",
+                examples_per_page=5,
             )
         with gr.Row(visible=False):
             api_image, api_prompt, api_result = gr.File(), gr.Textbox(), gr.JSON()
