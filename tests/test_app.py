@@ -369,3 +369,22 @@ def test_a_browser_uploads_a_photo_clicks_it_and_sees_the_labelled_region(server
         finally:
             browser.close()
     assert (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def test_a_caching_segmenter_is_shared_by_copies_and_pickles_without_its_cache(files):
+    import copy
+    import pickle
+
+    from rvernet_hf import RveRNetImageProcessor
+    from rvernet_hf.segmenters_rvernet import Segmenter
+
+    segmenter = Segmenter(tiny_sam())
+    segmenter.cache_embeddings(2)
+    segmenter.embed([np.zeros((8, 8, 3), dtype=np.uint8)])
+    processor = RveRNetImageProcessor(size={"height": 30, "width": 30})
+    processor.set_sam_model(segmenter)
+    assert copy.deepcopy(processor)._sam is segmenter  # one model in memory, whatever copies the processor
+    assert "sam_model_name_or_path" in processor.to_dict()
+    restored = pickle.loads(pickle.dumps(segmenter))
+    assert restored.embedding_cache_size == 2 and len(restored._embeddings) == 0
+    assert len(restored.embed([np.zeros((8, 8, 3), dtype=np.uint8)])) == 1

@@ -89,6 +89,21 @@ class Segmenter:
         self._embeddings_lock = threading.Lock()
         self.embedding_cache_size = 0
 
+    def __deepcopy__(self, memo: dict) -> "Segmenter":
+        """The segmenter itself: a loaded model is shared, never duplicated (a processor's `to_dict` and copies made
+        per call deep-copy their attributes)."""
+        return self
+
+    def __getstate__(self) -> dict:  # pickled (e.g. to a spawned worker) without its lock and cached embeddings
+        state = dict(self.__dict__)
+        state.pop("_embeddings_lock")
+        state["_embeddings"] = OrderedDict()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._embeddings_lock = threading.Lock()
+
     def cache_embeddings(self, max_images: int) -> None:
         """Keep the embeddings of the last `max_images` images (0: none, the default) and reuse them when the same
         image comes again, as SAM's interactive demos do: a second click on a photo runs the mask decoder only.
