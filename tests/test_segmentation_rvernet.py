@@ -154,7 +154,8 @@ def _relaxed(**overrides):
 @pytest.mark.parametrize("family", ["sam", "sam2"])
 def test_all_objects_gives_one_sample_per_object_with_its_own_mask_box_and_context(family):
     model = tiny_segmenter(family)
-    processor = RveRNetImageProcessor(size={"height": 24, "width": 24}, sam_model=model, **_relaxed())
+    settings = _relaxed(all_objects_strategy="grid")  # every grid point decoded
+    processor = RveRNetImageProcessor(size={"height": 24, "width": 24}, sam_model=model, **settings)
     encoder_calls, decoder_calls = count_calls(model.vision_encoder), count_calls(model.mask_decoder)
     images = [skimage_data.coffee()[::8, ::8], skimage_data.chelsea()[::8, ::8]]
     batch = processor(images, all_objects=True, return_roi_masks=True)
@@ -226,7 +227,10 @@ def test_all_objects_with_nothing_found_uses_the_automatic_roi_and_warns(caplog)
 
     model = tiny_segmenter("sam")
     processor = RveRNetImageProcessor(
-        size={"height": 16, "width": 16}, sam_model=model, all_objects_pred_iou_threshold=99.0
+        size={"height": 16, "width": 16},
+        sam_model=model,
+        all_objects_pred_iou_threshold=99.0,
+        all_objects_strategy="grid",
     )
     decoder_calls = count_calls(model.mask_decoder)
     hf_logging.enable_propagation()

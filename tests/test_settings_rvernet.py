@@ -21,7 +21,7 @@ def test_flat_names_round_trip_and_cover_every_group():
     assert SegmenterSettings.from_flat({}) == SegmenterSettings()
     prefixes = {"sam_", "mask_", "auto_roi", "all_objects_", "text_"}
     assert all(any(name.startswith(prefix) for prefix in prefixes) for name in flat)
-    assert len(flat) == 6 + 6 + 8 + 2  # top level, automatic ROI, every object, text
+    assert len(flat) == 6 + 6 + 9 + 2  # top level, automatic ROI, every object, text
 
 
 def test_the_processor_takes_its_segmenter_defaults_from_the_settings_object():

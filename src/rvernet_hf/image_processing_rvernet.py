@@ -94,6 +94,7 @@ class RveRNetImageProcessorKwargs(TypedDict, total=False):
     all_objects_min_area: float
     all_objects_max_area: float
     all_objects_max_regions: int
+    all_objects_strategy: str
     text_score_threshold: float
     text_mask_threshold: float
 
@@ -307,6 +308,11 @@ class RveRNetImageProcessor(BaseImageProcessor):
         self._sam = None  # a segmenter the caller gave (set_sam_model), never serialised
         if sam_model is not None:
             self.set_sam_model(sam_model)
+
+    @classmethod
+    def from_dict(cls, image_processor_dict: dict[str, Any], **kwargs: Any):
+        # A folder saved before `all_objects_strategy` existed decoded every grid point: it keeps doing so.
+        return super().from_dict({"all_objects_strategy": "grid", **image_processor_dict}, **kwargs)
 
     def _standardize_kwargs(self, **settings: Any) -> dict[str, Any]:
         """Each setting in its canonical (saved) type (see `canonical_settings`)."""

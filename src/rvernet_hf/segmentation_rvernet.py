@@ -31,6 +31,7 @@ from .segmenters_rvernet import (
 logger = logging.get_logger(__name__)
 
 AUTO_ROI_STRATEGIES = ("sam_grid", "center")
+ALL_OBJECTS_STRATEGIES = ("adaptive", "grid")
 
 
 # ----------------------------------------------------------------------------------------------- settings
@@ -85,7 +86,13 @@ class AllObjectsSettings:
     overlapping objects keep their own masks), best predicted IoU first, at most `max_regions` per image. An image
     where nothing passes gets its automatic ROI, with a warning. The defaults are those of SAM's automatic mask
     generator, not tuned here: no real segmenter weights are available to this project's test machines.
-    `stability_offset` is not a saved setting."""
+    `stability_offset` is not a saved setting.
+
+    `strategy` (`"adaptive"`, the default, or `"grid"`): which grid points are decoded. `"grid"` decodes every point,
+    as transformers' `mask-generation` pipeline does. `"adaptive"` decodes the grid coarse to fine (every 4th point,
+    then every 2nd, then the rest; each point at most once) and skips a point that lies inside a region already
+    found: the smallest candidate of an earlier prompt that passed the filters. Most points of a photo fall on the
+    table, a plate or a large dish found by the first prompts, so far fewer are decoded (`benchmarks/RESULTS.md`)."""
 
     points_per_side: int = 16
     points_per_batch: int = 64
@@ -96,8 +103,11 @@ class AllObjectsSettings:
     min_area: float = 0.001
     max_area: float = 0.95
     max_regions: int = 32
+    strategy: str = "adaptive"
 
     def validate(self) -> None:
+        if self.strategy not in ALL_OBJECTS_STRATEGIES:
+            raise ValueError(f"`all_objects_strategy` must be one of {ALL_OBJECTS_STRATEGIES}, got {self.strategy!r}.")
         for name in ("points_per_side", "points_per_batch", "max_regions"):
             _check_count(f"all_objects_{name}", getattr(self, name))
         if not 0.0 <= self.min_area < self.max_area <= 1.0:
@@ -370,6 +380,90 @@ def _nms_by_mask_iou(masks: torch.Tensor, scores: torch.Tensor, threshold: float
     return kept
 
 
+def _grid_levels(n: int, strategy: str) -> list[list[int]]:
+    """The grid points (row-major indices into the n x n grid) decoded at each level: all at once for `"grid"`;
+    for `"adaptive"` every 4th point (centred in its 4 x 4 cell), then every 2nd, then the rest, each point once."""
+    if strategy == "grid":
+        return [list(range(n * n))]
+    levels, seen = [], set()
+    for stride in (4, 2, 1):
+        if stride > 1 and n < 2 * stride:
+            continue
+        rows = range(stride // 2, n, stride)
+        level = [j * n + i for j in rows for i in rows if j * n + i not in seen]
+        seen.update(level)
+        levels.append(level)
+    return levels
+
+
+class _Candidates:
+    """Every-object candidates gathered over decoder calls on one image: those that pass the filters (low-resolution
+    logits and predicted IoUs), the automatic ROI's best among all, and the region already found (`covered`, on the
+    low-resolution grid of the photo's area) that tells the adaptive strategy which points to skip."""
+
+    def __init__(self, segmenter, embedding, threshold, settings: AllObjectsSettings, auto_roi: AutoRoiSettings):
+        self.segmenter, self.embedding, self.threshold = segmenter, embedding, threshold
+        self.settings, self.auto_roi = settings, auto_roi
+        self.logits: list[torch.Tensor] = []
+        self.scores: list[torch.Tensor] = []
+        self.best_rank, self.best_logits = -math.inf, None
+        self.covered: torch.Tensor | None = None
+        self.prompts = 0
+
+    def decode(self, prompts: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Decode single-click prompts (`points_per_batch` per decoder call) and gather their candidates."""
+        for start in range(0, len(prompts), self.settings.points_per_batch):
+            batch = prompts[start : start + self.settings.points_per_batch]
+            low_res, scores = self.segmenter.decode(self.embedding, points=batch)
+            self.prompts += len(batch)
+            self._add(low_res, scores)
+
+    def _add(self, low_res: torch.Tensor, scores: torch.Tensor) -> None:
+        settings, count = self.settings, low_res.shape[0]
+        low_res, scores = low_res.flatten(0, 1), scores.flatten()  # (k*3, h, w), (k*3,)
+        ranking = _automatic_ranking(self.segmenter, self.embedding, low_res, scores, self.threshold, self.auto_roi)
+        index = int(ranking.argmax())
+        if float(ranking[index]) > self.best_rank:  # strictly better: ties go to the earlier prompt
+            self.best_rank, self.best_logits = float(ranking[index]), low_res[index].clone()
+        cropped = self.segmenter.unpadded_low_res(low_res, self.embedding)
+        strict = (cropped > self.threshold + settings.stability_offset).flatten(1).sum(1)
+        loose = (cropped > self.threshold - settings.stability_offset).flatten(1).sum(1)
+        stability = strict / loose.clamp(min=1)
+        found = cropped > self.threshold
+        area = found.flatten(1).float().mean(1)
+        keep = (scores >= settings.pred_iou_threshold) & (stability >= settings.stability_threshold)
+        keep &= (area >= settings.min_area) & (area <= settings.max_area)
+        self.logits.append(low_res[keep])
+        self.scores.append(scores[keep])
+        # Per prompt, its smallest passing candidate is a region found: later points inside it are skipped.
+        sizes = torch.where(keep, area, torch.full_like(area, math.inf)).view(count, -1)
+        smallest = sizes.argmin(dim=1)
+        passed = torch.isfinite(sizes.gather(1, smallest[:, None]))[:, 0]
+        regions = found.view(count, -1, *found.shape[-2:])[torch.arange(count), smallest][passed]
+        if regions.shape[0]:
+            union = regions.any(dim=0)
+            self.covered = union if self.covered is None else self.covered | union
+
+    def is_covered(self, point: np.ndarray) -> bool:
+        """Whether a photo pixel `(x, y)` lies in a region already found."""
+        if self.covered is None:
+            return False
+        height, width = self.embedding.original_size
+        row = min(int(point[1] * self.covered.shape[0] / height), self.covered.shape[0] - 1)
+        col = min(int(point[0] * self.covered.shape[1] / width), self.covered.shape[1] - 1)
+        return bool(self.covered[row, col])
+
+    def masks(self) -> list[np.ndarray]:
+        """Non-maximum suppression on the low-resolution masks; only the kept ones go to the photo's size."""
+        logits, scores = torch.cat(self.logits), torch.cat(self.scores)
+        if logits.shape[0] == 0:
+            return []
+        cropped = self.segmenter.unpadded_low_res(logits, self.embedding) > self.threshold
+        chosen = _nms_by_mask_iou(cropped, scores, self.settings.nms_threshold, self.settings.max_regions)
+        masks = self.segmenter.to_original(logits[chosen], self.embedding, self.threshold)
+        return [mask for mask in masks if mask.any() and not mask.all()]
+
+
 def all_object_masks(
     segmenter: Segmenter,
     embedding: ImageEmbedding,
@@ -377,39 +471,19 @@ def all_object_masks(
     settings: AllObjectsSettings,
     auto_roi: AutoRoiSettings | None = None,
 ) -> tuple[list[np.ndarray], torch.Tensor | None]:
-    """Every object: the segmenter prompted with each point of a square grid (`points_per_batch` points per decoder
-    call, one image embedding), each point's three candidates filtered by predicted IoU, stability (IoU of the mask
-    thresholded at `threshold +- stability_offset`) and area, then non-maximum suppression on mask IoU, best
-    predicted IoU first, at most `max_regions`. Returns the bool masks at the photo's size (possibly none) and the
-    low-resolution logits of the automatic ROI chosen among the same candidates (`auto_roi`'s rule; None when none is
-    usable), so that a photo where no object passes needs no second decoder pass."""
+    """Every object: the segmenter prompted with points of a square grid (all of them, or coarse to fine skipping
+    points inside regions already found: `settings.strategy`), `points_per_batch` points per decoder call and one
+    image embedding; each point's three candidates filtered by predicted IoU, stability (IoU of the mask thresholded
+    at `threshold +- stability_offset`) and area, then non-maximum suppression on mask IoU, best predicted IoU first,
+    at most `max_regions`, on the low-resolution masks. Returns the bool masks at the photo's size (possibly none) and
+    the low-resolution logits of the automatic ROI chosen among the same candidates (`auto_roi`'s rule; None when none
+    is usable), so that a photo where no object passes needs no second decoder pass."""
     grid = _grid(embedding.original_size, settings.points_per_side)
-    auto_roi = auto_roi or AutoRoiSettings()
-    kept_logits, kept_scores = [], []
-    best_rank, best_logits = -math.inf, None
-    for start in range(0, len(grid), settings.points_per_batch):
-        low_res, scores = segmenter.decode(embedding, points=grid[start : start + settings.points_per_batch])
-        low_res, scores = low_res.flatten(0, 1), scores.flatten()  # (k*3, h, w), (k*3,)
-        ranking = _automatic_ranking(segmenter, embedding, low_res, scores, threshold, auto_roi)
-        index = int(ranking.argmax())
-        if float(ranking[index]) > best_rank:  # strictly better: ties go to the earlier grid point
-            best_rank, best_logits = float(ranking[index]), low_res[index].clone()
-        cropped = segmenter.unpadded_low_res(low_res, embedding)
-        strict = (cropped > threshold + settings.stability_offset).flatten(1).sum(1)
-        loose = (cropped > threshold - settings.stability_offset).flatten(1).sum(1)
-        stability = strict / loose.clamp(min=1)
-        area = (cropped > threshold).flatten(1).float().mean(1)
-        keep = (scores >= settings.pred_iou_threshold) & (stability >= settings.stability_threshold)
-        keep &= (area >= settings.min_area) & (area <= settings.max_area)
-        kept_logits.append(low_res[keep])
-        kept_scores.append(scores[keep])
-    logits, scores = torch.cat(kept_logits), torch.cat(kept_scores)
-    if logits.shape[0] == 0:
-        return [], best_logits
-    cropped = segmenter.unpadded_low_res(logits, embedding) > threshold
-    chosen = _nms_by_mask_iou(cropped, scores, settings.nms_threshold, settings.max_regions)
-    masks = segmenter.to_original(logits[chosen], embedding, threshold)
-    return [mask for mask in masks if mask.any() and not mask.all()], best_logits
+    candidates = _Candidates(segmenter, embedding, threshold, settings, auto_roi or AutoRoiSettings())
+    for level in _grid_levels(settings.points_per_side, settings.strategy):
+        candidates.decode([grid[i] for i in level if not candidates.is_covered(grid[i][0][0])])
+    logger.info(f"every object: {candidates.prompts} of {len(grid)} grid points decoded ({settings.strategy}).")
+    return candidates.masks(), candidates.best_logits
 
 
 def segment_text(
@@ -570,6 +644,7 @@ def segmenter_for(sam_model: Any, sam_image_processor: Any = None) -> "Segmenter
 
 
 __all__ = [
+    "ALL_OBJECTS_STRATEGIES",
     "AllObjectsSettings",
     "AutoRoiSettings",
     "SegmenterSettings",

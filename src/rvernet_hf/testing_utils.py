@@ -282,6 +282,94 @@ def tiny_sam3():
     return T.Sam3Model(config).eval(), processor
 
 
+def oracle_scene(seed: int, size: tuple[int, int] = (240, 320), objects: tuple[int, int] = (3, 10)):
+    """A scene whose objects are known: `(photo, instance_map)`, RGB uint8 (H, W, 3) and int32 (H, W) with 0 for the
+    background and k for the k-th visible object. `objects` (a range) of ellipses and rectangles, each 0.5 % to 40 %
+    of the photo (log-uniform), textured, later ones on top; an object hidden behind later ones is dropped."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    height, width = size
+    photo = np.clip(rng.normal(rng.integers(40, 215, 3), 12, (height, width, 3)), 0, 255)
+    instance = np.zeros(size, dtype=np.int32)
+    ys, xs = np.mgrid[:height, :width]
+    for k in range(1, int(rng.integers(objects[0], objects[1] + 1)) + 1):
+        area = float(np.exp(rng.uniform(np.log(0.005), np.log(0.4)))) * height * width
+        aspect = float(rng.uniform(0.5, 2.0))
+        half_h = min(height / 2, np.sqrt(area / aspect) / 2)
+        ellipse = rng.random() < 0.5
+        half_w = min(width / 2, area / (4 * half_h) * (4 / np.pi if ellipse else 1))
+        cy, cx = rng.uniform(half_h, height - half_h), rng.uniform(half_w, width - half_w)
+        if ellipse:
+            shape = ((ys - cy) / half_h) ** 2 + ((xs - cx) / half_w) ** 2 <= 1
+        else:
+            shape = (np.abs(ys - cy) <= half_h) & (np.abs(xs - cx) <= half_w)
+        instance[shape] = k
+        photo[shape] = np.clip(rng.normal(rng.integers(20, 235, 3), 18, (int(shape.sum()), 3)), 0, 255)
+    visible = [k for k in np.unique(instance) if k]
+    relabelled = np.zeros_like(instance)
+    for new_id, k in enumerate(visible, start=1):
+        relabelled[instance == k] = new_id
+    return photo.astype(np.uint8), relabelled
+
+
+def scene_oracle(config=None, seed: int = 0):
+    """A SAM (`SamModel`) of `config`'s shape (default: `tiny_sam`'s at 256 px; `SamConfig()` is SAM ViT-B's) whose image
+    encoder and mask decoder run as usual, so their cost is real, but whose answer for a click is the true mask of
+    the object under it (`set_scene(instance_map)`; the background counts as one region, like the table), with a
+    predicted IoU of 0.95 for each of its three candidates. `oracle.prompts` counts the prompts decoded. It answers
+    transformers' `mask-generation` pipeline too (same points, same frames)."""
+    import torch
+    import transformers as T
+
+    class SceneOracle(T.SamModel):
+        def set_scene(self, instance_map) -> None:
+            """The next photo's objects: (H, W) ints, 0 = background. Precomputes each region's low-res logits."""
+            import numpy as np
+
+            self.instance_map = np.asarray(instance_map)
+            height, width = self.instance_map.shape
+            side = self.config.vision_config.image_size
+            self.scale = side / max(height, width)
+            frame = torch.zeros(side, side)
+            low = side // 4
+            self.region_logits = {}
+            resized_h, resized_w = round(height * self.scale), round(width * self.scale)
+            for k in np.unique(self.instance_map).tolist():
+                region = torch.as_tensor(self.instance_map == k, dtype=torch.float32)[None, None]
+                region = torch.nn.functional.interpolate(region, (resized_h, resized_w), mode="nearest")[0, 0]
+                padded = frame.clone()
+                padded[:resized_h, :resized_w] = region
+                share = torch.nn.functional.adaptive_avg_pool2d(padded[None, None], low)[0, 0]
+                self.region_logits[k] = torch.where(share >= 0.5, 20.0, -20.0)  # a confident, stable answer
+
+        def forward(self, *args, **kwargs):
+            outputs = super().forward(*args, **kwargs)  # the real decoder runs: its cost is real
+            points, labels = kwargs["input_points"][0], kwargs.get("input_labels")
+            height, width = self.instance_map.shape
+            masks, scores = [], []
+            for k in range(points.shape[0]):
+                chosen = 0 if labels is None else int(torch.nonzero(labels[0, k] == 1)[0, 0])
+                x, y = (float(v) / self.scale for v in points[k, chosen])
+                region = int(self.instance_map[min(int(y), height - 1), min(int(x), width - 1)])
+                masks.append(self.region_logits[region][None].expand(3, -1, -1))
+                scores.append(torch.full((3,), 0.95))
+            self.prompts += points.shape[0]
+            outputs.pred_masks = torch.stack(masks)[None].to(outputs.pred_masks.dtype)
+            outputs.iou_scores = torch.stack(scores)[None].to(outputs.iou_scores.dtype)
+            return outputs
+
+    torch.manual_seed(seed)
+    if config is None:  # tiny, at 256 px: low-resolution masks of 64 x 64, fine enough for 0.5 % objects
+        config = tiny_sam().config
+        for sub in (config.vision_config, config.prompt_encoder_config):
+            sub.image_size, sub.patch_size = 256, 16
+        config.prompt_encoder_config.image_embedding_size = 256 // 16
+    model = SceneOracle(config).eval()
+    model.prompts = 0
+    return model
+
+
 __all__ = [
     "IMAGE_SIZE",
     "SEGMENTER_FAMILIES",
@@ -289,7 +377,9 @@ __all__ = [
     "folder_training_args",
     "machine_facts",
     "median_seconds",
+    "oracle_scene",
     "python_command",
+    "scene_oracle",
     "tiny_sam",
     "tiny_sam3",
     "tiny_segmenter",
