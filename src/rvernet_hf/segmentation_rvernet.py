@@ -90,8 +90,9 @@ class AllObjectsSettings:
 
     `strategy` (`"adaptive"`, the default, or `"grid"`): which grid points are decoded. `"grid"` decodes every point,
     as transformers' `mask-generation` pipeline does. `"adaptive"` decodes the grid coarse to fine (every 4th point,
-    then every 2nd, then the rest; each point at most once) and skips a point that lies inside a region already
-    found: the smallest candidate of an earlier prompt that passed the filters. Most points of a photo fall on the
+    then every 2nd, then the rest; each point at most once) and skips a point that lies well inside (more than one
+    low-resolution cell from the edge of) a region already found: the smallest candidate of an earlier prompt that
+    passed the filters. Most points of a photo fall on the
     table, a plate or a large dish found by the first prompts, so far fewer are decoded (`benchmarks/RESULTS.md`)."""
 
     points_per_side: int = 16
@@ -444,14 +445,22 @@ class _Candidates:
             union = regions.any(dim=0)
             self.covered = union if self.covered is None else self.covered | union
 
-    def is_covered(self, point: np.ndarray) -> bool:
-        """Whether a photo pixel `(x, y)` lies in a region already found."""
+    def uncovered(self, prompts: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The single-click prompts whose point is not well inside a region already found: the regions are eroded by
+        one low-resolution cell first, so that a point near a boundary (where a coarse mask may spill onto a small
+        neighbour) is decoded rather than skipped."""
         if self.covered is None:
-            return False
+            return prompts
+        outside = (~self.covered)[None, None].float()
+        core = torch.nn.functional.max_pool2d(outside, 3, stride=1, padding=1)[0, 0] == 0
         height, width = self.embedding.original_size
-        row = min(int(point[1] * self.covered.shape[0] / height), self.covered.shape[0] - 1)
-        col = min(int(point[0] * self.covered.shape[1] / width), self.covered.shape[1] - 1)
-        return bool(self.covered[row, col])
+        rows, cols = core.shape
+        kept = []
+        for prompt in prompts:
+            x, y = prompt[0][0]
+            if not core[min(int(y * rows / height), rows - 1), min(int(x * cols / width), cols - 1)]:
+                kept.append(prompt)
+        return kept
 
     def masks(self) -> list[np.ndarray]:
         """Non-maximum suppression on the low-resolution masks; only the kept ones go to the photo's size."""
@@ -481,7 +490,7 @@ def all_object_masks(
     grid = _grid(embedding.original_size, settings.points_per_side)
     candidates = _Candidates(segmenter, embedding, threshold, settings, auto_roi or AutoRoiSettings())
     for level in _grid_levels(settings.points_per_side, settings.strategy):
-        candidates.decode([grid[i] for i in level if not candidates.is_covered(grid[i][0][0])])
+        candidates.decode(candidates.uncovered([grid[i] for i in level]))
     logger.info(f"every object: {candidates.prompts} of {len(grid)} grid points decoded ({settings.strategy}).")
     return candidates.masks(), candidates.best_logits
 
