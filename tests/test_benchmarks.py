@@ -249,3 +249,13 @@ def test_onnx_speed_benchmark_runs_at_tiny_size(tmp_path):
 def test_app_latency_benchmark_runs_at_tiny_size():
     figures = script("app_latency").main(["--model", "tiny", "--sam", "tiny", "--clicks", "2"])
     assert figures["first_click_total_s"] > 0 and figures["later_click_total_s"] > 0
+
+
+@pytest.mark.slow
+def test_all_objects_benchmark_runs_at_tiny_size():
+    figures = script("all_objects").main(
+        ["--sam", "tiny", "--scenes", "1", "--label", "--objects", "2", "--repeats", "1"]
+    )
+    assert figures["every_object_found_in_all_scenes"] is True
+    assert figures["adaptive_over_mask_generation_prompts_median"] < 1
+    assert figures["objects_per_s_mask_2"] > 0
