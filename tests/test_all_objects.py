@@ -40,11 +40,16 @@ def assert_nothing_lost(grid_masks, adaptive_masks, where: str) -> None:
         assert best_iou(mask, adaptive_masks) >= 0.8, f"{where}: the grid's region {k} ({mask.mean():.3f}) was lost"
 
 
-def test_the_oracle_answers_a_click_with_the_true_object(oracle):
-    photo, instance_map = oracle_scene(0)
+def embedded_scene(oracle, seed: int):
+    """A scene set on the oracle: (its instance map, the oracle as a `Segmenter`, the photo's embedding)."""
+    photo, instance_map = oracle_scene(seed)
     oracle.set_scene(instance_map)
     segmenter = Segmenter(oracle)
-    embedding = segmenter.embed([photo])[0]
+    return instance_map, segmenter, segmenter.embed([photo])[0]
+
+
+def test_the_oracle_answers_a_click_with_the_true_object(oracle):
+    instance_map, segmenter, embedding = embedded_scene(oracle, 0)
     for k in np.unique(instance_map):
         rows, cols = np.nonzero(instance_map == k)
         pick = len(rows) // 2
@@ -101,10 +106,7 @@ def test_the_built_in_benchmarks_scenes_lose_nothing(oracle, synthetic_data):
 
 
 def test_low_resolution_nms_keeps_the_regions_full_resolution_would(oracle):
-    photo, instance_map = oracle_scene(3)
-    oracle.set_scene(instance_map)
-    segmenter = Segmenter(oracle)
-    embedding = segmenter.embed([photo])[0]
+    _, segmenter, embedding = embedded_scene(oracle, 3)
     settings = AllObjectsSettings(strategy="grid")
     candidates = _Candidates(segmenter, embedding, 0.0, settings, AutoRoiSettings())
     candidates.decode(_grid(embedding.original_size, settings.points_per_side))
