@@ -44,6 +44,7 @@ def embedded_scene(oracle, seed: int):
     """A scene set on the oracle: (its instance map, the oracle as a `Segmenter`, the photo's embedding)."""
     photo, instance_map = oracle_scene(seed)
     oracle.set_scene(instance_map)
+    oracle.prompts = 0
     segmenter = Segmenter(oracle)
     return instance_map, segmenter, segmenter.embed([photo])[0]
 
