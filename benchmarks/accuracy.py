@@ -59,6 +59,12 @@ def configs(towers: dict[str, str], teacher: str) -> dict[str, list[str]]:
         table[f"rvernet_cnn_cnn_{kind}"] = rvernet("cnn", "cnn", kind)
         # Token-sparse towers: each DeiT tower encodes only the patches of its region (the same recipe otherwise).
         table[f"rvernet_deit_deit_sparse_{kind}"] = rvernet("deit", "deit", kind, scratch=True, token_selection="mask")
+        if kind != "soft":  # issue 22: a patch is read when its region covers half of it (not any overlap)
+            table[f"rvernet_deit_deit_sparse_{kind}_t05"] = [
+                *table[f"rvernet_deit_deit_sparse_{kind}"],
+                "--token_keep_threshold",
+                "0.5",
+            ]
     # When the mask is wrong (issue 23): trained with perturbed masks half the time, and other cut-out styles.
     for style in ("fill", "blur", "dim"):
         styled = [] if style == "fill" else [f"_{style}"]
@@ -186,14 +192,16 @@ def main(argv=None):
         )
     test = load_split(data, "test")
 
-    def evaluate(run_dir: Path, token_selection: str | None = None, token_margin: int = 0) -> dict:
+    def evaluate(run_dir: Path, token_selection: str | None = None, token_margin: int = 0, threshold=None) -> dict:
         """Test-split scores under every probe, written once to <run_dir>/scores.json (read back after that);
-        with `token_selection` (and `token_margin`), the same weights evaluated that way
-        (scores-<token_selection>[-margin<k>].json)."""
+        with `token_selection` (and `token_margin`, `threshold`: the processor's `token_keep_threshold`), the same
+        weights evaluated that way (scores-<token_selection>[-margin<k>][-t<threshold>].json)."""
         variant = (
             ""
             if token_selection is None
-            else f"-{token_selection}" + (f"-margin{token_margin}" if token_margin else "")
+            else f"-{token_selection}"
+            + (f"-margin{token_margin}" if token_margin else "")
+            + (f"-t{threshold}" if threshold is not None else "")
         )
         done = run_dir / f"scores{variant}.json"
         if not done.exists():
@@ -201,6 +209,8 @@ def main(argv=None):
             if token_selection is not None:
                 model.config.token_selection = token_selection
                 transform.processor.token_margin = token_margin
+                if threshold is not None:
+                    transform.processor.token_keep_threshold = threshold
             result = {
                 probe: {
                     k: v
@@ -242,6 +252,8 @@ def main(argv=None):
                 scores.setdefault(f"{name}, evaluated sparse", []).append(evaluate(run_dir, "mask"))
                 margin = f"{name}, evaluated sparse with a 1-patch ring"
                 scores.setdefault(margin, []).append(evaluate(run_dir, "mask", token_margin=1))
+                half = f"{name}, evaluated sparse with a 1-patch ring, token_keep_threshold 0.5"
+                scores.setdefault(half, []).append(evaluate(run_dir, "mask", token_margin=1, threshold=0.5))
 
     def cell(runs, probe, metric):
         values = [run[probe][metric] for run in runs]

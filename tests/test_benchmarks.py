@@ -35,7 +35,8 @@ def test_accuracy_table_has_every_row_of_the_paper_and_each_parses():
         "rvernet_deit_deit_hard_dim_maskaug",
         "rvernet_deit_deit_sparse_hard_maskaug",
     }
-    assert set(table) == singles | fused | wrong_masks
+    thresholds = {"rvernet_deit_deit_sparse_none_t05", "rvernet_deit_deit_sparse_hard_t05"}  # issue 22
+    assert set(table) == singles | fused | wrong_masks | thresholds
     folders = ["--train_dir", "d", "--output_dir", "o"]
     for name, arguments in table.items():
         model_args, data_args, training_args, _ = parse_args([*folders, *arguments])
@@ -224,7 +225,9 @@ def test_epoch_speed_benchmark_runs_at_tiny_size(tmp_path):
     )
     for key in ("trainer_s", "loop_s", "trainer_with_eval_s", "loop_with_eval_s", "fetch_s"):
         assert figures[key] > 0, key
-    assert figures["loop_with_eval_s"] > figures["loop_s"] and json.loads(out.read_text())["trainer_over_loop"] > 0
+    # No timing is compared here (at this size the two loops differ by less than the machine's noise; CI once saw
+    # the loop with evaluation come out faster): the figures exist, and the JSON has the ratio.
+    assert json.loads(out.read_text())["trainer_over_loop"] > 0
 
 
 @pytest.mark.slow

@@ -409,3 +409,37 @@ def test_training_with_token_selection_mask_then_evaluation_and_a_dense_switch(t
     model.config.token_selection = "dense"  # the same weights, every patch
     dense = evaluate_model(model, transform, validation)
     assert 0.0 <= sparse["accuracy"] <= 1.0 and 0.0 <= dense["accuracy"] <= 1.0
+
+
+def test_training_takes_the_token_rule_and_saves_it_with_the_processor(tmp_path, synthetic_data, tower_dir):
+    import json
+
+    from rvernet_hf.training import main
+
+    out = tmp_path / "half"
+    rule = ["--token_keep_threshold", "0.5", "--token_margin", "1"]
+    common = ["--report_to", "none", "--use_cpu", "--max_steps", "1", "--do_train", "--save_strategy", "no"]
+    main(
+        [
+            *rvernet_args(synthetic_data, tower_dir),
+            "--token_selection",
+            "mask",
+            *rule,
+            "--output_dir",
+            str(out),
+            *common,
+        ]
+    )
+    saved = json.loads((out / "preprocessor_config.json").read_text())
+    assert saved["token_keep_threshold"] == 0.5 and saved["token_margin"] == 1
+    with pytest.raises(ValueError, match="token_keep_threshold"):
+        main(
+            [
+                *rvernet_args(synthetic_data, tower_dir),
+                "--token_keep_threshold",
+                "1.5",
+                "--output_dir",
+                str(tmp_path / "bad"),
+                *common,
+            ]
+        )

@@ -112,6 +112,20 @@ class ModelArguments:
             "choices": ["fill", "blur", "dim"],
         },
     )
+    token_keep_threshold: float | None = field(
+        default=None,
+        metadata={
+            "help": "With --token_selection mask: the share of a patch its region must cover for the tower to read "
+            "it (0: any overlap). Default: the --model_name_or_path processor's, else 0."
+        },
+    )
+    token_margin: int | None = field(
+        default=None,
+        metadata={
+            "help": "With --token_selection mask: a ring of this many patches around each region is read too. "
+            "Default: the --model_name_or_path processor's, else 0."
+        },
+    )
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the checkpoints."})
 
 

@@ -24,6 +24,8 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
             ("sam_model_name_or_path", model_args.sam_model_name_or_path),
             ("context_mode", model_args.context_mode),
             ("cutout_style", model_args.cutout_style),
+            ("token_keep_threshold", model_args.token_keep_threshold),
+            ("token_margin", model_args.token_margin),
         )
         if value is not None
     }
