@@ -98,6 +98,7 @@ def test_accuracy_benchmark_runs_and_resumes_from_finished_runs(tmp_path, capsys
         "rvernet_deit_deit_hard",
         "rvernet_deit_deit_hard, evaluated sparse",
         "rvernet_deit_deit_hard, evaluated sparse with a 1-patch ring",
+        "rvernet_deit_deit_hard, evaluated sparse with a 1-patch ring, token_keep_threshold 0.5",
     }
     done = tmp_path / "runs" / "rvernet_deit_deit_hard-seed0" / "scores.json"
     saved = json.loads(done.read_text())
