@@ -242,9 +242,25 @@ def pipeline_latency(args, workdir: Path) -> dict:
         figures[f"pipeline_{selection}_batch32_per_image_s"] = timed(
             lambda c=classifier: c(requests, batch_size=32), repeats=2
         ) / len(images)
+    # One DeiT of the same shape in transformers' own image-classification pipeline, on the same photos (issue 22's
+    # goal: the prompted sparse pipeline at most 1.1x its time).
+    from transformers import DeiTForImageClassification, DeiTImageProcessor
+
+    DeiTForImageClassification(tower_config).save_pretrained(workdir / "single")
+    DeiTImageProcessor(
+        size={"height": args.image_size, "width": args.image_size}, do_center_crop=False
+    ).save_pretrained(workdir / "single")
+    single = pipeline("image-classification", model=str(workdir / "single"), device=DEVICE)
+    figures["pipeline_single_deit_batch1_per_image_s"] = timed(lambda: single(images[0]))
+    figures["pipeline_single_deit_batch32_per_image_s"] = timed(
+        lambda: single(images, batch_size=32), repeats=2
+    ) / len(images)
     for batch in ("batch1", "batch32"):
         figures[f"pipeline_{batch}_sparse_over_dense"] = (
             figures[f"pipeline_mask_{batch}_per_image_s"] / figures[f"pipeline_dense_{batch}_per_image_s"]
+        )
+        figures[f"pipeline_{batch}_sparse_over_single_deit"] = (
+            figures[f"pipeline_mask_{batch}_per_image_s"] / figures[f"pipeline_single_deit_{batch}_per_image_s"]
         )
     return figures
 
@@ -259,6 +275,7 @@ def main(argv=None):
     parser.add_argument("--margins", nargs="+", type=int, default=[0], help="token_margin values (patches)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no_pipeline", action="store_true", help="skip the pipeline latency part")
+    parser.add_argument("--pipeline_only", action="store_true", help="only the pipeline latency part")
     parser.add_argument("--quick", action="store_true", help="tiny towers, 64 px, one area (CI smoke run)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
@@ -274,7 +291,7 @@ def main(argv=None):
         "batch_size": args.batch_size,
         "image_size": args.image_size,
     }
-    figures["rows"] = cost_table(args)
+    figures["rows"] = [] if args.pipeline_only else cost_table(args)
     if not args.no_pipeline:
         with tempfile.TemporaryDirectory() as tmp:
             figures.update(pipeline_latency(args, Path(tmp)))

@@ -161,6 +161,7 @@ def test_sparse_benchmark_quick_measures_every_model_and_the_pipeline(tmp_path):
         0 < sparse["roi_kept_mean"] < sparse["per_image_patches"] and sparse["roi_padded"] >= sparse["roi_kept_mean"]
     )
     assert figures["pipeline_batch1_sparse_over_dense"] > 0
+    assert figures["pipeline_batch32_sparse_over_single_deit"] > 0  # against transformers' own pipeline, one DeiT
     assert json.loads(out.read_text())["rows"] == figures["rows"]
 
 
