@@ -180,6 +180,21 @@ def cost_table(args) -> list[dict]:
                         / (2 + (size // 16) ** 2),
                     },
                 }
+        if args.mixed_areas:  # ROIs of different sizes in one batch: grouped by kept length, or one padded pass
+            low, high = args.mixed_areas
+            areas = np.random.default_rng(0).uniform(low, high, batch)
+            rois = [rectangle_masks(1, float(area), size, seed=k)[0] for k, area in enumerate(areas)]
+            inputs = {**dense_inputs, **token_masks(rois, size, args.thresholds[0])}
+            for grouped in (True, False):
+                sparse.rvernet.group_by_length = grouped
+                how = "grouped by length" if grouped else "one padded pass"
+                measured[f"sparse RveRNet, ROI {low:.0%}-{high:.0%} mixed, {how}"] = {
+                    "forward": timed(forward(sparse, inputs), args.repeats),
+                    "train": timed(train_step(sparse, inputs), args.repeats),
+                    "memory": activation_mib(train_step(sparse, inputs)),
+                    "tokens": None,
+                }
+            sparse.rvernet.group_by_length = True
         for name, figures in measured.items():
             rows.append(
                 {
@@ -276,6 +291,13 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no_pipeline", action="store_true", help="skip the pipeline latency part")
     parser.add_argument("--pipeline_only", action="store_true", help="only the pipeline latency part")
+    parser.add_argument(
+        "--mixed_areas",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="also a batch of ROIs of areas drawn in [LOW, HIGH], grouped by kept length vs one padded pass",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny towers, 64 px, one area (CI smoke run)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)

@@ -163,6 +163,11 @@ def test_sparse_benchmark_quick_measures_every_model_and_the_pipeline(tmp_path):
     assert figures["pipeline_batch1_sparse_over_dense"] > 0
     assert figures["pipeline_batch32_sparse_over_single_deit"] > 0  # against transformers' own pipeline, one DeiT
     assert json.loads(out.read_text())["rows"] == figures["rows"]
+    mixed = script("sparse").main(["--quick", "--no_pipeline", "--mixed_areas", "0.05", "0.45"])
+    assert [row["model"] for row in mixed["rows"] if "mixed" in row["model"]] == [
+        "sparse RveRNet, ROI 5%-45% mixed, grouped by length",
+        "sparse RveRNet, ROI 5%-45% mixed, one padded pass",
+    ]
 
 
 @pytest.mark.slow

@@ -443,3 +443,36 @@ def test_training_takes_the_token_rule_and_saves_it_with_the_processor(tmp_path,
                 *common,
             ]
         )
+
+
+def test_length_groups_split_only_where_padding_is_saved():
+    from rvernet_hf.token_grid_rvernet import length_groups
+
+    assert length_groups([10, 10, 9, 9, 8, 8, 8, 8]) == [[0, 1, 2, 3, 4, 5, 6, 7]]  # similar lengths: one pass
+    assert length_groups([1, 40, 2, 41, 3, 42, 4, 43]) == [[7, 5, 3, 1], [6, 4, 2, 0]]  # longest first, by length
+    assert length_groups([40, 40, 40, 40, 1, 1, 1]) == [[0, 1, 2, 3, 4, 5, 6]]  # a group of 3 would be too small
+    assert len(length_groups(list(range(64, 0, -1)))) == 4  # at most four groups
+    assert length_groups([]) == [[]]
+
+
+def test_grouped_batches_give_the_logits_and_gradients_of_one_padded_pass():
+    model = sparse_copy(build("deit", "vit"))
+    batch = 12
+    inputs = {**pixels(batch), "roi_token_mask": varied_masks(batch), "context_token_mask": varied_masks(batch, 1)}
+    from rvernet_hf.token_grid_rvernet import length_groups
+
+    assert len(length_groups(inputs["roi_token_mask"].sum(1).tolist())) > 1  # the batch is grouped
+
+    def run(grouped):
+        model.zero_grad()
+        model.rvernet.group_by_length = grouped
+        logits = model(**inputs).logits
+        (logits**2).sum().backward()
+        return logits.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    grouped_logits, grouped_grads = run(True)
+    padded_logits, padded_grads = run(False)
+    torch.testing.assert_close(grouped_logits, padded_logits, atol=1e-5, rtol=1e-5)
+    assert grouped_grads.keys() == padded_grads.keys()
+    for name in grouped_grads:
+        torch.testing.assert_close(grouped_grads[name], padded_grads[name], atol=1e-5, rtol=1e-4, msg=name)

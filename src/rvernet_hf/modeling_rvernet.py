@@ -23,6 +23,8 @@ from .token_grid_rvernet import (
     SPARSE_TOWER_SPECIAL_TOKENS,
     keep_tokens,
     kept_token_index,
+    length_groups,
+    run_in_groups,
     tower_num_patches,
     tower_token_patch_size,
 )
@@ -372,6 +374,10 @@ class RveRNetModel(RveRNetPreTrainedModel):
 
     # A classifier checkpoint loaded as the base model: its fusion head is not part of it.
     _keys_to_ignore_on_load_unexpected = [r"^classifier\."]
+    # With `token_selection="mask"`, a batch whose samples keep very different numbers of patches runs through each
+    # tower in groups of similar lengths (`token_grid_rvernet.length_groups`; the same values as one padded pass).
+    # False: one pass per batch, padded to its longest sample.
+    group_by_length = True
 
     def __init__(
         self,
@@ -474,6 +480,10 @@ class RveRNetModel(RveRNetPreTrainedModel):
         with_attentions = output_attentions and tower_records_attentions(tower)
         if with_attentions:
             options["output_attentions"] = True
+        if token_mask is not None and not output_hidden_states and not with_attentions and self.group_by_length:
+            groups = length_groups(token_mask.sum(dim=1).tolist())
+            if len(groups) > 1:  # samples of very different lengths: each group padded to its own longest
+                return run_in_groups(tower, pixel_values, token_mask, groups, options), None, None
         with contextlib.ExitStack() as stack:
             if token_mask is not None:
                 options["attention_mask"] = stack.enter_context(keep_tokens(tower, *kept_token_index(token_mask)))

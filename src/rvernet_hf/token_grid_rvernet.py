@@ -118,12 +118,49 @@ def keep_tokens(tower: PreTrainedModel, index: torch.Tensor, valid: torch.Tensor
         handle.remove()
 
 
+def length_groups(counts: list[int], min_size: int = 4, keep: float = 0.75, max_groups: int = 4) -> list[list[int]]:
+    """Sample indices in groups of similar kept-token counts, longest first: a group ends where the next sample keeps
+    fewer than `keep` of the group's longest, when both it and the rest hold at least `min_size` samples; at most
+    `max_groups` groups. One group (the whole batch) when nothing is gained."""
+    order = sorted(range(len(counts)), key=lambda i: -counts[i])
+    groups: list[list[int]] = [[]]
+    for position, index in enumerate(order):
+        current = groups[-1]
+        if (
+            current
+            and counts[index] < keep * counts[current[0]]
+            and len(current) >= min_size
+            and len(order) - position >= min_size
+            and len(groups) < max_groups
+        ):
+            groups.append([])
+        groups[-1].append(index)
+    return groups
+
+
+def run_in_groups(tower: PreTrainedModel, pixel_values, token_mask, groups: list[list[int]], options: dict):
+    """The tower's pooled output for the batch, computed group by group (each padded to its own longest) and put back
+    in the batch's order: the same values as one padded pass (padding is masked out either way)."""
+    parts, order = [], []
+    for group in groups:
+        index = torch.as_tensor(group, device=pixel_values.device)
+        with keep_tokens(tower, *kept_token_index(token_mask[index])) as attention_mask:
+            outputs = tower(pixel_values=pixel_values[index], attention_mask=attention_mask, **options)
+        parts.append(outputs.logits if "logits" in outputs else outputs.pooler_output)
+        order.extend(group)
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.as_tensor(order)] = torch.arange(len(order))
+    return torch.cat(parts)[inverse.to(parts[0].device)]
+
+
 __all__ = [
     "SPARSE_TOWER_SPECIAL_TOKENS",
     "TOKEN_TOWERS",
     "keep_tokens",
     "kept_token_index",
+    "length_groups",
     "normalize_patch_sizes",
+    "run_in_groups",
     "token_keep_masks",
     "tower_num_patches",
     "tower_token_patch_size",
