@@ -476,3 +476,21 @@ def test_grouped_batches_give_the_logits_and_gradients_of_one_padded_pass():
     assert grouped_grads.keys() == padded_grads.keys()
     for name in grouped_grads:
         torch.testing.assert_close(grouped_grads[name], padded_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_a_short_training_run_ends_with_the_same_weights_grouped_or_not():
+    batch = 12
+    inputs = {**pixels(batch), "roi_token_mask": varied_masks(batch), "context_token_mask": varied_masks(batch, 1)}
+    labels = torch.arange(batch) % 3
+    trained = []
+    for grouped in (True, False):
+        model = sparse_copy(build("deit", "vit", seed=3))
+        model.rvernet.group_by_length = grouped
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        for _ in range(3):
+            model(**inputs, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        trained.append(model.state_dict())
+    for name, value in trained[0].items():
+        torch.testing.assert_close(value, trained[1][name], atol=1e-5, rtol=1e-4, msg=name)
