@@ -14,13 +14,11 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 
@@ -71,32 +69,19 @@ def click_latency(model: str, sam: str, clicks: int) -> dict:
     return figures
 
 
-def _wait_for_page(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the app exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"the app did not answer at {url}")
-
-
 def page_to_first_result(model: str, chromium: str) -> dict:
     """Start `rvernet-hf app`, open the page in headless Chromium, pick the first example, wait for its labels."""
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from rvernet_hf.testing_utils import free_port, wait_for_server
+
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     started = time.perf_counter()
     command = [sys.executable, "-m", "rvernet_hf.cli", "app", "--model", model, "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for_page(url, process)
+        wait_for_server(url, process, seconds=180)
         figures = {"server_start_s": time.perf_counter() - started}
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])

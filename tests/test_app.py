@@ -7,11 +7,8 @@ real browser (the system Chromium, driven by Playwright) that uploads a photo, c
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,7 @@ import pytest
 from PIL import Image
 
 from rvernet_hf.app import RveRNetApp, demo_examples, main, mask_to_rle, parse_prompt, rle_to_mask
-from rvernet_hf.testing_utils import tiny_sam, tiny_sam3, tiny_tower_config
+from rvernet_hf.testing_utils import free_port, tiny_sam, tiny_sam3, tiny_tower_config, wait_for_server
 
 
 LABELS = ("ketchup", "chili paste", "fries")
@@ -63,36 +60,24 @@ def files(tmp_path_factory):
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start(command: list[str], port: int, log, env: dict | None = None, cwd=None) -> subprocess.Popen:
     """Start a server and wait (up to 120 s) until its page answers on 127.0.0.1:port."""
     process = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=cwd
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.flush()
-            raise AssertionError(f"the server exited ({process.returncode}): {Path(log.name).read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                if response.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise AssertionError(f"the server did not answer on port {port}: {Path(log.name).read_text()[-3000:]}")
+    try:
+        wait_for_server(f"http://127.0.0.1:{port}/", process)
+    except RuntimeError as error:
+        process.kill()
+        log.flush()
+        raise AssertionError(f"{error}: {Path(log.name).read_text()[-3000:]}") from None
+    return process
 
 
 @pytest.fixture(scope="module")
 def server(files):
     """`rvernet-hf app --model FOLDER` on 127.0.0.1 in a subprocess; yields its URL."""
-    port = _free_port()
+    port = free_port()
     with open(files / "server.log", "w") as log:
         command = [sys.executable, "-m", "rvernet_hf.cli", "app", "--model", str(files / "model"), "--port", str(port)]
         process = _start(command, port, log)
@@ -314,7 +299,7 @@ def test_the_space_that_push_writes_serves_the_model(files, tmp_path):
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["models"] == ["me/rvernet-tiny"]
     assert (space / "requirements.txt").read_text().startswith("rvernet-hf[app]==")
     assert "https://huggingface.co/spaces/me/rvernet-tiny-demo" in (tmp_path / "upload" / "README.md").read_text()
-    port = _free_port()
+    port = free_port()
     env = {
         "RVERNET_MODEL": str(tmp_path / "upload"),
         "RVERNET_SAM_MODEL": str(files / "sam"),  # the upload names the Hub's segmenter, unreachable here

@@ -160,11 +160,6 @@ def prompt_kind(prompt: dict) -> str:
     return "points" if "points" in prompt else "automatic"
 
 
-def _box(mask: np.ndarray) -> list[int]:
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
-
-
 # ------------------------------------------------------------------------------------------------------ the app
 
 
@@ -270,7 +265,7 @@ class RveRNetApp:
     def classify(self, image: Any, prompt: str | dict | None = None, top_k: int | None = None) -> dict:
         """One photo (path, PIL, array) and one prompt (`parse_prompt`'s forms) -> the API's JSON-ready result, plus
         `"_masks"` (the bool masks, for the page; the API drops it). Raises `ValueError` naming bad input."""
-        from .image_utils_rvernet import load_image
+        from .image_utils_rvernet import load_image, mask_box
 
         started = time.perf_counter()
         parsed = parse_prompt(prompt)
@@ -283,7 +278,7 @@ class RveRNetApp:
         )
         done = time.perf_counter()
         rois = [
-            {"box": _box(mask), "labels": prediction["labels"], "mask": mask_to_rle(mask)}
+            {"box": mask_box(mask), "labels": prediction["labels"], "mask": mask_to_rle(mask)}
             for mask, prediction in zip(masks, predictions)
         ]
         timings = {"read": read - started, "segment": segmented - read, "classify": done - segmented}

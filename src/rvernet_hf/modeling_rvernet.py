@@ -480,13 +480,16 @@ class RveRNetModel(RveRNetPreTrainedModel):
         with_attentions = output_attentions and tower_records_attentions(tower)
         if with_attentions:
             options["output_attentions"] = True
-        if token_mask is not None and not output_hidden_states and not with_attentions and self.group_by_length:
-            groups = length_groups(token_mask.sum(dim=1).tolist())
-            if len(groups) > 1:  # samples of very different lengths: each group padded to its own longest
-                return run_in_groups(tower, pixel_values, token_mask, groups, options), None, None
+        if token_mask is not None:
+            counts = token_mask.bool().sum(dim=1).tolist()  # the one host sync per tower and step
+            if self.group_by_length and not output_hidden_states and not with_attentions:
+                groups = length_groups(counts)
+                if len(groups) > 1:  # samples of very different lengths: each group padded to its own longest
+                    return run_in_groups(tower, pixel_values, token_mask, groups, counts, options), None, None
         with contextlib.ExitStack() as stack:
             if token_mask is not None:
-                options["attention_mask"] = stack.enter_context(keep_tokens(tower, *kept_token_index(token_mask)))
+                index = kept_token_index(token_mask, max(counts, default=0))
+                options["attention_mask"] = stack.enter_context(keep_tokens(tower, *index))
             outputs = tower(pixel_values=pixel_values, **options)
         # Classifiers return `logits` (their own head's, or pooled features when the head is an identity); a timm
         # base model in features mode returns them as `pooler_output`.

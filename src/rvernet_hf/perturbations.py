@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .image_utils_rvernet import mask_box
+
 
 # kind -> (takes a strength, its meaning)
 PERTURBATIONS = {
@@ -160,9 +162,9 @@ def perturb_mask(
     elif kind == "shift":
         result = _shift(mask, (strength or 0.0) * size, rng)
     elif kind == "box":
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        x0, y0, x1, y1 = mask_box(mask)
         result = np.zeros_like(mask)
-        result[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = True
+        result[y0:y1, x0:x1] = True
     elif kind == "disk":
         ys, xs = np.nonzero(mask)
         pick = rng.integers(len(ys))

@@ -37,17 +37,39 @@ def machine_facts() -> dict:
     }
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_server(url: str, process, seconds: float = 120) -> None:
+    """Wait until `url` answers, while `process` (a `subprocess.Popen`) runs; raise if it exits or never answers."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the server did not answer at {url} within {seconds:g} s")
+
+
 def python_command(*module_args: str, processes: int = 1) -> list[str]:
     """`python -m <module_args>`, under `torchrun` on a free local port when `processes > 1` (gloo on CPU)."""
-    import socket
     import sys
 
     if processes == 1:
         return [sys.executable, "-m", *module_args]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port)]
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(free_port())]
     return [sys.executable, *launcher, "-m", *module_args]
 
 
@@ -161,9 +183,10 @@ def tiny_sam(seed: int = 0):
 SEGMENTER_FAMILIES = ("sam", "sam_hq", "sam2", "edgetam", "sam3_tracker")
 
 
-def tiny_segmenter(family: str, seed: int = 0):
-    """A tiny random promptable segmenter of one family (the real transformers code path): SAM/SAM-HQ at 64 px,
-    SAM 2 / EdgeTAM at 128 px and the SAM 3 tracker at 112 px, 32-wide decoders."""
+def tiny_segmenter(family: str, seed: int = 0, sam_size: tuple[int, int] = (64, 8)):
+    """A tiny random promptable segmenter of one family (the real transformers code path): SAM/SAM-HQ at 64 px
+    (`sam_size`: input size and patch size), SAM 2 / EdgeTAM at 128 px and the SAM 3 tracker at 112 px, 32-wide
+    decoders."""
     import torch
     import transformers as T
 
@@ -186,8 +209,8 @@ def tiny_segmenter(family: str, seed: int = 0):
             output_channels=32,
             num_hidden_layers=2,
             num_attention_heads=2,
-            image_size=64,
-            patch_size=8,
+            image_size=sam_size[0],
+            patch_size=sam_size[1],
             window_size=4,
             global_attn_indexes=[1],
             mlp_dim=37,
@@ -196,7 +219,7 @@ def tiny_segmenter(family: str, seed: int = 0):
         extra = {"vit_dim": 32} if family == "sam_hq" else {}
         config = getattr(T, f"{prefix}Config")(
             vision_config=vision,
-            prompt_encoder_config=prompt(prefix, 64, 8),
+            prompt_encoder_config=prompt(prefix, *sam_size),
             mask_decoder_config=decoder(prefix, **extra),
         )
         return getattr(T, f"{prefix}Model")(config).eval()
@@ -361,10 +384,7 @@ def scene_oracle(config=None, seed: int = 0):
 
     torch.manual_seed(seed)
     if config is None:  # tiny, at 256 px: low-resolution masks of 64 x 64, fine enough for 0.5 % objects
-        config = tiny_sam().config
-        for sub in (config.vision_config, config.prompt_encoder_config):
-            sub.image_size, sub.patch_size = 256, 16
-        config.prompt_encoder_config.image_embedding_size = 256 // 16
+        config = tiny_segmenter("sam", sam_size=(256, 16)).config
     model = SceneOracle(config).eval()
     model.prompts = 0
     return model
@@ -375,6 +395,7 @@ __all__ = [
     "SEGMENTER_FAMILIES",
     "TOWER_FAMILIES",
     "folder_training_args",
+    "free_port",
     "machine_facts",
     "median_seconds",
     "oracle_scene",
@@ -384,4 +405,5 @@ __all__ = [
     "tiny_sam3",
     "tiny_segmenter",
     "tiny_tower_config",
+    "wait_for_server",
 ]

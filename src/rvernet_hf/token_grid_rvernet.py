@@ -87,14 +87,15 @@ def tower_num_patches(config: PreTrainedConfig, pixel_values: torch.Tensor) -> i
     return (pixel_values.shape[-2] // patch_size) * (pixel_values.shape[-1] // patch_size)
 
 
-def kept_token_index(token_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def kept_token_index(token_mask: torch.Tensor, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A `(batch, num_patches)` keep mask -> `(index, valid)`, both `(batch, length)`: each sample's kept patch
     positions first, in raster order, padded to the batch's largest kept count `length` (`valid` False there).
 
     Reading `length` is one device-to-host sync per tower and step: the encoder's input size depends on the data.
     """
     keep = token_mask.bool()
-    length = int(keep.sum(dim=1).max()) if keep.numel() else 0
+    if length is None:  # given by a caller that has read the kept counts already
+        length = int(keep.sum(dim=1).max()) if keep.numel() else 0
     order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :length]
     return order, keep.gather(1, order)
 
@@ -138,13 +139,15 @@ def length_groups(counts: list[int], min_size: int = 4, keep: float = 0.75, max_
     return groups
 
 
-def run_in_groups(tower: PreTrainedModel, pixel_values, token_mask, groups: list[list[int]], options: dict):
-    """The tower's pooled output for the batch, computed group by group (each padded to its own longest) and put back
-    in the batch's order: the same values as one padded pass (padding is masked out either way)."""
+def run_in_groups(tower: PreTrainedModel, pixel_values, token_mask, groups: list[list[int]], counts, options: dict):
+    """The tower's pooled output for the batch, computed group by group (each padded to its own longest kept count,
+    from `counts`) and put back in the batch's order: the same values as one padded pass (padding is masked out
+    either way)."""
     parts, order = [], []
     for group in groups:
         index = torch.as_tensor(group, device=pixel_values.device)
-        with keep_tokens(tower, *kept_token_index(token_mask[index])) as attention_mask:
+        length = max(counts[i] for i in group)
+        with keep_tokens(tower, *kept_token_index(token_mask[index], length)) as attention_mask:
             outputs = tower(pixel_values=pixel_values[index], attention_mask=attention_mask, **options)
         parts.append(outputs.logits if "logits" in outputs else outputs.pooler_output)
         order.extend(group)
