@@ -188,6 +188,65 @@ def test_augmentations_are_shared_by_both_cut_outs():
     torch.testing.assert_close(plain["roi_pixel_values"][0], processor(image, roi_masks=mask)["roi_pixel_values"][0])
 
 
+@pytest.mark.parametrize("cutout_style", ["fill", "blur"])
+def test_training_batch_equals_each_sample_cut_alone(cutout_style):
+    """Issue 25: the training transform resizes each augmented sample alone and normalises, fills and picks the
+    token grid once for the batch: every value equals `make_cutouts` + `token_masks` of that sample alone (photos
+    of different sizes, seeded crops and flips, a token threshold and ring)."""
+    processor = RveRNetImageProcessor(
+        size={"height": 32, "width": 32}, patch_size=8, token_keep_threshold=0.3, token_margin=1,
+        cutout_style=cutout_style,
+    )  # fmt: skip
+    shapes = [(60, 80), (45, 45), (70, 30), (50, 64)]
+    images = [_image(seed, shape) for seed, shape in enumerate(shapes)]
+    masks = [rectangle_mask(shape, 5 + i, 4, 20, 18) for i, shape in enumerate(shapes)]
+    batch = {"image": images, "roi_mask": masks, "label": [0, 1, 0, 1], "sample_index": [7, 3, 11, 5]}
+    transform = RveRNetTransform(processor, train=True, seed=4, crop_scale=(0.5, 1.0))
+    transform.epoch = 2
+    out = transform(batch)
+    for position in range(4):
+        generator = transform.generator_for(batch, position)
+        image, mask = transform.augment(images[position], masks[position].astype(bool), generator)
+        roi, context, canvas_mask = processor.make_cutouts(image, mask)
+        assert torch.equal(out["roi_pixel_values"][position], roi), position
+        assert torch.equal(out["context_pixel_values"][position], context), position
+        for name, keep in processor.token_masks(canvas_mask).items():
+            assert torch.equal(out[name][position], keep), (position, name)
+    assert out["labels"].tolist() == [0, 1, 0, 1] and "roi_image_index" not in out
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_persistent_dataloader_workers_draw_each_epochs_augmentations(context):
+    """A persistent dataloader worker keeps the copy of the transform it started with: the epoch that the training
+    callback sets in the main process must still reach it, or every epoch would repeat epoch 0's crops and flips."""
+    from torch.utils.data import DataLoader
+
+    from rvernet_hf.data import add_sample_index
+
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
+    images = [_image(seed, (30, 40)) for seed in range(4)]
+    rows = {"image": images, "roi_mask": [rectangle_mask((30, 40), 5, 6, 15, 20)] * 4, "label": [0, 1, 0, 1]}
+    features = datasets.Features(
+        {"image": datasets.Image(), "roi_mask": datasets.Image(), "label": datasets.Value("int64")}
+    )
+    dataset = add_sample_index(datasets.Dataset.from_dict(rows, features=features))
+    transform = RveRNetTransform(processor, train=True, seed=0, crop_scale=(0.3, 0.9))
+    expected = []
+    for epoch in range(3):  # what the same transform draws in this process
+        transform.epoch = epoch
+        expected.append(transform(dataset[:])["roi_pixel_values"])
+    transform.epoch = 0
+    loader = DataLoader(
+        dataset.with_transform(transform), batch_size=4, num_workers=1, persistent_workers=True,
+        multiprocessing_context=context, collate_fn=list,
+    )  # fmt: skip
+    for epoch in range(3):
+        transform.epoch = epoch  # as `augmentation_epoch_callback` does at each epoch's start
+        drawn = torch.stack([sample["roi_pixel_values"] for sample in next(iter(loader))])
+        assert torch.equal(drawn, expected[epoch]), f"epoch {epoch}"
+    assert not torch.equal(expected[0], expected[1])
+
+
 def test_mask_augmentation_perturbs_the_mask_before_both_cut_outs():
     """Issue 23: `mask_augmentation=P` perturbs a training sample's mask with probability P, per (seed, epoch,
     sample); both cut-outs come from the perturbed mask, so they stay complementary; 0 draws nothing."""

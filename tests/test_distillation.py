@@ -97,6 +97,15 @@ def test_arguments_keep_image_columns_by_default(tmp_path):
     assert training_args(tmp_path).remove_unused_columns is False
 
 
+def test_dataloader_workers_persist_by_default_when_there_are_any(tmp_path):
+    """Issue 25: workers keep the photos they decoded only if they live from one epoch to the next; with no worker
+    the flag stays off (torch refuses persistent workers without any), and a user's choice is kept."""
+    assert training_args(tmp_path).dataloader_persistent_workers is False
+    assert training_args(tmp_path, dataloader_num_workers=2).dataloader_persistent_workers is True
+    chosen = training_args(tmp_path, dataloader_num_workers=2, dataloader_persistent_workers=False)
+    assert chosen.dataloader_persistent_workers is False
+
+
 # ------------------------------------------------------------------------------------------- the loss
 
 

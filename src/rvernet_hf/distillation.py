@@ -89,7 +89,18 @@ class DistillationTrainingArguments(TrainingArguments):
         metadata={"help": "Keep the dataset's image/mask columns for the transform (Trainer drops them if True)."},
     )
 
+    dataloader_persistent_workers: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Keep the dataloader workers (and the photos each keeps decoded) from one epoch and evaluation "
+            "to the next. Default: on whenever --dataloader_num_workers > 0 (transformers' default is off: each "
+            "epoch would start its workers again and decode every photo again)."
+        },
+    )
+
     def __post_init__(self):
+        if self.dataloader_persistent_workers is None:
+            self.dataloader_persistent_workers = self.dataloader_num_workers > 0
         super().__post_init__()
         if self.distillation_type not in DISTILLATION_TYPES:
             raise ValueError(

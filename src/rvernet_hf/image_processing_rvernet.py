@@ -384,8 +384,8 @@ class RveRNetImageProcessor(BaseImageProcessor):
 
     def token_masks(self, canvas_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """The patches each tower reads (see `patch_size`), from the ROI mask at the output size (`make_cutouts`'
-        third result): `{"roi_token_mask": (num_patches,) bool, "context_token_mask": ...}` for the towers with a
-        patch size, empty when `patch_size` is not set."""
+        third result, or a stack of them): `{"roi_token_mask": (num_patches,) bool, "context_token_mask": ...}`
+        (`(N, num_patches)` for a stack) for the towers with a patch size, empty when `patch_size` is not set."""
         return token_keep_masks(
             canvas_mask, self.patch_size, self.token_keep_threshold, self.token_margin, self.context_mode
         )
@@ -675,7 +675,7 @@ def cutout_batch(
     """One sample per (image, mask): the two cut-outs, `roi_image_index`, the token masks when `patch_size` is set,
     and with `with_boxes` each mask's extent `roi_boxes`. Each sample is resized on its own; the normalisation and
     the cut-out fills run once over the stacked batch (the same values as `make_cutouts` per sample)."""
-    canvases, canvas_masks, image_index, token_masks, boxes = [], [], [], [], []
+    canvases, canvas_masks, image_index, boxes = [], [], [], []
     for index, (array, masks) in enumerate(zip(arrays, masks_per_image)):
         tensor = to_chw_uint8(array).to(device)
         for mask in masks:
@@ -683,16 +683,15 @@ def cutout_batch(
             canvases.append(canvas)
             canvas_masks.append(canvas_mask)
             image_index.append(index)
-            token_masks.append(processor.token_masks(canvas_mask))
             boxes.append(mask_box(mask) if with_boxes else None)
-    rois, contexts = cut_out(processor, torch.stack(canvases), torch.stack(canvas_masks))
+    canvas_masks = torch.stack(canvas_masks)
+    rois, contexts = cut_out(processor, torch.stack(canvases), canvas_masks)
     data = {
         "roi_pixel_values": rois,
         "context_pixel_values": contexts,
         "roi_image_index": torch.tensor(image_index, dtype=torch.long, device=device),
+        **processor.token_masks(canvas_masks),
     }
-    for name in token_masks[0]:
-        data[name] = torch.stack([sample[name] for sample in token_masks])
     if with_boxes:
         data["roi_boxes"] = torch.tensor(boxes, dtype=torch.long, device=device)
     return data

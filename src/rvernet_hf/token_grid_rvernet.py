@@ -42,17 +42,19 @@ def token_keep_masks(
     margin: int = 0,
     context_mode: str = "complement",
 ) -> dict[str, torch.Tensor]:
-    """The patches each tower reads, from the ROI mask at the cut-out size (H, W) bool: `{"roi_token_mask":
-    (num_patches,) bool, "context_token_mask": ...}` for the towers with a patch size (empty without any).
+    """The patches each tower reads, from the ROI mask at the cut-out size, (H, W) bool or a batch (N, H, W):
+    `{"roi_token_mask": (num_patches,) or (N, num_patches) bool, "context_token_mask": ...}` for the towers with a
+    patch size (empty without any).
 
     A patch is read by the ROI tower when more than `keep_threshold` of its pixels are in the ROI, by the context
     tower when more than that fraction is outside it (`context_mode="full"`: every patch); `margin` adds a ring of
     that many patches around each tower's region."""
     masks = {}
+    batch = canvas_mask.reshape(-1, 1, *canvas_mask.shape[-2:]).float()  # (N, 1, H, W)
     for tower, patch in (patch_sizes or {}).items():
         if patch is None:
             continue
-        inside = F.avg_pool2d(canvas_mask[None, None].float(), patch)[0, 0].flatten()  # ROI share of each patch
+        inside = F.avg_pool2d(batch, patch)  # ROI share of each patch, (N, 1, H / patch, W / patch)
         if tower == "roi":
             keep = inside > keep_threshold
         elif context_mode == "complement":
@@ -60,9 +62,8 @@ def token_keep_masks(
         else:  # the context tower sees the whole image
             keep = torch.ones_like(inside, dtype=torch.bool)
         if margin:  # a ring of `margin` patches around the region
-            grid = keep.reshape(1, 1, canvas_mask.shape[0] // patch, canvas_mask.shape[1] // patch).float()
-            keep = F.max_pool2d(grid, 2 * margin + 1, stride=1, padding=margin).flatten() > 0
-        masks[f"{tower}_token_mask"] = keep
+            keep = F.max_pool2d(keep.float(), 2 * margin + 1, stride=1, padding=margin) > 0
+        masks[f"{tower}_token_mask"] = keep.reshape(*canvas_mask.shape[:-2], -1)
     return masks
 
 

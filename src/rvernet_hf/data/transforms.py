@@ -5,13 +5,15 @@ single classifier or a distillation teacher.
 """
 
 import math
+import multiprocessing
+import multiprocessing.context
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..image_processing_rvernet import RveRNetImageProcessor, normalize, resize_to_canvas
+from ..image_processing_rvernet import RveRNetImageProcessor, cutout_batch, normalize, resize_to_canvas
 from ..image_utils_rvernet import load_image, load_mask
 from ..perturbations import parse_perturbations, perturb_mask
 
@@ -164,10 +166,32 @@ class RveRNetTransform:
         self.index_column = index_column
         self.mask_augmentation = mask_augmentation
         self.mask_perturbations = parse_perturbations(mask_perturbations, training=True)
-        self.epoch = 0
+        self._epoch = _shared_epoch(0)
         if decoded_cache is not None and not isinstance(decoded_cache, DecodedCache):
             decoded_cache = DecodedCache(decoded_cache)
         self.decoded_cache = decoded_cache
+
+    @property
+    def epoch(self) -> int:
+        """The epoch whose augmentations `seed` draws (set by `augmentation_epoch_callback`). Shared with the
+        dataloader workers that copied this transform when they started, so that persistent workers draw each
+        epoch's augmentations too; any other copy (pickle, deepcopy) gets its own."""
+        return int(self._epoch.value)
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch.value = int(value)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        if multiprocessing.context.get_spawning_popen() is None:  # not a worker being started: a private copy
+            state["_epoch"] = int(self._epoch.value)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state["_epoch"], int):
+            state["_epoch"] = _shared_epoch(state["_epoch"])
+        self.__dict__.update(state)
 
     def _read(self, batch: dict[str, list], position: int, image: Any, mask: Any):
         """The sample's photo (RGB uint8) and mask (bool, or None when it has none): from `decoded_cache` when it
@@ -242,8 +266,7 @@ class RveRNetTransform:
         index = int(batch[self.index_column][position])
         return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
 
-    def _model_inputs(self, batch: dict[str, list], views: dict[str, list]) -> dict[str, torch.Tensor]:
-        output = {name: torch.stack(tensors) for name, tensors in views.items() if tensors}
+    def _model_inputs(self, batch: dict[str, list], output: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.label_column in batch:
             output["labels"] = torch.as_tensor(batch[self.label_column], dtype=torch.long)
         if "teacher_logits" in batch:
@@ -251,16 +274,10 @@ class RveRNetTransform:
         return output
 
     def __call__(self, batch: dict[str, list]) -> dict[str, torch.Tensor]:
-        views: dict[str, list] = {
-            "roi_pixel_values": [],
-            "context_pixel_values": [],
-            "roi_token_mask": [],
-            "context_token_mask": [],
-            "pixel_values": [],
-            "teacher_pixel_values": [],
-        }
+        views: dict[str, list] = {"pixel_values": [], "teacher_pixel_values": []}
         needs_mask = self.single_view != "full_image"
         masks = batch.get(self.mask_column) or [None] * len(batch[self.image_column])
+        arrays, cut_masks = [], []  # each sample's geometry; its cut-outs are made for the whole batch at once
         for index, (image, mask) in enumerate(zip(batch[self.image_column], masks)):
             if mask is None and needs_mask:
                 raise ValueError(
@@ -277,19 +294,26 @@ class RveRNetTransform:
             if self.single_view == "full_image":
                 views["pixel_values"].append(self.single_processor(array))
             else:
-                roi, context, canvas_mask = self.processor.make_cutouts(array, mask)
-                if self.single_view is None:
-                    views["roi_pixel_values"].append(roi)
-                    views["context_pixel_values"].append(context)
-                    for name, token_mask in self.processor.token_masks(canvas_mask).items():
-                        views[name].append(token_mask)
-                else:
-                    views["pixel_values"].append(roi if self.single_view == "roi" else context)
+                arrays.append(array)
+                cut_masks.append([mask])
             if self.teacher_processor is not None:
                 views["teacher_pixel_values"].append(
                     self.teacher_processor(untouched if self.teacher_input == "full_image" else array)
                 )
-        return self._model_inputs(batch, views)
+        output = {name: torch.stack(tensors) for name, tensors in views.items() if tensors}
+        if arrays:  # resized one by one, normalised and filled once for the batch (as the processor's own call)
+            cutouts = cutout_batch(self.processor, arrays, cut_masks)
+            if self.single_view is None:
+                output.update({k: v for k, v in cutouts.items() if k in RveRNetImageProcessor.model_input_names})
+            else:
+                output["pixel_values"] = cutouts[f"{self.single_view}_pixel_values"]
+        return self._model_inputs(batch, output)
+
+
+def _shared_epoch(value: int):
+    """An epoch counter in shared memory: a dataloader worker forked or spawned from this process reads the value
+    the main process writes later."""
+    return multiprocessing.RawValue("q", value)
 
 
 class DecodedCache(dict):
@@ -329,7 +353,9 @@ class PairedTransform(RveRNetTransform):
             pair = self.processor.preprocess_pairs([roi_array], [context_array])
             rois.append(pair["roi_pixel_values"][0])
             contexts.append(pair["context_pixel_values"][0])
-        return self._model_inputs(batch, {"roi_pixel_values": rois, "context_pixel_values": contexts})
+        return self._model_inputs(
+            batch, {"roi_pixel_values": torch.stack(rois), "context_pixel_values": torch.stack(contexts)}
+        )
 
 
 def add_sample_index(dataset, column: str = "sample_index"):
