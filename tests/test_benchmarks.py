@@ -225,16 +225,23 @@ def test_mask_robustness_benchmark_rows_plot_and_a_flat_full_image_line(tmp_path
 
 @pytest.mark.slow
 def test_epoch_speed_benchmark_runs_at_tiny_size(tmp_path):
-    """Issue 25's epoch benchmark: trainer and plain-loop epochs (with and without evaluation) and the fetch alone."""
+    """Issue 25's epoch benchmark: trainer epochs paired with plain-loop epochs, first and later epochs, with their
+    parts (fetch, evaluation), per number of dataloader workers."""
     out = tmp_path / "epoch.json"
-    figures = script("epoch_speed").main(
-        ["--image_size", "32", "--num_per_class", "6", "--batch_size", "8", "--rounds", "1", "--json", str(out)]
-    )
-    for key in ("trainer_s", "loop_s", "trainer_with_eval_s", "loop_with_eval_s", "fetch_s"):
-        assert figures[key] > 0, key
-    # No timing is compared here (at this size the two loops differ by less than the machine's noise; CI once saw
-    # the loop with evaluation come out faster): the figures exist, and the JSON has the ratio.
-    assert json.loads(out.read_text())["trainer_over_loop"] > 0
+    figures = script("epoch_speed").main([
+        "--image_size", "32", "--num_per_class", "6", "--batch_size", "8", "--rounds", "1", "--epochs", "2",
+        "--workers", "0", "1", "--json", str(out),
+    ])  # fmt: skip
+    for phase in ("first_epoch", "later_epochs"):
+        for workers in (0, 1):
+            for key in ("trainer_s", "trainer_with_eval_s", "loop_s", "loop_with_eval_s", "over_loop_with_eval"):
+                assert figures[f"{phase}_w{workers}_{key}"] > 0, (phase, workers, key)
+            assert 0 < figures[f"{phase}_w{workers}_fetch_share"] < 1
+            assert 0 < figures[f"{phase}_w{workers}_eval_share"] < 1
+    # No timing is compared here (at this size the two loops differ by less than the machine's noise): the figures
+    # exist and are consistent, and the JSON has them.
+    assert figures["later_epochs_w0_trainer_s"] < figures["later_epochs_w0_trainer_with_eval_s"]
+    assert json.loads(out.read_text())["epochs"] == 2
 
 
 @pytest.mark.slow
