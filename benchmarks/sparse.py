@@ -17,6 +17,7 @@ forward+backward of sparse RveRNet, dense RveRNet and ONE dense DeiT tower, side
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -229,6 +230,7 @@ def pipeline_latency(args, workdir: Path) -> dict:
     from transformers import pipeline
 
     from rvernet_hf import RveRNetConfig, RveRNetForImageClassification, RveRNetImageProcessor
+    from rvernet_hf.testing_utils import interleaved_seconds, median_ratio
 
     shape = args.shapes[0]
     tower_config = deit(shape, args.image_size)
@@ -236,27 +238,26 @@ def pipeline_latency(args, workdir: Path) -> dict:
         RveRNetConfig(roi_config=tower_config, context_config=tower_config, num_labels=5)
     )
     model.save_pretrained(workdir / "model")
-    RveRNetImageProcessor(size={"height": args.image_size, "width": args.image_size}, patch_size=16).save_pretrained(
-        workdir / "model"
-    )
+    RveRNetImageProcessor(
+        size={"height": args.image_size, "width": args.image_size},
+        patch_size=16,
+        token_keep_threshold=args.pipeline_token_keep_threshold,
+    ).save_pretrained(workdir / "model")
     images = [np.random.default_rng(i).integers(0, 255, (480, 640, 3), dtype=np.uint8) for i in range(32)]
     mask = np.zeros((480, 640), dtype=bool)
     mask[120:360, 160:480] = True  # 25 % of the photo
     requests = [{"image": image, "mask": mask} for image in images]
-    figures = {"pipeline_shape": f"DeiT-{shape}"}
+    figures = {"pipeline_shape": f"DeiT-{shape}", "pipeline_token_keep_threshold": args.pipeline_token_keep_threshold}
+    classifiers = {}
     for selection in ("dense", "mask"):
-        classifier = pipeline(
+        classifiers[selection] = pipeline(
             "rvernet-image-classification",
             model=str(workdir / "model"),
             device=DEVICE,
             trust_remote_code=True,
             model_kwargs={"token_selection": selection},
         )
-        assert classifier.model.config.token_selection == selection
-        figures[f"pipeline_{selection}_batch1_per_image_s"] = timed(lambda c=classifier: c(images[0], mask=mask))
-        figures[f"pipeline_{selection}_batch32_per_image_s"] = timed(
-            lambda c=classifier: c(requests, batch_size=32), repeats=2
-        ) / len(images)
+        assert classifiers[selection].model.config.token_selection == selection
     # One DeiT of the same shape in transformers' own image-classification pipeline, on the same photos (issue 22's
     # goal: the prompted sparse pipeline at most 1.1x its time).
     from transformers import DeiTForImageClassification, DeiTImageProcessor
@@ -266,17 +267,28 @@ def pipeline_latency(args, workdir: Path) -> dict:
         size={"height": args.image_size, "width": args.image_size}, do_center_crop=False
     ).save_pretrained(workdir / "single")
     single = pipeline("image-classification", model=str(workdir / "single"), device=DEVICE)
-    figures["pipeline_single_deit_batch1_per_image_s"] = timed(lambda: single(images[0]))
-    figures["pipeline_single_deit_batch32_per_image_s"] = timed(
-        lambda: single(images, batch_size=32), repeats=2
-    ) / len(images)
-    for batch in ("batch1", "batch32"):
-        figures[f"pipeline_{batch}_sparse_over_dense"] = (
-            figures[f"pipeline_mask_{batch}_per_image_s"] / figures[f"pipeline_dense_{batch}_per_image_s"]
-        )
-        figures[f"pipeline_{batch}_sparse_over_single_deit"] = (
-            figures[f"pipeline_mask_{batch}_per_image_s"] / figures[f"pipeline_single_deit_{batch}_per_image_s"]
-        )
+    # The three measured in rounds, one call of each per round (order rotated): ratios taken round by round.
+    calls = {
+        "batch1": {
+            "dense": lambda: classifiers["dense"](images[0], mask=mask),
+            "mask": lambda: classifiers["mask"](images[0], mask=mask),
+            "single_deit": lambda: single(images[0]),
+        },
+        "batch32": {
+            "dense": lambda: classifiers["dense"](requests, batch_size=32),
+            "mask": lambda: classifiers["mask"](requests, batch_size=32),
+            "single_deit": lambda: single(images, batch_size=32),
+        },
+    }
+    for batch, fns in calls.items():
+        per_call = 1 if batch == "batch1" else len(images)
+        rounds = max(3, args.repeats * 3) if batch == "batch1" else max(2, args.repeats)
+        times = interleaved_seconds(fns, repeats=rounds, warmup=1)
+        for name, series in times.items():
+            figures[f"pipeline_{name}_{batch}_per_image_s"] = statistics.median(series) / per_call
+        figures[f"pipeline_{batch}_sparse_over_dense"] = median_ratio(times["mask"], times["dense"])
+        figures[f"pipeline_{batch}_sparse_over_single_deit"] = median_ratio(times["mask"], times["single_deit"])
+        figures[f"pipeline_{batch}_rounds"] = rounds
     return figures
 
 
@@ -291,6 +303,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no_pipeline", action="store_true", help="skip the pipeline latency part")
     parser.add_argument("--pipeline_only", action="store_true", help="only the pipeline latency part")
+    parser.add_argument(
+        "--pipeline_token_keep_threshold", type=float, default=0.0, help="the pipeline's processor's token rule"
+    )
     parser.add_argument(
         "--mixed_areas",
         nargs=2,

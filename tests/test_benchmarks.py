@@ -276,3 +276,18 @@ def test_all_objects_benchmark_runs_at_tiny_size():
     assert figures["every_object_found_in_all_scenes"] is True
     assert figures["adaptive_over_mask_generation_prompts_median"] < 1
     assert figures["objects_per_s_mask_2"] > 0
+
+
+def test_interleaved_timer_rotates_the_order_and_pairs_rounds():
+    """The benchmarks' paired timer: one call of each callable per round, the first one rotated each round (so
+    none always runs first, after the others warmed the caches), ratios taken round by round."""
+    from rvernet_hf.testing_utils import interleaved_seconds, median_ratio
+
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    times = interleaved_seconds(fns, repeats=4, warmup=1)
+    assert calls == ["a", "b", "c", "a", "b", "c", "b", "c", "a", "c", "a", "b", "a", "b", "c"]
+    assert {name: len(series) for name, series in times.items()} == {"a": 4, "b": 4, "c": 4}
+    assert median_ratio([2.0, 9.0, 3.0], [1.0, 3.0, 1.0]) == 3.0  # round by round: 2, 3, 3
+    with pytest.raises(ValueError):
+        median_ratio([1.0, 2.0], [1.0])

@@ -73,28 +73,52 @@ def python_command(*module_args: str, processes: int = 1) -> list[str]:
     return [sys.executable, *launcher, "-m", *module_args]
 
 
-def median_seconds(fn, repeats: int = 3, warmup: int = 1) -> float:
-    """Median wall time of `fn()` over `repeats` calls after `warmup` untimed ones (CUDA synchronised around each
-    call when a GPU is present): the one timer of `benchmarks/`."""
-    import statistics
+def _synchronised_seconds(fn) -> float:
+    """Wall time of one `fn()` call (CUDA synchronised around it when a GPU is present)."""
     import time
 
     import torch
 
-    def sync():
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def median_seconds(fn, repeats: int = 3, warmup: int = 1) -> float:
+    """Median wall time of `fn()` over `repeats` calls after `warmup` untimed ones (CUDA synchronised around each
+    call when a GPU is present): the one timer of `benchmarks/`."""
+    import statistics
 
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(_synchronised_seconds(fn) for _ in range(repeats))
+
+
+def interleaved_seconds(fns: dict, repeats: int = 5, warmup: int = 1) -> dict[str, list[float]]:
+    """Wall times of several callables measured in rounds, one call of each per round, the order rotated from round
+    to round: `{name: [seconds per round]}`. A ratio of two of them taken round by round (then its median) is what
+    a drifting, shared machine lets one compare; their medians taken apart are not."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_number in range(repeats):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(_synchronised_seconds(fns[name]))
+    return times
+
+
+def median_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """The median of the round-by-round ratios of two `interleaved_seconds` series."""
+    import statistics
+
+    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
 
 
 def write_dataset_repo(folder, rows_per_split: dict, features, id2label: dict | None = None):
