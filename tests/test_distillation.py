@@ -104,6 +104,15 @@ def test_dataloader_workers_persist_by_default_when_there_are_any(tmp_path):
     assert training_args(tmp_path, dataloader_num_workers=2).dataloader_persistent_workers is True
     chosen = training_args(tmp_path, dataloader_num_workers=2, dataloader_persistent_workers=False)
     assert chosen.dataloader_persistent_workers is False
+    # On the command line as transformers' bool flags parse: the flag alone, a value, or nothing (auto).
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(DistillationTrainingArguments)
+    base = ["--output_dir", str(tmp_path / "cli"), "--report_to", "none", "--dataloader_num_workers", "1"]
+    for extra, expected in (([], True), (["--dataloader_persistent_workers"], True),
+                            (["--dataloader_persistent_workers", "false"], False)):  # fmt: skip
+        (parsed,) = parser.parse_args_into_dataclasses(base + extra)
+        assert parsed.dataloader_persistent_workers is expected, extra
 
 
 # ------------------------------------------------------------------------------------------- the loss

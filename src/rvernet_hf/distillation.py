@@ -94,7 +94,11 @@ class DistillationTrainingArguments(TrainingArguments):
         metadata={
             "help": "Keep the dataloader workers (and the photos each keeps decoded) from one epoch and evaluation "
             "to the next. Default: on whenever --dataloader_num_workers > 0 (transformers' default is off: each "
-            "epoch would start its workers again and decode every photo again)."
+            "epoch would start its workers again and decode every photo again).",
+            # As a bool field parses: the flag alone means True (`HfArgumentParser` does not add these for a
+            # `None` default).
+            "nargs": "?",
+            "const": True,
         },
     )
 
