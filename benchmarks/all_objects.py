@@ -51,6 +51,7 @@ def segment_scene(oracle, generator, photo, instance_map, grid: int, rounds: int
 
     from rvernet_hf import RveRNetImageProcessor
     from rvernet_hf.segmenters_rvernet import Segmenter
+    from rvernet_hf.testing_utils import interleaved_seconds, median_ratio
 
     oracle.set_scene(instance_map)
     row = {"objects": int(instance_map.max()), "size": list(instance_map.shape[::-1])}
@@ -84,17 +85,11 @@ def segment_scene(oracle, generator, photo, instance_map, grid: int, rounds: int
             Image.fromarray(photo), points_per_batch=64, points_per_crop=grid, crops_n_layers=0
         ),
     }
-    times = {name: [row[f"{name}_s"]] for name in calls}
-    for round_number in range(1, rounds):
-        for name in list(calls)[:: -1 if round_number % 2 else 1]:
-            started = time.perf_counter()
-            calls[name]()
-            times[name].append(time.perf_counter() - started)
+    more = interleaved_seconds(calls, repeats=rounds - 1, warmup=0)  # the order alternates from round to round
+    times = {name: [row[f"{name}_s"], *more[name]] for name in calls}
     for name, series in times.items():
         row[f"{name}_s"] = statistics.median(series)
-    row["adaptive_over_mask_generation_s"] = statistics.median(
-        a / b for a, b in zip(times["adaptive"], times["mask_generation"])
-    )
+    row["adaptive_over_mask_generation_s"] = median_ratio(times["adaptive"], times["mask_generation"])
     return row
 
 

@@ -225,7 +225,7 @@ def test_mask_robustness_benchmark_rows_plot_and_a_flat_full_image_line(tmp_path
 
 @pytest.mark.slow
 def test_epoch_speed_benchmark_runs_at_tiny_size(tmp_path):
-    """Issue 25's epoch benchmark: trainer epochs paired with plain-loop epochs, first and later epochs, with their
+    """Issue 25's epoch benchmark: trainer steps paired with plain-loop steps, first and later epochs, with their
     parts (fetch, evaluation), per number of dataloader workers."""
     out = tmp_path / "epoch.json"
     figures = script("epoch_speed").main([

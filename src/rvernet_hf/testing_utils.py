@@ -90,7 +90,7 @@ def _synchronised_seconds(fn) -> float:
 
 def median_seconds(fn, repeats: int = 3, warmup: int = 1) -> float:
     """Median wall time of `fn()` over `repeats` calls after `warmup` untimed ones (CUDA synchronised around each
-    call when a GPU is present): the one timer of `benchmarks/`."""
+    call when a GPU is present): `benchmarks/`' timer of one thing (`interleaved_seconds` compares several)."""
     import statistics
 
     for _ in range(warmup):

@@ -5,7 +5,6 @@ single classifier or a distillation teacher.
 """
 
 import math
-import multiprocessing
 import multiprocessing.context
 from collections.abc import Sequence
 from typing import Any
