@@ -16,20 +16,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import TrainingArguments
 from transformers.utils import logging
 
 from .data import TEACHER_INPUTS, FullImagePreprocessor
 from .labels import check_same_labels, normalize_id2label
+from .losses import DISTILLATION_TYPES, DistillationLoss, distillation_loss
 from .teachers import load_classifier
 from .trainer import RveRNetTrainer
 
 
 logger = logging.get_logger(__name__)
-
-DISTILLATION_TYPES = ("none", "soft", "hard")
 
 
 @dataclass
@@ -198,48 +196,6 @@ def check_teacher_labels(teacher_id2label: dict[int, str], student_id2label: dic
     check_same_labels(student_id2label, teacher_id2label, "the student", f"the teacher {teacher_name!r}", hint)
 
 
-# --------------------------------------------------------------------------------------------------- the loss
-
-
-def distillation_loss(
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
-    distillation_type: str,
-    temperature: float = 1.0,
-    multi_label: bool = False,
-) -> torch.Tensor:
-    """The per-sample distillation term, shape `(batch,)`.
-
-    - `soft`: `T^2 * KL(softmax(teacher / T) || softmax(student / T))`, summed over classes: the mean of this over
-      the batch is PyTorch's `reduction="batchmean"` (timm's and HF's choice), the true KL per sample. (DeiT's
-      `losses.py` divides the sum by `numel`, i.e. also by the number of classes: a 1/num_classes smaller term.)
-    - `hard`: cross-entropy of the student against the teacher's argmax.
-
-    With `multi_label` (independent classes, as the multi-label loss treats them): `soft` is `T^2 *` the binary
-    cross-entropy against `sigmoid(teacher / T)`, `hard` against `teacher > 0`, averaged over classes (the scale of
-    transformers' multi-label loss).
-    """
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(
-            f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ: "
-            "the teacher must predict the student's label set."
-        )
-    if multi_label and distillation_type in ("soft", "hard"):
-        if distillation_type == "soft":
-            target = torch.sigmoid(teacher_logits / temperature)
-            per_class = F.binary_cross_entropy_with_logits(student_logits / temperature, target, reduction="none")
-            return per_class.mean(-1) * temperature**2
-        target = (teacher_logits > 0).to(student_logits.dtype)
-        return F.binary_cross_entropy_with_logits(student_logits, target, reduction="none").mean(-1)
-    if distillation_type == "soft":
-        log_student = F.log_softmax(student_logits / temperature, dim=-1)
-        log_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
-        return F.kl_div(log_student, log_teacher, reduction="none", log_target=True).sum(-1) * temperature**2
-    if distillation_type == "hard":
-        return F.cross_entropy(student_logits, teacher_logits.argmax(-1), reduction="none")
-    raise ValueError(f"unknown distillation type {distillation_type!r} (expected 'soft' or 'hard').")
-
-
 # --------------------------------------------------------------------------------------------------- cached logits
 
 
@@ -282,7 +238,8 @@ def compute_teacher_logits(
 
 
 class RveRNetDistillationTrainer(RveRNetTrainer):
-    """`Trainer` whose loss adds a frozen CNN teacher's knowledge: `(1 - a) * CE(labels) + a * distillation`.
+    """`Trainer` whose loss adds a frozen CNN teacher's knowledge: `(1 - a) * task + a * distillation`
+    (`losses.DistillationLoss`, which also takes `distillation_type="none"`: the task term alone).
 
     Args:
         teacher_model (`FrozenTeacher` or `nn.Module`, *optional*): the teacher; loaded from
@@ -293,16 +250,18 @@ class RveRNetDistillationTrainer(RveRNetTrainer):
         All other arguments are `RveRNetTrainer`'s (atomic checkpoints, resume, reload), hence `Trainer`'s.
 
     Batches carry `teacher_pixel_values` (the teacher's own input, made by `RveRNetTransform(teacher_processor=...)`)
-    or `teacher_logits`. The two loss terms are logged as `task_loss` and `distillation_loss` (`eval_` prefixed in
-    evaluation). With `distillation_type="none"` this is the plain `Trainer` loss.
+    or `teacher_logits`. The task term is Trainer's own loss; the loss module's named parts are logged as
+    `task_loss` and `distillation_loss` (`eval_` prefixed in evaluation).
     """
 
     def __init__(self, model=None, args: DistillationTrainingArguments = None, teacher_model=None, **kwargs):
         if args is not None and not isinstance(args, DistillationTrainingArguments):
             raise TypeError(f"`args` must be DistillationTrainingArguments, got {type(args).__name__}.")
         super().__init__(model=model, args=args, **kwargs)
-        self.teacher = None
-        if self.args.distillation_type == "none":
+        self.distillation = DistillationLoss(
+            self.args.distillation_type, self.args.distillation_alpha, self.args.distillation_temperature
+        )
+        if not self.distillation.needs_teacher:
             return
         if teacher_model is None and not self.args.cache_teacher_logits:
             teacher_model = load_teacher(self.args.teacher_model_name_or_path)
@@ -314,64 +273,40 @@ class RveRNetDistillationTrainer(RveRNetTrainer):
             )
             student_dtype = next(self.model.parameters()).dtype
             teacher_model.to(dtype=student_dtype)
-            self.teacher = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
+            self.distillation.teacher = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
+
+    @property
+    def teacher(self):
+        """The prepared teacher (None without one: no distillation, or cached logits)."""
+        return self.distillation.teacher
+
+    def _loss_scale(self, num_items_in_batch) -> float:
+        """The factor Trainer multiplies a loss normalised over the accumulated batch's items by, across devices (see
+        `Trainer.compute_loss`): the distillation term gets the task term's."""
+        if not (self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch):
+            return 1.0
+        return self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1 else self.args.n_gpu
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
-        teacher_pixel_values = inputs.pop("teacher_pixel_values", None)
-        teacher_logits = inputs.pop("teacher_logits", None)
-        if self.args.distillation_type == "none":
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        teacher_inputs = {
+            name: inputs.pop(name) for name in ("teacher_logits", "teacher_pixel_values") if name in inputs
+        }
         labels = inputs.get("labels")
-        if labels is None:
-            raise ValueError("distillation needs `labels` in every batch (the task term of the loss).")
-        # The task term is the student's own loss: its problem type, -100 ignored, and Trainer's normalisation over
-        # the whole accumulated batch (`num_items_in_batch`), exactly what training without distillation minimises.
-        counted = num_items_in_batch is not None and self.model_accepts_loss_kwargs
-        if counted:
-            inputs["num_items_in_batch"] = num_items_in_batch
-        outputs = model(**inputs)  # the student, through `model`: it may be DDP-wrapped
-        task_loss = outputs.loss
-        student_logits = outputs.logits.float()
-        if teacher_logits is None:
-            if teacher_pixel_values is None or self.teacher is None:
-                raise ValueError(
-                    "the batch has neither `teacher_logits` nor `teacher_pixel_values` (or no teacher is loaded): "
-                    "build the transform with `teacher_processor=teacher.input_processor()` or cache the logits."
-                )
-            with torch.no_grad():
-                teacher_logits = self.teacher(teacher_pixel_values)
-        teacher_logits = teacher_logits.detach().float()
-
-        # The distillation term is reduced as the task term is: per sample, samples labelled -100 left out, summed
-        # over the accumulated batch's items when Trainer counted them (single-label), else a mean.
-        multi_label = labels.is_floating_point() and labels.dim() == 2
-        valid = torch.ones_like(labels[:, 0], dtype=torch.bool) if multi_label else labels != -100
-        distill = (
-            distillation_loss(
-                student_logits,
-                teacher_logits,
-                self.args.distillation_type,
-                self.args.distillation_temperature,
-                multi_label=multi_label,
-            )
-            * valid
+        # The task term: Trainer's own loss of the student, called through `model` (it may be DDP-wrapped).
+        task_loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        counted = num_items_in_batch if num_items_in_batch is not None and self.model_accepts_loss_kwargs else None
+        parts = self.distillation(
+            task_loss,
+            outputs.logits,
+            labels,
+            **teacher_inputs,
+            num_items_in_batch=counted,
+            scale=self._loss_scale(counted),
         )
-        count = valid.sum().clamp_min(1).to(distill.dtype)
-        by_items = counted and not multi_label  # transformers' multi-label loss is a mean whatever it is given
-        denominator = (
-            torch.as_tensor(num_items_in_batch, device=distill.device, dtype=distill.dtype) if by_items else count
-        )
-        distill_loss = distill.sum() / denominator
-        alpha = self.args.distillation_alpha
-        loss = (1 - alpha) * task_loss + alpha * distill_loss
-        if counted and self.args.average_tokens_across_devices:  # as Trainer scales the model's own loss
-            loss = loss * self.accelerator.num_processes
-
-        # The named parts, per sample (mean over the labelled samples of this batch), logged as `task_loss` and
-        # `distillation_loss`.
-        task_per_sample = (task_loss * denominator / count) if by_items else task_loss
-        self.record_loss_parts(model, task_loss=task_per_sample, distillation_loss=distill.sum() / count)
+        loss = parts.pop("loss")
+        if parts:
+            self.record_loss_parts(model, **parts)
         if return_outputs:
             outputs["loss"] = loss
             return loss, outputs
