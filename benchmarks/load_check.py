@@ -27,7 +27,7 @@ def main(argv=None) -> dict:
     from transformers.utils import logging
 
     from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
-    from rvernet_hf.modeling_rvernet import check_finite_weights
+    from rvernet_hf.weights_rvernet import check_finite_weights
     from rvernet_hf.testing_utils import machine_facts, median_seconds
 
     logging.set_verbosity_error()

@@ -187,7 +187,7 @@ def cost_table(args) -> list[dict]:
             rois = [rectangle_masks(1, float(area), size, seed=k)[0] for k, area in enumerate(areas)]
             inputs = {**dense_inputs, **token_masks(rois, size, args.thresholds[0])}
             for grouped in (True, False):
-                sparse.rvernet.group_by_length = grouped
+                sparse.config.group_by_length = grouped
                 how = "grouped by length" if grouped else "one padded pass"
                 measured[f"sparse RveRNet, ROI {low:.0%}-{high:.0%} mixed, {how}"] = {
                     "forward": timed(forward(sparse, inputs), args.repeats),
@@ -195,7 +195,7 @@ def cost_table(args) -> list[dict]:
                     "memory": activation_mib(train_step(sparse, inputs)),
                     "tokens": None,
                 }
-            sparse.rvernet.group_by_length = True
+            sparse.config.group_by_length = True
         for name, figures in measured.items():
             rows.append(
                 {

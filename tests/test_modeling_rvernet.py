@@ -490,7 +490,7 @@ def test_damaged_weights_are_refused_at_load_naming_the_file_and_tensor(tmp_path
 def test_the_finite_check_allows_minus_inf_buffers_and_refuses_inf_weights_and_nan_buffers():
     from torch import nn
 
-    from rvernet_hf.modeling_rvernet import check_finite_weights
+    from rvernet_hf.weights_rvernet import check_finite_weights
 
     module = nn.Linear(3, 2)
     module.register_buffer("causal", torch.tensor([0.0, float("-inf")]))

@@ -465,7 +465,7 @@ def test_grouped_batches_give_the_logits_and_gradients_of_one_padded_pass():
 
     def run(grouped):
         model.zero_grad()
-        model.rvernet.group_by_length = grouped
+        model.config.group_by_length = grouped
         logits = model(**inputs).logits
         (logits**2).sum().backward()
         return logits.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
@@ -485,12 +485,15 @@ def test_a_short_training_run_ends_with_the_same_weights_grouped_or_not():
     trained = []
     for grouped in (True, False):
         model = sparse_copy(build("deit", "vit", seed=3))
-        model.rvernet.group_by_length = grouped
+        model.config.group_by_length = grouped
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
         for _ in range(3):
             model(**inputs, labels=labels).loss.backward()
             optimizer.step()
             optimizer.zero_grad()
         trained.append(model.state_dict())
+    # Adam divides each gradient by its running size: where a gradient is ~1e-8 (attention keys of this tiny model)
+    # float rounding of 1e-14 moves a step by up to ~0.3 % of lr (seen on some CPUs). A grouping bug moves weights
+    # by a whole step (lr = 1e-2): 1 % of a step tells the two apart.
     for name, value in trained[0].items():
-        torch.testing.assert_close(value, trained[1][name], atol=1e-5, rtol=1e-4, msg=name)
+        torch.testing.assert_close(value, trained[1][name], atol=1e-4, rtol=1e-4, msg=name)

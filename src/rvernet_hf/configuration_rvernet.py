@@ -53,6 +53,10 @@ class RveRNetConfig(PreTrainedConfig):
             by the `roi_token_mask` / `context_token_mask` inputs that [`RveRNetImageProcessor`] makes when its
             `patch_size` is set. Same weights: a dense checkpoint loads as sparse with
             `from_pretrained(folder, token_selection="mask")`, and back. Towers of other families stay dense.
+        group_by_length (`bool`, *optional*, defaults to `True`):
+            With `token_selection="mask"`, a batch whose samples keep very different numbers of patches runs
+            through each tower in groups of similar lengths, each padded to its own longest (the same values as one
+            padded pass, less work). `False`: one pass per batch, padded to its longest sample.
         num_labels, id2label, label2id, problem_type:
             As in every transformers classification config.
 
@@ -84,6 +88,7 @@ class RveRNetConfig(PreTrainedConfig):
     classifier_dropout: float | int = 0.0
     initializer_range: float = 0.02
     token_selection: str = "dense"
+    group_by_length: bool = True
 
     def __post_init__(self, **kwargs: Any):
         # Dict sub-configs go through their class's `from_dict`, which knows each family's serialised form
@@ -111,6 +116,8 @@ class RveRNetConfig(PreTrainedConfig):
             raise ValueError(f"`fusion` must be one of {FUSION_TYPES}, got {self.fusion!r}.")
         if self.token_selection not in TOKEN_SELECTIONS:
             raise ValueError(f"`token_selection` must be one of {TOKEN_SELECTIONS}, got {self.token_selection!r}.")
+        if not isinstance(self.group_by_length, bool):
+            raise ValueError(f"`group_by_length` must be True or False, got {self.group_by_length!r}.")
         if isinstance(self.fusion_hidden_size, bool) or not isinstance(self.fusion_hidden_size, int):
             raise ValueError(f"`fusion_hidden_size` must be a positive integer, got {self.fusion_hidden_size!r}.")
         if self.fusion_hidden_size < 1:

@@ -9,14 +9,13 @@ support) and `token_grid_rvernet`.
 """
 
 import contextlib
-import os
 from dataclasses import dataclass
 
 import torch
 import transformers
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput, add_start_docstrings_to_model_forward, logging
 
 from .configuration_rvernet import RveRNetConfig
 from .token_grid_rvernet import (
@@ -38,9 +37,35 @@ from .towers_rvernet import (
     tower_output_size,
     tower_records_attentions,
 )
+from .weights_rvernet import check_finite_weights
 
 
 logger = logging.get_logger(__name__)
+
+# The inputs both models' `forward` take (the classifier adds `labels`), written once.
+RVERNET_INPUTS_DOCSTRING = r"""
+    Args:
+        roi_pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+            The ROI cut-outs, normalised for the ROI tower.
+        context_pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+            The complementary (context) cut-outs, normalised for the context tower.
+        output_attentions (`bool`, *optional*):
+            Return each tower's attention maps (a tower needs eager attention for them: under SDPA it warns and
+            returns none; towers without attention maps return `None`). Defaults to `config.output_attentions`.
+        output_hidden_states (`bool`, *optional*):
+            Return each tower's hidden states. Defaults to `config.output_hidden_states`.
+        return_dict (`bool`, *optional*):
+            Return a `ModelOutput` instead of a tuple.
+        roi_image_index (`torch.LongTensor`, *optional*):
+            Which input image each sample comes from, as `RveRNetImageProcessor` returns it: bookkeeping for the
+            caller, accepted so that `model(**processor(...))` works; not used by the model.
+        roi_token_mask (`torch.BoolTensor` of shape `(batch_size, num_patches)`, *optional*):
+            Which patches of its grid (raster order) the ROI tower reads, with `config.token_selection="mask"` and a
+            ViT-family tower: those that overlap the ROI, as `RveRNetImageProcessor` makes them when its `patch_size`
+            is set. Integer masks count nonzero as kept. Not used by dense towers.
+        context_token_mask (`torch.BoolTensor` of shape `(batch_size, num_patches)`, *optional*):
+            The same for the context tower: the patches that overlap the rest of the image.
+"""
 
 
 @dataclass
@@ -115,33 +140,6 @@ class RveRNetImageClassifierOutput(ModelOutput):
     context_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     roi_attentions: tuple[torch.FloatTensor, ...] | None = None
     context_attentions: tuple[torch.FloatTensor, ...] | None = None
-
-
-def check_finite_weights(model: nn.Module, source) -> None:
-    """Refuse a model whose parameters hold NaN or infinite values (or whose buffers hold NaN: some buffers hold -inf
-    on purpose), naming `source`'s weights file and the first such tensor.
-
-    One float64 sum per tensor screens it (a NaN or an infinity makes the sum non-finite; float64 cannot overflow on
-    finite weights), one device-to-host sync for all; only a flagged tensor is looked at element by element."""
-    tensors = [(name, value, True) for name, value in model.named_parameters()]
-    tensors += [(name, value, False) for name, value in model.named_buffers()]
-    tensors = [item for item in tensors if item[1].is_floating_point() and item[1].device.type != "meta"]
-    if not tensors:
-        return
-    with torch.no_grad():
-        sums = torch.stack([value.sum(dtype=torch.float64).to(tensors[0][1].device) for _, value, _ in tensors])
-        flagged = torch.nonzero(~torch.isfinite(sums)).flatten().tolist()
-        for position in flagged:
-            name, value, strict = tensors[position]
-            bad = ~torch.isfinite(value) if strict else torch.isnan(value)
-            count = int(bad.sum())
-            if count:
-                weights = os.fspath(source)
-                weights = os.path.join(weights, "model.safetensors") if os.path.isdir(weights) else weights
-                raise ValueError(
-                    f"{weights}: the weight {name} holds {count} NaN or infinite value(s) of {value.numel()}: the "
-                    "file is damaged or was saved from a run that diverged. Download or save it again."
-                )
 
 
 class RveRNetFusionHead(nn.Module):
@@ -374,10 +372,6 @@ class RveRNetModel(RveRNetPreTrainedModel):
 
     # A classifier checkpoint loaded as the base model: its fusion head is not part of it.
     _keys_to_ignore_on_load_unexpected = [r"^classifier\."]
-    # With `token_selection="mask"`, a batch whose samples keep very different numbers of patches runs through each
-    # tower in groups of similar lengths (`token_grid_rvernet.length_groups`; the same values as one padded pass).
-    # False: one pass per batch, padded to its longest sample.
-    group_by_length = True
 
     def __init__(
         self,
@@ -464,7 +458,6 @@ class RveRNetModel(RveRNetPreTrainedModel):
 
     def _run_tower(
         self,
-        name: str,
         tower: PreTrainedModel,
         pixel_values: torch.Tensor,
         output_hidden_states: bool,
@@ -482,7 +475,7 @@ class RveRNetModel(RveRNetPreTrainedModel):
             options["output_attentions"] = True
         if token_mask is not None:
             counts = token_mask.bool().sum(dim=1).tolist()  # the one host sync per tower and step
-            if self.group_by_length and not output_hidden_states and not with_attentions:
+            if self.config.group_by_length and not output_hidden_states and not with_attentions:
                 groups = length_groups(counts)
                 if len(groups) > 1:  # samples of very different lengths: each group padded to its own longest
                     return run_in_groups(tower, pixel_values, token_mask, groups, counts, options), None, None
@@ -498,6 +491,7 @@ class RveRNetModel(RveRNetPreTrainedModel):
         attentions = outputs.attentions if with_attentions else None
         return pooled, hidden_states, attentions
 
+    @add_start_docstrings_to_model_forward(RVERNET_INPUTS_DOCSTRING)
     def forward(
         self,
         roi_pixel_values: torch.Tensor | None = None,
@@ -509,29 +503,6 @@ class RveRNetModel(RveRNetPreTrainedModel):
         roi_token_mask: torch.Tensor | None = None,
         context_token_mask: torch.Tensor | None = None,
     ) -> tuple | RveRNetModelOutput:
-        r"""
-        Args:
-            roi_pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
-                The ROI cut-outs, normalised for the ROI tower.
-            context_pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
-                The complementary (context) cut-outs, normalised for the context tower.
-            output_attentions (`bool`, *optional*):
-                Return each tower's attention maps (a tower needs eager attention for them: under SDPA it warns and
-                returns none; towers without attention maps return `None`). Defaults to `config.output_attentions`.
-            output_hidden_states (`bool`, *optional*):
-                Return each tower's hidden states. Defaults to `config.output_hidden_states`.
-            return_dict (`bool`, *optional*):
-                Return a [`RveRNetModelOutput`] instead of a tuple.
-            roi_image_index (`torch.LongTensor`, *optional*):
-                Which input image each sample comes from, as `RveRNetImageProcessor` returns it: bookkeeping for
-                the caller, accepted so that `model(**processor(...))` works; not used by the model.
-            roi_token_mask (`torch.BoolTensor` of shape `(batch_size, num_patches)`, *optional*):
-                Which patches of its grid (raster order) the ROI tower reads, with `config.token_selection="mask"`
-                and a ViT-family tower: those that overlap the ROI, as `RveRNetImageProcessor` makes them when its
-                `patch_size` is set. Integer masks count nonzero as kept. Not used by dense towers.
-            context_token_mask (`torch.BoolTensor` of shape `(batch_size, num_patches)`, *optional*):
-                The same for the context tower: the patches that overlap the rest of the image.
-        """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
@@ -541,15 +512,10 @@ class RveRNetModel(RveRNetPreTrainedModel):
         roi_token_mask = self._token_mask("roi", roi_pixel_values, roi_token_mask)
         context_token_mask = self._token_mask("context", context_pixel_values, context_token_mask)
         roi, roi_hidden, roi_attentions = self._run_tower(
-            "ROI", self.roi_model, roi_pixel_values, output_hidden_states, output_attentions, roi_token_mask
+            self.roi_model, roi_pixel_values, output_hidden_states, output_attentions, roi_token_mask
         )
         context, context_hidden, context_attentions = self._run_tower(
-            "context",
-            self.context_model,
-            context_pixel_values,
-            output_hidden_states,
-            output_attentions,
-            context_token_mask,
+            self.context_model, context_pixel_values, output_hidden_states, output_attentions, context_token_mask
         )
         output = RveRNetModelOutput(
             pooler_output=torch.cat([roi, context], dim=-1),
@@ -595,10 +561,7 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
         context_model: PreTrainedModel | None = None,
     ):
         r"""
-        roi_model (`PreTrainedModel`, *optional*):
-            An already-built ROI tower (used by `from_towers_pretrained`); built from `config.roi_config` otherwise.
-        context_model (`PreTrainedModel`, *optional*):
-            An already-built context tower.
+        roi_model, context_model (`PreTrainedModel`, *optional*): already-built towers, as in [`RveRNetModel`].
         """
         super().__init__(config)
         self.num_labels = config.num_labels
@@ -645,6 +608,7 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
                     "Check that the dataset's labels match the model's `label2id`."
                 )
 
+    @add_start_docstrings_to_model_forward(RVERNET_INPUTS_DOCSTRING)
     def forward(
         self,
         roi_pixel_values: torch.Tensor | None = None,
@@ -659,29 +623,14 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
         **kwargs,
     ) -> tuple | RveRNetImageClassifierOutput:
         r"""
-        Args:
-            roi_pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
-                The ROI cut-outs, normalised for the ROI tower.
-            context_pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
-                The complementary (context) cut-outs, normalised for the context tower.
-            labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
-                Class ids in `[0, num_labels)` (or -100 to ignore a sample). Float multi-hot labels of shape
-                `(batch_size, num_labels)` select the multi-label loss, as in transformers' classifiers. Labels on
-                the CPU are range-checked here; on an accelerator that check would cost a host sync every step, so
-                it is left to the data side.
-            output_attentions (`bool`, *optional*):
-                Return each tower's attention maps (eager attention); see [`RveRNetModelOutput`].
-            output_hidden_states (`bool`, *optional*):
-                Return each tower's hidden states.
-            return_dict (`bool`, *optional*):
-                Return a [`RveRNetImageClassifierOutput`] instead of a tuple.
-            roi_image_index (`torch.LongTensor`, *optional*):
-                The processor's sample-to-image map; accepted so that `model(**processor(...))` works, not used.
-            roi_token_mask, context_token_mask (`torch.BoolTensor` of shape `(batch_size, num_patches)`, *optional*):
-                The patches each ViT-family tower reads with `config.token_selection="mask"`; see [`RveRNetModel`].
-            kwargs:
-                Loss keyword arguments, as in transformers' classifiers: `Trainer` passes `num_items_in_batch` so
-                that the single-label loss is normalised over the whole accumulated (and distributed) batch.
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class ids in `[0, num_labels)` (or -100 to ignore a sample). Float multi-hot labels of shape
+            `(batch_size, num_labels)` select the multi-label loss, as in transformers' classifiers. Labels on
+            the CPU are range-checked here; on an accelerator that check would cost a host sync every step, so
+            it is left to the data side.
+        kwargs:
+            Loss keyword arguments, as in transformers' classifiers: `Trainer` passes `num_items_in_batch` so
+            that the single-label loss is normalised over the whole accumulated (and distributed) batch.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.rvernet(
