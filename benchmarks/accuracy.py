@@ -208,9 +208,9 @@ def main(argv=None):
             model, transform = load_for_evaluation(run_dir)
             if token_selection is not None:
                 model.config.token_selection = token_selection
-                transform.processor.token_margin = token_margin
+                transform.processor.set_settings(token_margin=token_margin)
                 if threshold is not None:
-                    transform.processor.token_keep_threshold = threshold
+                    transform.processor.set_settings(token_keep_threshold=threshold)
             result = {
                 probe: {
                     k: v

@@ -76,7 +76,7 @@ def measure_family(args) -> dict:
     from transformers import pipeline
 
     from rvernet_hf import RveRNetImageProcessor
-    from rvernet_hf.segmentation_rvernet import Segmenter
+    from rvernet_hf.segmenters_rvernet import Segmenter
 
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

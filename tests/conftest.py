@@ -124,3 +124,14 @@ def tiny_teacher_dir(tmp_path_factory):
         folder
     )
     return folder
+
+
+def cli_error(capsys, arguments: list[str]) -> str:
+    """Run `rvernet-hf ARGUMENTS`, which must refuse them as a user error (exit 1, one line); its message."""
+    from rvernet_hf.cli import main
+
+    capsys.readouterr()
+    assert main(arguments) == 1
+    error = capsys.readouterr().err
+    assert "rvernet-hf: error: " in error and "Traceback" not in error
+    return error

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from rvernet_hf import RveRNetImageProcessor
-from rvernet_hf.segmentation_rvernet import AllObjectsSettings, AutoRoiSettings, _Candidates, _grid, _nms_by_mask_iou
+from rvernet_hf.roi_masks_rvernet import AllObjectsSettings, AutoRoiSettings, _Candidates, _grid, _nms_by_mask_iou
 from rvernet_hf.segmenters_rvernet import Segmenter
 from rvernet_hf.testing_utils import oracle_scene, scene_oracle
 

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rvernet_hf.app import RveRNetApp, demo_examples, main, mask_to_rle, parse_prompt, rle_to_mask
+from rvernet_hf.app import RveRNetApp, demo_examples, mask_to_rle, parse_prompt, rle_to_mask
+from rvernet_hf.cli import main as cli_main
+from rvernet_hf.prompts_rvernet import RoiPrompt
 from rvernet_hf.testing_utils import free_port, tiny_sam, tiny_sam3, tiny_tower_config, wait_for_server
 
 
@@ -139,14 +141,19 @@ def test_malformed_rle_is_refused(rle, message):
 
 
 def test_prompt_json_forms():
-    assert parse_prompt("") == {} and parse_prompt("{}") == {}
-    assert parse_prompt('{"points": [[3, 4]]}') == {"points": [[3.0, 4.0]], "point_labels": [1]}
+    """The API's JSON is the pipeline's prompt vocabulary, checked by the one prompt class (`RoiPrompt`)."""
+    assert parse_prompt("").kind == parse_prompt("{}").kind == "automatic"
+    clicks = parse_prompt('{"points": [[3, 4]]}')
+    assert clicks.kind == "points" and clicks.points[0][0].tolist() == [[3.0, 4.0]]
+    assert clicks.points[0][1].tolist() == [1]  # the object, by default
     parsed = parse_prompt({"points": [[3, 4], [9, 9]], "point_labels": [1, 0], "box": [1, 2, 30, 40]})
-    assert parsed["point_labels"] == [1, 0] and parsed["box"] == [1.0, 2.0, 30.0, 40.0]
-    assert parse_prompt({"all_objects": True}) == {"all_objects": True}
-    assert parse_prompt({"text": " sauce "}) == {"text": "sauce"}
+    assert parsed.kind == "box+points" and parsed.points[0][1].tolist() == [1, 0]
+    assert parsed.boxes[0].tolist() == [1.0, 2.0, 30.0, 40.0]
+    assert parse_prompt({"all_objects": True}).kind == "all_objects"
+    assert parse_prompt({"text": "sauce"}).text == "sauce"
     mask = np.eye(4, dtype=bool)
-    assert np.array_equal(parse_prompt({"mask": mask_to_rle(mask)})["mask"], mask)
+    assert np.array_equal(parse_prompt({"mask": mask_to_rle(mask)}).masks[0], mask)
+    assert parse_prompt(parsed) is parsed and isinstance(parsed, RoiPrompt)
 
 
 @pytest.mark.parametrize(
@@ -155,16 +162,17 @@ def test_prompt_json_forms():
         ("{nope", "not valid JSON"),
         ("[1, 2]", "JSON object"),
         ('{"point": [[1, 2]]}', "unknown keys \\['point'\\]"),
-        ('{"points": [1, 2]}', "points\\[0\\] must be a list"),
-        ('{"points": [[1, 2, 3]]}', "each click is \\[x, y\\]"),
-        ('{"points": [[1, 2]], "point_labels": [2]}', "point_labels must give 1"),
-        ('{"point_labels": [1]}', "without points"),
+        ('{"points": [[[1, 2]]]}', "one click \\[x, y\\] or the clicks of one object"),
+        ('{"points": [[1, 2, 3]]}', "each point of image 0 must be \\[x, y\\]"),
+        ('{"points": [[1, 2]], "point_labels": [2]}', "must be 1 \\(the object\\) or 0 \\(not the object\\)"),
+        ('{"point_labels": [1]}', "point_labels but no points"),
         ('{"box": [5, 5, 5, 30]}', "zero or negative size"),
         ('{"box": [5, 5, 30]}', "x0, y0, x1, y1"),
-        ('{"box": [0, 0, NaN, 3]}', "list of numbers"),
+        ('{"box": [0, 0, NaN, 3]}', "finite numbers"),
         ('{"text": ""}', "non-empty string"),
-        ('{"all_objects": "yes"}', "true or false"),
-        ('{"all_objects": true, "points": [[1, 2]]}', "one kind of prompt"),
+        ('{"all_objects": "yes"}', "True or False"),
+        ('{"all_objects": true, "points": [[1, 2]]}', "`all_objects` finds every object itself: clicks"),
+        ('{"mask": [1, 2]}', "RLE object"),
     ],
 )
 def test_bad_prompt_json_is_refused_naming_the_field(prompt, message):
@@ -214,7 +222,7 @@ def test_a_non_rvernet_model_is_refused(files, tmp_path):
 
 def test_no_model_and_no_demo_exits_non_zero_saying_what_to_do(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main([]) == 2
+    assert cli_main(["app"]) == 2
     assert "run `rvernet-hf demo` first" in capsys.readouterr().err
 
 

@@ -2,11 +2,14 @@
 what the documentation says, never in a silent coercion. Work-lost cases (output folders, locks, half checkpoints)
 are in test_run_folder.py."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from conftest import cli_error
 from rvernet_hf import RveRNetImageProcessor
 from rvernet_hf.cli import main as cli_main
 from rvernet_hf.image_processing_rvernet import load_image
@@ -67,7 +70,7 @@ def test_an_image_too_small_for_roi_and_context_is_refused_whatever_the_roi_sour
 def test_an_roi_that_covers_the_whole_image_is_refused_from_any_source(monkeypatch):
     """The same rule for a given mask and a segmenter's mask (it used to refuse only the first)."""
     from conftest import tiny_segmenter
-    from rvernet_hf.segmentation_rvernet import Segmenter
+    from rvernet_hf.segmenters_rvernet import Segmenter
 
     photo = np.zeros((20, 30, 3), dtype=np.uint8)
     processor = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model=tiny_segmenter("sam"))
@@ -114,18 +117,19 @@ def test_cli_one_mask_per_image(saved_model_dir, photo_file, tmp_path, capsys):
     mask[10:30, 20:40] = 255
     Image.fromarray(mask).save(tmp_path / "m1.png")
     Image.fromarray(np.roll(mask, 10, axis=1)).save(tmp_path / "m2.png")
-    with pytest.raises(SystemExit, match=r"one --mask per image.*2 images, 1 masks"):
-        cli_main(
-            [
-                "predict",
-                str(photo_file),
-                str(photo_file),
-                "--model",
-                str(saved_model_dir),
-                "--mask",
-                str(tmp_path / "m1.png"),
-            ]
-        )
+    error = cli_error(
+        capsys,
+        [
+            "predict",
+            str(photo_file),
+            str(photo_file),
+            "--model",
+            str(saved_model_dir),
+            "--mask",
+            str(tmp_path / "m1.png"),
+        ],
+    )
+    assert re.search(r"one --mask per image.*2 images, 1 masks", error)
     assert (
         cli_main(
             [
@@ -160,8 +164,8 @@ def test_cli_predict_with_a_single_classifier_reads_the_whole_photo_and_says_so(
     assert cli_main(["predict", str(photo_file), "--model", str(tiny_teacher_dir), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed[0]["prompt"] == "whole photo (single classifier)" and printed[0]["labels"][0]["label"]
-    with pytest.raises(SystemExit, match="takes no --mask, --box, --point, --all-objects or --text"):
-        cli_main(["predict", str(photo_file), "--model", str(tiny_teacher_dir), "--box", "1,1,20,20"])
+    error = cli_error(capsys, ["predict", str(photo_file), "--model", str(tiny_teacher_dir), "--box", "1,1,20,20"])
+    assert "takes no --mask, --box, --point, --all_objects or --text" in error
     roi_only = tmp_path / "roi_only"
     from transformers import AutoConfig
 
@@ -171,8 +175,7 @@ def test_cli_predict_with_a_single_classifier_reads_the_whole_photo_and_says_so(
         roi_only.mkdir(exist_ok=True)
         (roi_only / item.name).write_bytes(item.read_bytes())
     config.save_pretrained(roi_only)
-    with pytest.raises(SystemExit, match="trained on the roi cut-out"):
-        cli_main(["predict", str(photo_file), "--model", str(roi_only)])
+    assert "trained on the roi cut-out" in cli_error(capsys, ["predict", str(photo_file), "--model", str(roi_only)])
 
 
 @pytest.fixture(scope="module")
@@ -340,9 +343,8 @@ def test_cli_prompts_are_checked_against_each_image_before_any_model_is_loaded(
     small = tmp_path / "small.png"
     Image.fromarray(np.zeros((20, 30, 3), dtype=np.uint8)).save(small)
     arguments = ["predict", str(photo_file), str(small), "--model", str(saved_model_dir)]
-    from rvernet_hf.cli import _check_prompts_against_images
-
-    _check_prompts_against_images([str(photo_file), str(small)], {"box": [1, 1, 25, 15]}, [])  # inside both
+    with pytest.raises(AssertionError, match="loaded before"):  # inside both photos: checked, then the model loads
+        cli_main([*arguments, "--box", "1,1,25,15"])
     assert cli_main([*arguments, "--box", "1,1,40,15"]) == 1
     err = capsys.readouterr().err
     assert f"{small}: input box (1, 1, 40, 15) of image 1 must satisfy 0 <= x0 < x1 <= 30" in err

@@ -323,14 +323,14 @@ def test_masks_cli(image_folder, tmp_path):
     assert len(saved) == 6 and all(m is not None for m in saved["roi_mask"])
 
 
-def test_masks_cli_refuses_to_replace_a_finished_dataset(image_folder, tmp_path):
-    from rvernet_hf.cli import main
+def test_masks_cli_refuses_to_replace_a_finished_dataset(image_folder, tmp_path, capsys):
+    from conftest import cli_error
 
     root, _ = image_folder
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "dataset_info.json").write_text("{}")
-    with pytest.raises(SystemExit, match="exists and is not empty"):
-        main(["masks", "--data_dir", str(root), "--output_dir", str(tmp_path / "out")])
+    arguments = ["masks", "--data_dir", str(root), "--output_dir", str(tmp_path / "out")]
+    assert "exists and is not empty" in cli_error(capsys, arguments)
     assert (tmp_path / "out" / "dataset_info.json").read_text() == "{}"
 
 

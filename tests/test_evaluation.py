@@ -90,7 +90,7 @@ def test_evaluate_command_one_row_per_mask_perturbation(tmp_path, synthetic_data
         str(synthetic_data / "validation_masks"),
     ]
     out = tmp_path / "rows.json"
-    arguments = ["evaluate", str(tmp_path / "m"), *folder, "--ambiguous_labels", "ketchup,chili_paste"]
+    arguments = ["evaluate", "--model", str(tmp_path / "m"), *folder, "--ambiguous_labels", "ketchup,chili_paste"]
     picture = tmp_path / "iou.png"
     perturbations = ["--mask_perturbations", "none,erode:0.1,box,shift:0.3"]
     assert cli_main([*arguments, *perturbations, "--json", str(out), "--save_plot", str(picture)]) == 0

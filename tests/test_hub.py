@@ -72,6 +72,7 @@ def test_dry_run_writes_exactly_the_uploadable_files(model_folder, tmp_path):
         "README.md",
         "config.json",
         "configuration_rvernet.py",
+        "cutouts_rvernet.py",
         "image_processing_rvernet.py",
         "image_utils_rvernet.py",  # the processor's flat modules travel with it
         "model.safetensors",
@@ -80,10 +81,11 @@ def test_dry_run_writes_exactly_the_uploadable_files(model_folder, tmp_path):
         "pipeline_rvernet.py",
         "preprocessor_config.json",
         "prompts_rvernet.py",
-        "segmentation_rvernet.py",
+        "roi_masks_rvernet.py",
         "segmenters_rvernet.py",
         "token_grid_rvernet.py",  # shared by the processor and the model
         "towers_rvernet.py",
+        "weights_rvernet.py",  # the modeling code's loading policy travels with it
     ]
     assert json.loads((tmp_path / "dry" / "config.json").read_text())["auto_map"]
     assert target == str(tmp_path / "dry")

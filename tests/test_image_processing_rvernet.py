@@ -27,7 +27,7 @@ from transformers.utils import logging as hf_logging
 
 from rvernet_hf import RveRNetImageProcessor
 from rvernet_hf.image_processing_rvernet import load_image
-from rvernet_hf.segmentation_rvernet import Segmenter
+from rvernet_hf.segmenters_rvernet import Segmenter
 from rvernet_hf.testing_utils import tiny_sam
 
 
@@ -516,7 +516,9 @@ def test_do_convert_rgb():
     )
 
 
-def test_device_argument_places_outputs_and_sam():
+def test_device_argument_places_outputs_and_sam(monkeypatch):
+    from rvernet_hf import image_processing_rvernet
+
     processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
     image, mask = _photo_and_mask()
     out = processor(image, roi_masks=mask, device="cpu")
@@ -524,18 +526,14 @@ def test_device_argument_places_outputs_and_sam():
     seen = []
     processor_with_spy = RveRNetImageProcessor(size={"height": 16, "width": 16}, sam_model_name_or_path="/no/sam")
 
-    def spy(self):
-        seen.append(self.sam_device)
+    def spy(name_or_path, revision, device, dtype):
+        seen.append((name_or_path, device))
         raise OSError("stop before loading")
 
-    original = RveRNetImageProcessor.get_segmenter
-    RveRNetImageProcessor.get_segmenter = spy
-    try:
-        with pytest.raises(OSError, match="stop before loading"):
-            processor_with_spy(image, device="cpu")  # no prompt: needs SAM
-    finally:
-        RveRNetImageProcessor.get_segmenter = original
-    assert seen == ["cpu"] and processor_with_spy.sam_device is None
+    monkeypatch.setattr(image_processing_rvernet, "load_segmenter", spy)
+    with pytest.raises(OSError, match="stop before loading"):
+        processor_with_spy(image, device="cpu")  # no prompt: needs SAM
+    assert seen == [("/no/sam", "cpu")] and processor_with_spy.sam_device is None
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -718,8 +716,6 @@ def test_a_photo_already_at_the_output_size_is_not_resampled():
 @pytest.mark.parametrize("cutout_style", ["fill", "blur", "dim"])
 def test_batched_cutouts_equal_the_per_sample_ones(cutout_style):
     """The processor normalises and fills the stacked batch at once: the values of `make_cutouts` per sample."""
-    from rvernet_hf.image_processing_rvernet import cutout_batch
-
     rng = np.random.default_rng(0)
     processor = RveRNetImageProcessor(size={"height": 24, "width": 32}, cutout_style=cutout_style)
     photos = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in ((30, 40, 3), (50, 20, 3))]
@@ -728,7 +724,7 @@ def test_batched_cutouts_equal_the_per_sample_ones(cutout_style):
         first, second = np.zeros(photo.shape[:2], bool), np.zeros(photo.shape[:2], bool)
         first[3:12, 4:15], second[10:25, 2:9] = True, True
         masks.append([first, second])
-    batch = cutout_batch(processor, photos, masks)
+    batch = processor.cutouts(photos, masks)
     singles = [
         processor.make_cutouts(photo, mask) for photo, photo_masks in zip(photos, masks) for mask in photo_masks
     ]

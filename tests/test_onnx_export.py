@@ -38,7 +38,10 @@ def test_export_matches_pytorch_at_any_batch_size(tmp_path, towers):
 
     model = saved_model(tmp_path / "model", *towers)
     out = tmp_path / "onnx"
-    assert cli_main(["export", str(tmp_path / "model"), str(out), "--format", "onnx"]) == 0
+    if towers == ("deit", "deit"):  # the former form, `export MODEL OUTPUT_DIR`, still works (with a note)
+        assert cli_main(["export", str(tmp_path / "model"), str(out), "--format", "onnx"]) == 0
+    else:
+        assert cli_main(["export", "--model", str(tmp_path / "model"), "--output_dir", str(out)]) == 0
     assert {p.name for p in out.iterdir()} >= {"model.onnx", "config.json", "preprocessor_config.json"}
     assert json.loads((out / "config.json").read_text())["model_type"] == "rvernet"
     session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])

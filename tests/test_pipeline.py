@@ -12,6 +12,7 @@ import pytest
 import torch
 from transformers import pipeline
 
+from conftest import cli_error
 from rvernet_hf import (
     RveRNetForImageClassification,
     RveRNetImageClassificationPipeline,
@@ -214,10 +215,14 @@ def test_predict_cli_prints_json_and_writes_the_picture(saved_model, tmp_path, c
     assert printed[0]["prompt"] == "mask" and printed[0]["roi_pixels"] == 400 and len(printed[0]["labels"]) == 2
     with Image.open(tmp_path / "v.png") as picture:
         assert picture.width > 3 * picture.height  # outline | ROI | context | bars
-    with pytest.raises(SystemExit, match="--box expects 4"):
-        cli_main(["predict", str(tmp_path / "a.png"), "--model", str(saved_model), "--box", "1,2,3"])
-    with pytest.raises(SystemExit, match="does not exist"):
-        cli_main(["predict", str(tmp_path / "missing.png"), "--model", str(saved_model)])
+    bad_box = ["predict", str(tmp_path / "a.png"), "--model", str(saved_model), "--box", "1,2,3"]
+    assert "--box expects 4" in cli_error(capsys, bad_box)
+    assert "does not exist" in cli_error(
+        capsys, ["predict", str(tmp_path / "missing.png"), "--model", str(saved_model)]
+    )
+    again = ["predict", str(tmp_path / "a.png"), "--model", str(saved_model), "--save_viz", str(tmp_path / "v.png")]
+    error = cli_error(capsys, again)  # a picture already there is finished work
+    assert "--save_viz" in error and "never overwritten" in error
 
 
 def test_prompted_pipeline_labels_every_object(saved_model):
@@ -255,7 +260,7 @@ def test_prompted_pipeline_labels_every_object(saved_model):
         for a, b in zip(result, alone):
             assert a["labels"][0]["label"] == b["labels"][0]["label"]
             assert abs(a["labels"][0]["score"] - b["labels"][0]["score"]) < 1e-5
-    with pytest.raises(ValueError, match="the `box` prompt cannot be given with it"):
+    with pytest.raises(ValueError, match="`box` / `input_boxes`\\) cannot be given with it"):
         classifier(photo(), all_objects=True, box=[1, 1, 10, 10])
 
 
@@ -289,8 +294,7 @@ def test_predict_cli_all_objects_table_json_and_picture(saved_model, tmp_path, c
     assert cli_main(args) == 0
     table = capsys.readouterr().out
     assert f"{len(printed['objects'])} objects" in table and "box (x0, y0, x1, y1)" in table
-    with pytest.raises(SystemExit, match="--all-objects finds every object itself"):
-        cli_main([*args, "--box", "1,2,30,40"])
+    assert "`all_objects` finds every object itself: a box" in cli_error(capsys, [*args, "--box", "1,2,30,40"])
 
 
 def test_plain_pipeline_says_it_classifies_one_automatic_roi(saved_model, caplog):
@@ -328,9 +332,9 @@ def test_prompted_pipeline_labels_every_instance_of_a_text_concept(saved_model):
     for found, mask, box in zip(objects, direct["roi_masks"], direct["roi_boxes"].tolist()):
         assert np.array_equal(found["mask"], mask) and found["box"] == box and len(found["labels"]) == 2
     assert classifier({"image": image, "text": "food"}, top_k=1)[0]["box"] == objects[0]["box"]
-    with pytest.raises(ValueError, match="`text` finds the objects itself: the `box` prompt"):
+    with pytest.raises(ValueError, match=r"`text` names the objects itself: a box \(`box`"):
         classifier(image, text="food", box=[0, 0, 5, 5])
-    with pytest.raises(ValueError, match="`all_objects` finds the objects itself: the `text` prompt"):
+    with pytest.raises(ValueError, match="`text` names the objects itself: `all_objects` cannot be given with it"):
         classifier(image, text="food", all_objects=True)
 
 
@@ -350,8 +354,7 @@ def test_predict_cli_text_labels_every_instance_with_a_local_sam3(saved_model, t
     printed = json.loads(capsys.readouterr().out)
     assert printed[0]["prompt"] == "text: food" and len(printed[0]["objects"]) >= 1
     assert all(len(found["box"]) == 4 and found["labels"] for found in printed[0]["objects"])
-    with pytest.raises(SystemExit, match="--text CONCEPT"):
-        cli_main([*arguments, "--box", "1,1,20,20"])
+    assert "`text` names the objects itself: a box" in cli_error(capsys, [*arguments, "--box", "1,1,20,20"])
 
 
 def test_prompted_pipeline_checks_every_prompt_of_a_list_before_running(saved_model, monkeypatch):

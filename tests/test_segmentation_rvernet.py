@@ -10,8 +10,8 @@ from transformers import DeiTConfig
 
 from conftest import SEGMENTER_FAMILIES, tiny_segmenter
 from rvernet_hf import RveRNetImageProcessor
-from rvernet_hf.segmentation_rvernet import SEGMENTER_FAMILIES as SUPPORTED
-from rvernet_hf.segmentation_rvernet import Segmenter, load_segmenter
+from rvernet_hf.segmenters_rvernet import SEGMENTER_FAMILIES as SUPPORTED
+from rvernet_hf.segmenters_rvernet import Segmenter, load_segmenter
 from test_image_processing_rvernet import count_calls
 
 
@@ -180,7 +180,7 @@ def test_all_objects_gives_one_sample_per_object_with_its_own_mask_box_and_conte
 
 
 def test_all_objects_caps_regions_and_nms_keeps_overlapping_distinct_objects():
-    from rvernet_hf.segmentation_rvernet import _nms_by_mask_iou
+    from rvernet_hf.roi_masks_rvernet import _nms_by_mask_iou
 
     masks = torch.zeros(4, 10, 10, dtype=torch.bool)
     masks[0, :5] = True  # top half
@@ -249,9 +249,9 @@ def test_all_objects_with_nothing_found_uses_the_automatic_roi_and_warns(caplog)
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        ({"all_objects": True, "input_boxes": [5, 5, 40, 30]}, r"`input_boxes` cannot be given with it"),
-        ({"all_objects": True, "input_points": [10, 10]}, r"`input_points` cannot be given with it"),
-        ({"all_objects": True, "roi_masks": np.ones((25, 38), dtype=bool)}, r"`roi_masks` cannot be given with it"),
+        ({"all_objects": True, "input_boxes": [5, 5, 40, 30]}, r"`input_boxes`\) cannot be given with it"),
+        ({"all_objects": True, "input_points": [10, 10]}, r"`input_points`\) cannot be given with it"),
+        ({"all_objects": True, "roi_masks": np.ones((25, 38), dtype=bool)}, r"`roi_masks`\) cannot be given with it"),
         ({"all_objects": True, "all_objects_points_per_side": 0}, r"all_objects_points_per_side` must be >= 1"),
         ({"all_objects": "yes"}, r"`all_objects` must be True or False"),
     ],
@@ -306,7 +306,7 @@ def test_text_is_refused_by_a_box_and_click_segmenter_and_boxes_by_sam3():
     with pytest.raises(ValueError, match=r"`text` needs a text-prompted segmenter \(SAM 3.*'sam2' model"):
         processor(image, text="food")
     assert encoder_calls == []
-    with pytest.raises(ValueError, match="`input_boxes` cannot be given with it"):
+    with pytest.raises(ValueError, match="`input_boxes`\\) cannot be given with it"):
         processor(image, text="food", input_boxes=[1, 1, 20, 20])
     with pytest.raises(ValueError, match="must be a non-empty string"):
         processor([image, image], text=["food", ""])

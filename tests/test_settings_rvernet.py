@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rvernet_hf import RveRNetImageProcessor
-from rvernet_hf.segmentation_rvernet import AllObjectsSettings, AutoRoiSettings, SegmenterSettings, TextSettings
+from rvernet_hf.roi_masks_rvernet import AllObjectsSettings, AutoRoiSettings, SegmenterSettings, TextSettings
 
 
 def test_flat_names_round_trip_and_cover_every_group():
@@ -44,14 +44,18 @@ def test_every_saved_key_is_a_valid_kwarg(tmp_path):
     assert "rescale_factor" not in saved and "image_mean" not in saved  # transformers' names this processor ignores
 
 
-def test_per_call_overrides_reach_the_segmenter_settings_and_leave_the_processor_alone():
-    processor = RveRNetImageProcessor(all_objects_max_regions=5)
-    call = processor._for_call({"all_objects_max_regions": "3", "auto_roi": "center", "image_mean": [0.5] * 3})
-    assert call.segmenter_settings.all_objects.max_regions == 3  # converted to the field's type
-    assert call.segmenter_settings.auto_roi.strategy == "center"
-    assert call.roi_image_mean == call.context_image_mean == [0.5, 0.5, 0.5]
+def test_per_call_overrides_reach_the_call_and_leave_the_processor_alone():
+    """Per-call settings go through transformers' preprocess chain (typed, merged over the saved ones, validated):
+    they reach the segmenter and the pixels of that call only."""
+    processor = RveRNetImageProcessor(all_objects_max_regions=5, size={"height": 8, "width": 8}, do_normalize=False)
+    image = np.full((40, 60, 3), 255, dtype=np.uint8)
+    batch = processor(image, auto_roi="center", image_mean=[0.5] * 3, image_std=[0.5] * 3, do_normalize=True)
+    roi = batch["roi_pixel_values"][0]
+    assert float(roi.max()) == pytest.approx(1.0)  # (1 - 0.5) / 0.5: both towers' statistics, this call only
     assert processor.segmenter_settings.all_objects.max_regions == 5 and processor.auto_roi == "sam_grid"
-    assert processor.roi_image_mean == [0.485, 0.456, 0.406]
+    assert processor.roi_image_mean == [0.485, 0.456, 0.406] and processor.do_normalize is False
+    with pytest.raises(ValueError, match="all_objects_max_regions"):  # typed: a string is not a count
+        processor(image, auto_roi="center", all_objects_max_regions="3")
 
 
 def test_a_per_call_auto_roi_changes_the_mask():

@@ -11,8 +11,6 @@ extra, and using one of those names without it raises an `ImportError` that says
 """
 
 import importlib
-import importlib.util
-import sys
 from typing import Any
 
 from transformers import (
@@ -25,6 +23,7 @@ from transformers import (
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_rvernet import RveRNetConfig
+from .errors import require_extra
 from .image_processing_rvernet import RveRNetImageProcessor
 from .image_utils_rvernet import load_image, load_mask
 from .modeling_rvernet import (
@@ -42,16 +41,25 @@ __version__ = "0.1.0.dev0"
 AutoConfig.register(RveRNetConfig.model_type, RveRNetConfig, exist_ok=True)
 AutoModel.register(RveRNetConfig, RveRNetModel, exist_ok=True)
 AutoModelForImageClassification.register(RveRNetConfig, RveRNetForImageClassification, exist_ok=True)
+# The processor is a torchvision-backend image processor (it has no PIL twin): registered as that, and only that.
 AutoImageProcessor.register(
-    RveRNetConfig,
-    image_processor_classes={"torchvision": RveRNetImageProcessor, "pil": RveRNetImageProcessor},
-    exist_ok=True,
+    RveRNetConfig, image_processor_classes={"torchvision": RveRNetImageProcessor}, exist_ok=True
 )
-# Image pipelines also probe `AutoVideoProcessor`, which derives a remote "RveRNetVideoProcessor" from the image
-# processor's auto_map and, finding no local class, asks interactively whether to run remote code (transformers 5).
-# Declaring the local processor stops that prompt; pipelines never use it for video.
+
+
+class RveRNetNoVideoProcessor:
+    """RveRNet reads photos: it has no video processor, and this class says so. transformers' image pipelines probe
+    `AutoVideoProcessor`, which would derive a remote "RveRNetVideoProcessor" from the image processor's `auto_map`
+    and, finding no local class, ask whether to run remote code. Registered for RveRNet's config, this refuses to be
+    built, and the pipeline goes on without a video processor (its soft failure), as for any image-only model."""
+
+    @classmethod
+    def from_dict(cls, *args: Any, **kwargs: Any):
+        raise ValueError("RveRNet has no video processor: it classifies photos.")
+
+
 AutoVideoProcessor.register(
-    RveRNetConfig, video_processor_classes={"torchvision": RveRNetImageProcessor}, exist_ok=True
+    RveRNetConfig, video_processor_classes={"torchvision": RveRNetNoVideoProcessor}, exist_ok=True
 )
 RveRNetConfig.register_for_auto_class()
 RveRNetImageProcessor.register_for_auto_class("AutoImageProcessor")
@@ -77,10 +85,10 @@ for _submodule, _extra, _names in (
             "RveRNetDistillationTrainer",
             "check_teacher_labels",
             "compute_teacher_logits",
-            "distillation_loss",
             "load_teacher",
         ),
     ),
+    ("losses", None, ("DistillationLoss", "distillation_loss")),
     (
         "data",
         "train",
@@ -109,31 +117,14 @@ for _submodule, _extra, _names in (
 ):
     _LAZY_EXPORTS.update(dict.fromkeys(_names, (_submodule, _extra)))
 del _submodule, _extra, _names
-# The modules each extra installs (pyproject.toml), checked when a lazy name is first used.
-_EXTRA_MODULES = {"train": ("accelerate", "datasets", "evaluate", "sklearn", "matplotlib")}
-
-
-def _missing_modules(modules: tuple[str, ...]) -> list[str]:
-    missing = []
-    for module in modules:
-        if module in sys.modules:
-            if sys.modules[module] is None:  # blocked
-                missing.append(module)
-        elif importlib.util.find_spec(module) is None:
-            missing.append(module)
-    return missing
 
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY_EXPORTS:
         raise AttributeError(f"module 'rvernet_hf' has no attribute {name!r}")
     submodule, extra = _LAZY_EXPORTS[name]
-    missing = _missing_modules(_EXTRA_MODULES.get(extra, ()))
-    if missing:
-        raise ImportError(
-            f"rvernet_hf.{name} needs the '{extra}' extra, which is not installed (missing: {', '.join(missing)}). "
-            f"Install it with: pip install 'rvernet-hf[{extra}]'"
-        )
+    if extra is not None:
+        require_extra(extra, f"rvernet_hf.{name}")
     module = importlib.import_module(f".{submodule}", __name__)
     value = getattr(module, name)
     globals()[name] = value  # later lookups skip __getattr__

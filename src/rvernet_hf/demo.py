@@ -257,8 +257,15 @@ def run_demo(argv: list[str] | None = None) -> dict:
   training curves:                {model_dir / "training_curves.png"}, {teacher_dir / "training_curves.png"}
   ROI visualisations:             {", ".join(pictures)}
   figures (JSON):                 {root / "demo_results.json"}
-Try: rvernet-hf predict {data_dir}/test/ketchup/*.png --model {model_dir} --mask <mask.png> --save-viz roi.png""")
+Try: {_try_command(data_dir, model_dir)}""")
     return summary
+
+
+def _try_command(data_dir: Path, model_dir: Path) -> str:
+    """A `predict` command that runs: one test photo with its exact mask."""
+    photo = sorted((data_dir / "test").glob("*/*.png"))[0]
+    mask = data_dir / "test_masks" / photo.parent.name / photo.name
+    return f"rvernet-hf predict {photo} --model {model_dir} --mask {mask} --save_viz roi.png"
 
 
 def main(argv: list[str] | None = None) -> int:

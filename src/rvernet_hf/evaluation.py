@@ -242,15 +242,16 @@ def other_object_masks(dataset) -> list[list[np.ndarray]]:
     return found
 
 
-def load_for_evaluation(model_dir: str | os.PathLike, single_view: str | None = None):
-    """`(model, eval transform)` for a folder written by `rvernet-hf train` (RveRNet or `--model_type single`)."""
+def load_for_evaluation(model_dir: str | os.PathLike, single_view: str | None = None, revision: str | None = None):
+    """`(model, eval transform)` for a folder written by `rvernet-hf train` (RveRNet or `--model_type single`), or a
+    Hub id at `revision`."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     from .teachers import preprocessing_for
 
-    model = AutoModelForImageClassification.from_pretrained(model_dir).eval()
+    model = AutoModelForImageClassification.from_pretrained(model_dir, revision=revision).eval()
     if getattr(model.config, "model_type", None) == "rvernet":
-        return model, RveRNetTransform(AutoImageProcessor.from_pretrained(model_dir))
+        return model, RveRNetTransform(AutoImageProcessor.from_pretrained(model_dir, revision=revision))
     facts = preprocessing_for(model, str(model_dir))
     cutouts, full_image = single_model_preprocessors(facts)
     view = single_view or getattr(model.config, "rvernet_single_view", "full_image")

@@ -380,7 +380,7 @@ def _stage_upload(
     settings = json.loads(processor_file.read_text())
     named = settings.get("sam_model_name_or_path")
     if named and (os.path.isabs(named) or os.path.exists(named) or os.path.exists(Path(folder) / named)):
-        from .segmentation_rvernet import DEFAULT_SEGMENTER
+        from .segmenters_rvernet import DEFAULT_SEGMENTER
 
         portable = sam_model_id or DEFAULT_SEGMENTER
         logger.warning(

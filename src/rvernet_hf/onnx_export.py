@@ -65,6 +65,7 @@ def export_onnx(
     token_selection: str | None = None,
     opset_version: int | None = None,
     check: bool = True,
+    revision: str | None = None,
 ) -> Path:
     """Export the model saved in `model_dir` (a folder or Hub id) to `output_dir/model.onnx`, with its config and
     image processor; returns `output_dir`. `output_dir` must not exist (finished work is never overwritten). With
@@ -77,7 +78,7 @@ def export_onnx(
         raise ValueError(f"{output_dir} exists: finished work is never overwritten; choose another folder.")
     if token_selection not in (None, "dense"):
         raise ValueError(f"token_selection for the export: None (the model's) or 'dense', got {token_selection!r}.")
-    config = AutoConfig.from_pretrained(model_dir)
+    config = AutoConfig.from_pretrained(model_dir, revision=revision)
     if getattr(config, "token_selection", "dense") == "mask" and token_selection != "dense":
         raise ValueError(
             f"{model_dir} reads token-sparse towers (token_selection='mask'): each sample keeps its own number of "
@@ -85,7 +86,9 @@ def export_onnx(
             "the same weights reading every patch; measure that first with `rvernet-hf evaluate`)."
         )
     overrides = {"token_selection": "dense"} if token_selection == "dense" else {}
-    model = AutoModelForImageClassification.from_pretrained(model_dir, attn_implementation="eager", **overrides)
+    model = AutoModelForImageClassification.from_pretrained(
+        model_dir, revision=revision, attn_implementation="eager", **overrides
+    )
     model = model.float().eval()
     names, side = _inputs_of(model)
     graph = (_PairLogits if len(names) == 2 else _SingleLogits)(model)
@@ -106,7 +109,7 @@ def export_onnx(
         program.save(str(staging / "model.onnx"))
         model.config.save_pretrained(staging)
         try:
-            AutoImageProcessor.from_pretrained(model_dir).save_pretrained(staging)
+            AutoImageProcessor.from_pretrained(model_dir, revision=revision).save_pretrained(staging)
         except (OSError, ValueError) as error:  # a model saved without a processor: the graph and config stand
             logger.warning(f"no image processor saved beside the graph: {model_dir} has none loadable ({error}).")
         if check:

@@ -23,4 +23,15 @@ def check_local_path(value: str | os.PathLike | None, argument: str) -> None:
         raise FileNotFoundError(f"{argument} {value!r} is a local path that does not exist ({where}).")
 
 
-__all__ = ["check_local_path", "looks_like_local_path"]
+def check_existing_path(value: str | os.PathLike | None, argument: str) -> None:
+    """Refuse (`FileNotFoundError`, naming `argument`) a value that can only be a local path (a folder of masks, a
+    file) and does not exist, whatever it looks like: `data/train_mask` is never a Hub id there."""
+    if value is None:
+        return
+    value = os.fspath(value)
+    if not os.path.exists(os.path.expanduser(value)):
+        where = os.path.abspath(os.path.expanduser(value))
+        raise FileNotFoundError(f"{argument} {value!r} does not exist ({where}); it names a local file or folder.")
+
+
+__all__ = ["check_existing_path", "check_local_path", "looks_like_local_path"]

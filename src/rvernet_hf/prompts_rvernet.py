@@ -1,13 +1,16 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
-"""Prompts for RveRNet's ROI masks, as `SamProcessor` owns them for SAM: the nesting of masks, clicks, boxes and text
-per image, normalised into one request per image, every conflict and every coordinate checked before a segmenter runs.
+"""What to classify in a photo: `RoiPrompt`, the one parser and checker of prompts, as `SamProcessor` owns them for
+SAM. Every entry builds it: the image processor (from SAM's argument names and nesting, `RoiPrompt.per_image`), the
+pipeline, the command line and the app (from the pipeline's keywords `PROMPT_KEYS`, `RoiPrompt.from_keywords`).
+Whatever the entry, a prompt is checked here, once, before any image is decoded or a segmenter runs; `checked`
+then holds it against its photo's size (clicks and boxes inside, masks of its size).
 
-A request is a dict: `masks` (given bool masks, one per ROI), or `points` (ROIs of clicks: (P, 2) xy and (P,) labels)
-and/or `boxes` ((4,) x0, y0, x1, y1), and/or `text`, or `auto` (one automatic ROI) or `all` (every object); plus the
-image's `index`. `segmentation_rvernet.find_roi_masks` turns requests into masks. Uploaded next to the weights with the
+A prompt is one kind (`RoiPrompt.kind`): given masks; clicks and/or boxes (the segmenter masks each ROI); a text
+concept (SAM 3: every instance); every object; or nothing (the automatic ROI). Uploaded next to the weights with the
 image processor (remote code): imports only numpy and torch.
 """
 
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +18,18 @@ import torch
 
 from .image_utils_rvernet import load_mask
 
+
+# The prompt vocabulary of the pipeline, the command line and the app (the processor takes SAM's names for the
+# same things: `roi_masks`, `input_points`, `input_labels`, `input_boxes`, `text`, `all_objects`).
+PROMPT_KEYS = ("points", "point_labels", "box", "mask", "text", "all_objects")
+PROMPT_KINDS = ("mask", "box", "points", "box+points", "text", "all_objects", "automatic")
+POINT_LABELS = {1: "the object", 0: "not the object"}
+# Each kind of ROI under its names in both vocabularies (the pipeline's / the processor's), for messages.
+_NAMED = {
+    "masks": "a mask (`mask` / `roi_masks`)",
+    "points": "clicks (`points` / `input_points`)",
+    "boxes": "a box (`box` / `input_boxes`)",
+}
 
 POINT_FORMS = (
     "[x, y] (one ROI from one click), [[x, y], ...] (one ROI from several clicks), [[[x, y], ...], ...] (several "
@@ -24,6 +39,251 @@ BOX_FORMS = (
     "[x0, y0, x1, y1] (one ROI), [[x0, y0, x1, y1], ...] (several ROIs), or for one image SAM's batch nesting "
     "[[[x0, y0, x1, y1], ...]] (image, box, 4)"
 )
+
+
+@dataclass(frozen=True, eq=False)
+class RoiPrompt:
+    """One photo's prompt: which regions (ROIs) to classify. Checked when made (one kind, numbers finite, click
+    labels 1 or 0, boxes with x1 > x0 and y1 > y0, text a non-empty string); `checked(shape)` holds it against the
+    photo. Build it with `from_keywords` (one ROI) or `per_image` (SAM's nesting, several ROIs per image).
+
+    Args:
+        masks: given masks, one per ROI (anything `load_mask` reads; bool arrays at the photo's size once `checked`).
+        points: per ROI, its clicks `(P, 2)` in pixels (x right, y down) and their labels `(P,)`: 1 the object,
+            0 not the object.
+        boxes: per ROI, `[x0, y0, x1, y1]` in pixels; with points, the i-th box and the i-th click group are one ROI.
+        text: a concept ("sauce"): every instance a SAM 3 segmenter finds is an ROI.
+        all_objects: every object of the photo is an ROI.
+        index: which image of a call this is (named in errors).
+    """
+
+    masks: tuple = ()
+    points: tuple = ()
+    boxes: tuple = ()
+    text: str | None = None
+    all_objects: bool = False
+    index: int = field(default=0, compare=False)
+
+    def __post_init__(self):
+        where = f"image {self.index}"
+        if not isinstance(self.all_objects, (bool, np.bool_)):
+            raise ValueError(f"`all_objects` of {where} must be True or False, got {self.all_objects!r}.")
+        if self.text is not None and (not isinstance(self.text, str) or not self.text.strip()):
+            raise ValueError(
+                f"`text` of {where} must be a non-empty string (a concept, e.g. 'food'), got {self.text!r}."
+            )
+        points = tuple(_check_points(roi, labels, where) for roi, labels in self.points)
+        boxes = tuple(_check_box(box, where) for box in self.boxes)
+        object.__setattr__(self, "points", points)
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "masks", tuple(self.masks))
+        given = [_NAMED[name] for name in ("masks", "points", "boxes") if getattr(self, name)]
+        if self.text is not None and given + (["`all_objects`"] if self.all_objects else []):
+            raise ValueError(
+                f"`text` names the objects itself: {given[0] if given else '`all_objects`'} cannot be given with it ({where})."
+            )
+        if self.all_objects and given:
+            raise ValueError(
+                f"`all_objects` finds every object itself: {given[0]} cannot be given with it ({where}; prompt the "
+                "objects you want instead, or leave them out)."
+            )
+        if self.masks and (self.points or self.boxes):
+            raise ValueError(
+                f"{where} has both a mask and a box/point prompt: give one prompt per image (a mask, or clicks and/or a box)."
+            )
+        if self.points and self.boxes and len(self.points) != len(self.boxes):
+            raise ValueError(
+                f"{where} has {len(self.boxes)} boxes and {len(self.points)} point groups: given together, each box "
+                "pairs with one point group."
+            )
+
+    # ------------------------------------------------------------------------------------------------ what it is
+
+    @property
+    def kind(self) -> str:
+        """One of `PROMPT_KINDS`."""
+        if self.masks:
+            return "mask"
+        if self.text is not None:
+            return "text"
+        if self.all_objects:
+            return "all_objects"
+        if self.boxes:
+            return "box+points" if self.points else "box"
+        return "points" if self.points else "automatic"
+
+    @property
+    def finds_objects(self) -> bool:
+        """Whether the segmenter decides how many ROIs there are (every object, or every instance of a concept)."""
+        return self.all_objects or self.text is not None
+
+    @property
+    def num_rois(self) -> int | None:
+        """How many ROIs the prompt names (None when the segmenter finds them)."""
+        if self.finds_objects:
+            return None
+        return len(self.masks) or len(self.points) or len(self.boxes) or 1
+
+    # ------------------------------------------------------------------------------------------------ building
+
+    @classmethod
+    def from_keywords(
+        cls,
+        points: Any = None,
+        point_labels: Any = None,
+        box: Any = None,
+        mask: Any = None,
+        text: str | None = None,
+        all_objects: bool | None = False,
+        index: int = 0,
+    ) -> "RoiPrompt":
+        """ONE ROI from the pipeline's, the command line's and the app's keywords (`PROMPT_KEYS`): `points` one
+        click `[x, y]` or the clicks of one object `[[x, y], ...]` with `point_labels` (1 the object, 0 not; default
+        all 1), `box` `[x0, y0, x1, y1]` (with points too, as SAM allows), `mask` one mask (array, tensor, PIL image
+        or file), `text` a concept, `all_objects` every object; none of them: the automatic ROI."""
+        where = f"image {index}"
+        rois: dict[str, tuple] = {}
+        if points is not None:
+            points = _as_list(points)
+            depth = _depth(points)
+            if depth == 1:
+                points = [points]
+            elif depth != 2:
+                raise ValueError(
+                    f"`points` of {where} must be one click [x, y] or the clicks of one object [[x, y], ...], got "
+                    f"nesting depth {depth}. Several objects: one input per object, or all_objects=True."
+                )
+            labels = [1] * len(points) if point_labels is None else _as_list(point_labels)
+            labels = [labels] if _depth(labels) == 0 else labels
+            rois["points"] = ((points, labels),)
+        elif point_labels is not None:
+            raise ValueError(f"{where} has point_labels but no points.")
+        if box is not None:
+            if _depth(_as_list(box)) != 1:
+                raise ValueError(f"`box` of {where} must be one box [x0, y0, x1, y1], got {_short(box)}.")
+            rois["boxes"] = (box,)
+        if mask is not None:
+            if isinstance(mask, (list, tuple)):
+                raise ValueError(
+                    f"`mask` of {where} must be one mask (an array, tensor, PIL image or file), got a "
+                    f"{type(mask).__name__}: several objects are several inputs."
+                )
+            rois["masks"] = (mask,)
+        return cls(text=text, all_objects=False if all_objects is None else all_objects, index=index, **rois)
+
+    @classmethod
+    def per_image(
+        cls,
+        num_images: int,
+        batched: bool,
+        roi_masks: Any = None,
+        input_points: Any = None,
+        input_labels: Any = None,
+        input_boxes: Any = None,
+        text: str | list[str] | None = None,
+        all_objects: bool = False,
+    ) -> list["RoiPrompt"]:
+        """The image processor's prompt arguments (SAM's names and nesting, several ROIs per image) as one prompt per
+        image. For one image (`batched=False`) SAM's batch nesting (with an image level) is accepted too. Per image:
+        `roi_masks` a mask or a list of masks; `input_points` `[x, y]`, `[[x, y], ...]` (one ROI) or
+        `[[[x, y], ...], ...]` (several ROIs) with `input_labels` in the same nesting without the xy;
+        `input_boxes` `[x0, y0, x1, y1]` or a list of boxes; `text` a concept for every image or one per image."""
+        if not isinstance(all_objects, (bool, np.bool_)):
+            raise ValueError(f"`all_objects` must be True or False, got {all_objects!r}.")
+        if not batched:
+            input_points, input_labels, input_boxes = _unwrap_single_image(input_points, input_labels, input_boxes)
+        masks = _per_image(roi_masks, num_images, "roi_masks", batched)
+        points = _per_image(input_points, num_images, "input_points", batched)
+        labels = _per_image(input_labels, num_images, "input_labels", batched)
+        boxes = _per_image(input_boxes, num_images, "input_boxes", batched)
+        texts = (
+            [text] * num_images
+            if isinstance(text, str) or text is None
+            else _per_image(text, num_images, "text", batched)
+        )
+        prompts = []
+        for index in range(num_images):
+            rois: dict[str, tuple] = {}
+            if masks[index] is not None:
+                many = isinstance(masks[index], (list, tuple))
+                rois["masks"] = tuple(masks[index]) if many else (masks[index],)
+            if points[index] is not None:
+                rois["points"] = tuple(_point_groups(points[index], labels[index], index))
+            elif labels[index] is not None:
+                raise ValueError(f"image {index} has input_labels but no input_points.")
+            if boxes[index] is not None:
+                rois["boxes"] = tuple(_box_list(boxes[index], index))
+            if texts[index] is None and text is not None:
+                raise ValueError(f"`text` of image {index} must be a non-empty string (a concept), got None.")
+            prompts.append(cls(text=texts[index], all_objects=bool(all_objects), index=index, **rois))
+        return prompts
+
+    def checked(self, shape: tuple[int, int]) -> "RoiPrompt":
+        """This prompt held against its photo of `shape` (H, W): clicks and boxes inside it, each mask read
+        (`load_mask`: its size, binary, not empty, not the whole photo). Returns the prompt with its masks as bool
+        arrays."""
+        height, width = shape
+        where = f"image {self.index}"
+        for roi_points, _ in self.points:
+            for x, y in roi_points:
+                if not (0 <= x < width and 0 <= y < height):
+                    raise ValueError(
+                        f"input point ({x:g}, {y:g}) of {where} is outside the image (width {width}, height {height})."
+                    )
+        for x0, y0, x1, y1 in self.boxes:
+            if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+                raise ValueError(
+                    f"input box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) of {where} must satisfy 0 <= x0 < x1 <= {width} and "
+                    f"0 <= y0 < y1 <= {height} (x0, y0, x1, y1 in pixels)."
+                )
+        if not self.masks:
+            return self
+        return replace(self, masks=tuple(load_mask(mask, self.index, (height, width)) for mask in self.masks))
+
+
+# ---------------------------------------------------------------------------------------------------- checks
+
+
+def _check_points(points: Any, labels: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One ROI's clicks: (P, 2) finite xy and (P,) labels, each 1 (the object) or 0 (not the object)."""
+    try:
+        array = np.asarray(_as_list(points), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"each point of {where} must be [x, y] (numbers), got {_short(points)}.") from None
+    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
+        raise ValueError(f"each point of {where} must be [x, y], got {_short(points)}.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"the points of {where} must be finite numbers, got {_short(points)}.")
+    labels = _as_list(labels)
+    if not isinstance(labels, (list, tuple)) or len(labels) != len(array):
+        raise ValueError(f"input_labels of {where} do not match its input_points (one label per point).")
+    if any(not isinstance(v, (int, float, np.integer, np.floating)) or v not in POINT_LABELS for v in labels):
+        raise ValueError(
+            f"point labels of {where} must be 1 (the object) or 0 (not the object), one per click, got "
+            f"{_short(labels)}."
+        )
+    return array, np.asarray(labels, dtype=np.int64)
+
+
+def _check_box(box: Any, where: str) -> np.ndarray:
+    try:
+        array = np.asarray(_as_list(box), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"a box of {where} must be [x0, y0, x1, y1] (numbers), got {_short(box)}.") from None
+    if array.shape != (4,):
+        raise ValueError(f"a box of {where} must be [x0, y0, x1, y1], got {_short(box)}.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"a box of {where} must hold finite numbers, got {_short(box)}.")
+    x0, y0, x1, y1 = array
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(
+            f"input box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) of {where} must satisfy x0 < x1 and y0 < y1 (it has zero or "
+            "negative size; x0, y0, x1, y1 in pixels)."
+        )
+    return array
+
+
+# ---------------------------------------------------------------------------------------------------- nesting
 
 
 def _depth(value: Any) -> int:
@@ -40,7 +300,11 @@ def _as_list(value: Any) -> Any:
     return value
 
 
-def unwrap_single_image_prompts(points: Any, labels: Any, boxes: Any) -> tuple[Any, Any, Any]:
+def _short(value: Any) -> str:
+    return f"{_as_list(value)!r:.80}"
+
+
+def _unwrap_single_image(points: Any, labels: Any, boxes: Any) -> tuple[Any, Any, Any]:
     """Prompts for ONE image written in SAM's batch nesting (with an image level) -> the per-image forms."""
     points, labels, boxes = _as_list(points), _as_list(labels), _as_list(boxes)
     if _depth(points) == 4:
@@ -62,12 +326,19 @@ def unwrap_single_image_prompts(points: Any, labels: Any, boxes: Any) -> tuple[A
     return points, labels, boxes
 
 
-def normalize_point_prompts(points: Any, labels: Any, index: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One image's points -> a list of ROIs, each (points (P, 2) float xy, labels (P,) int).
+def _per_image(value: Any, num_images: int, name: str, batched: bool) -> list:
+    """A per-image argument as a list with one entry per image."""
+    if value is None:
+        return [None] * num_images
+    if not batched:
+        return [value]
+    if not isinstance(value, (list, tuple)) or len(value) != num_images:
+        raise ValueError(f"`{name}` must have one entry per image ({num_images}), or None for an image.")
+    return list(value)
 
-    Nesting: `[x, y]` is one ROI from one point; `[[x, y], ...]` one ROI from several points;
-    `[[[x, y], ...], ...]` several ROIs. Labels follow the same nesting without the xy (default 1, foreground).
-    """
+
+def _point_groups(points: Any, labels: Any, index: int) -> list[tuple[Any, Any]]:
+    """One image's points (and labels, same nesting without the xy; default 1) -> one (points, labels) per ROI."""
     points = _as_list(points)
     depth = _depth(points)
     if depth == 1:
@@ -79,146 +350,24 @@ def normalize_point_prompts(points: Any, labels: Any, index: int) -> list[tuple[
     labels = _as_list(labels)
     if labels is None:
         labels = [[1] * len(roi) for roi in points]
-    else:
-        label_depth = _depth(labels)
-        if label_depth == 0:
-            labels = [[labels]]
-        elif label_depth == 1:
-            labels = [labels] if len(points) == 1 else [[label] for label in labels]
-    if len(labels) != len(points) or any(len(a) != len(b) for a, b in zip(labels, points)):
+    elif _depth(labels) == 0:
+        labels = [[labels]]
+    elif _depth(labels) == 1:
+        labels = [labels] if len(points) == 1 else [[label] for label in labels]
+    if len(labels) != len(points):
         raise ValueError(f"input_labels of image {index} do not match its input_points (one label per point).")
-    rois = []
-    for roi_points, roi_labels in zip(points, labels):
-        array = np.asarray(roi_points, dtype=np.float64)
-        if array.ndim != 2 or array.shape[1] != 2:
-            raise ValueError(f"each point of image {index} must be [x, y], got {roi_points}.")
-        rois.append((array, np.asarray(roi_labels, dtype=np.int64)))
-    return rois
+    return list(zip(points, labels))
 
 
-def normalize_box_prompts(boxes: Any, index: int) -> list[np.ndarray]:
-    """One image's boxes -> a list of (4,) float arrays [x0, y0, x1, y1]; `[x0, y0, x1, y1]` is one ROI."""
+def _box_list(boxes: Any, index: int) -> list[Any]:
+    """One image's boxes: `[x0, y0, x1, y1]` is one ROI, a list of them several."""
     boxes = _as_list(boxes)
     depth = _depth(boxes)
     if depth == 1:
-        boxes = [boxes]
-    elif depth != 2:
+        return [boxes]
+    if depth != 2:
         raise ValueError(f"input_boxes of image {index} has nesting depth {depth}; accepted: {BOX_FORMS}.")
-    result = []
-    for box in boxes:
-        array = np.asarray(box, dtype=np.float64)
-        if array.shape != (4,):
-            raise ValueError(f"a box of image {index} must be [x0, y0, x1, y1], got {box}.")
-        result.append(array)
-    return result
+    return list(boxes)
 
 
-def check_prompts_inside(index: int, height: int, width: int, points=(), boxes=()) -> None:
-    for roi_points, _ in points:
-        for x, y in roi_points:
-            if not (0 <= x < width and 0 <= y < height):
-                raise ValueError(
-                    f"input point ({x:g}, {y:g}) of image {index} is outside the image (width {width}, height {height})."
-                )
-    for x0, y0, x1, y1 in boxes:
-        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-            raise ValueError(
-                f"input box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) of image {index} must satisfy 0 <= x0 < x1 <= {width} "
-                f"and 0 <= y0 < y1 <= {height} (x0, y0, x1, y1 in pixels)."
-            )
-
-
-def per_image(value: Any, num_images: int, name: str, batched: bool) -> list:
-    """A per-image argument as a list with one entry per image."""
-    if value is None:
-        return [None] * num_images
-    if not batched:
-        return [value]
-    if not isinstance(value, (list, tuple)) or len(value) != num_images:
-        raise ValueError(f"`{name}` must have one entry per image ({num_images}), or None for an image.")
-    return list(value)
-
-
-def check_prompt_arguments(roi_masks, input_points, input_labels, input_boxes, all_objects, text) -> None:
-    """Refuse arguments that exclude each other: `text` and `all_objects` find the objects themselves."""
-    if not isinstance(all_objects, bool):
-        raise ValueError(f"`all_objects` must be True or False, got {all_objects!r}.")
-    if text is not None:
-        given = {"roi_masks": roi_masks, "input_points": input_points, "input_boxes": input_boxes}
-        given["all_objects"] = all_objects or None
-        for name, value in given.items():
-            if value is not None:
-                raise ValueError(f"`text` names the objects itself: `{name}` cannot be given with it.")
-    if all_objects:
-        prompts = {
-            "roi_masks": roi_masks,
-            "input_points": input_points,
-            "input_labels": input_labels,
-            "input_boxes": input_boxes,
-        }
-        for name, value in prompts.items():
-            if value is not None:
-                raise ValueError(
-                    f"`all_objects=True` finds every object itself: `{name}` cannot be given with it (prompt the "
-                    "objects you want instead, or leave them out)."
-                )
-
-
-def prompts_per_image(count: int, batched: bool, roi_masks, input_points, input_labels, input_boxes, text) -> list:
-    """The prompt arguments of a call as one `(mask, points, labels, boxes, text)` tuple per image (None where an
-    image has none); for one image (`batched=False`), SAM's batch nesting is accepted too."""
-    if not batched:  # SAM's batch nesting for one image: drop its image level
-        input_points, input_labels, input_boxes = unwrap_single_image_prompts(input_points, input_labels, input_boxes)
-    masks_in = per_image(roi_masks, count, "roi_masks", batched)
-    points_in = per_image(input_points, count, "input_points", batched)
-    labels_in = per_image(input_labels, count, "input_labels", batched)
-    boxes_in = per_image(input_boxes, count, "input_boxes", batched)
-    texts_in = [text] * count if isinstance(text, str) or text is None else per_image(text, count, "text", batched)
-    for index, value in enumerate(texts_in):
-        if text is not None and (not isinstance(value, str) or not value.strip()):
-            raise ValueError(
-                f"`text` of image {index} must be a non-empty string (a concept, e.g. 'food'), got {value!r}."
-            )
-    return list(zip(masks_in, points_in, labels_in, boxes_in, texts_in))
-
-
-def image_request(index: int, shape: tuple[int, int], prompts: tuple, all_objects: bool = False) -> dict[str, Any]:
-    """One image's request (see the module docstring) from its `(mask, points, labels, boxes, text)`, checked against
-    its `shape` (H, W): masks of the image's size, binary and not empty; clicks and boxes inside it."""
-    mask, points, labels, boxes, text = prompts
-    height, width = shape
-    request: dict[str, Any] = {"index": index}
-    if mask is not None:
-        if points is not None or boxes is not None:
-            raise ValueError(f"image {index} has both a mask and a box/point prompt: give one of them.")
-        many = isinstance(mask, (list, tuple))  # a list of masks: several ROIs of this image
-        request["masks"] = [load_mask(m, index, (height, width)) for m in (mask if many else [mask])]
-        return request
-    if points is not None:
-        request["points"] = normalize_point_prompts(points, labels, index)
-    elif labels is not None:
-        raise ValueError(f"image {index} has input_labels but no input_points.")
-    if boxes is not None:
-        request["boxes"] = normalize_box_prompts(boxes, index)
-    check_prompts_inside(index, height, width, request.get("points", ()), request.get("boxes", ()))
-    if "points" in request and "boxes" in request and len(request["points"]) != len(request["boxes"]):
-        raise ValueError(
-            f"image {index} has {len(request['boxes'])} boxes and {len(request['points'])} point groups: "
-            "given together, each box pairs with one point group."
-        )
-    if text is not None:
-        request["text"] = text
-    if len(request) == 1:
-        request["all" if all_objects else "auto"] = True
-    return request
-
-
-__all__ = [
-    "BOX_FORMS",
-    "POINT_FORMS",
-    "check_prompt_arguments",
-    "image_request",
-    "normalize_box_prompts",
-    "normalize_point_prompts",
-    "prompts_per_image",
-]
+__all__ = ["BOX_FORMS", "POINT_FORMS", "POINT_LABELS", "PROMPT_KEYS", "PROMPT_KINDS", "RoiPrompt"]

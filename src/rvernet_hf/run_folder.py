@@ -23,6 +23,8 @@ from pathlib import Path
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from .errors import FolderInUseError
+
 
 logger = logging.get_logger(__name__)
 
@@ -35,8 +37,9 @@ _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
 @contextlib.contextmanager
 def replaced_atomically(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary path beside `path` to write to; when the block ends without error, one rename puts it in
-    place (a reader finds the old file or the new one, never a torn one); on error the temporary file is removed."""
+    """Yield a temporary path beside `path` to write a file or a folder to; when the block ends without error, one
+    rename puts it in place (a reader finds the old file or the new one, never a torn one; a folder may replace an
+    empty folder only); on error what was written is removed."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     temporary = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
@@ -44,7 +47,9 @@ def replaced_atomically(path: str | os.PathLike) -> Iterator[str]:
         yield temporary
         os.replace(temporary, path)
     finally:
-        if os.path.exists(temporary):
+        if os.path.isdir(temporary):
+            shutil.rmtree(temporary)
+        elif os.path.exists(temporary):
             os.remove(temporary)
 
 
@@ -187,7 +192,7 @@ class OutputDirLock:
             if self._create():
                 return self
             holder = json.loads(self.path.read_text())
-        raise RuntimeError(
+        raise FolderInUseError(
             f"another training run is writing to {self.path.parent}: pid {holder.get('pid', '?')} on "
             f"{holder.get('host', '?')}, started {holder.get('started', '?')} ({holder.get('command', '')}). Wait for "
             f"it to finish, or choose another --output_dir. If that run is not running any more (killed on another "

@@ -1,7 +1,7 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
 """The promptable segmenters RveRNet can use, behind one interface: every family that transformers ships behind
 `AutoModelForMaskGeneration`, loaded once per process (`load_segmenter`) or wrapped when given (`Segmenter`, and
-`TextSegmenter` for SAM 3's text prompts). `segmentation_rvernet` decides which masks to ask for; this module runs the
+`TextSegmenter` for SAM 3's text prompts). `roi_masks_rvernet` decides which masks to ask for; this module runs the
 models. Uploaded next to the weights with the image processor (remote code): imports only torch, numpy, PIL and
 transformers.
 

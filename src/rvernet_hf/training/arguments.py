@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from ..distillation import DistillationTrainingArguments
-from ..paths_rvernet import check_local_path
+from ..paths_rvernet import check_existing_path, check_local_path
 from ..perturbations import parse_perturbations
 
 
@@ -254,30 +254,37 @@ class HubArguments:
     )
 
 
-# Every argument that names a checkpoint, a dataset or a file: a local path among them must exist (checked before any
-# Hub call or any work, so that `./typo` is named as missing rather than reported as a Hub failure).
+# Every argument that names a checkpoint or a dataset (a Hub id or a local path): a local path among them must exist
+# (checked before any Hub call or any work, so that `./typo` is named as missing rather than reported as a Hub
+# failure).
 PATH_ARGUMENTS = (
     "model_name_or_path",
     "roi_model_name_or_path",
     "context_model_name_or_path",
     "sam_model_name_or_path",
     "dataset_name",
+    "teacher_model_name_or_path",
+)
+# Arguments that can only be local (image and mask folders, files): they must exist, whatever they look like (a
+# typo'd masks folder would otherwise leave every mask to the segmenter without a word).
+LOCAL_ARGUMENTS = (
     "train_dir",
     "validation_dir",
     "train_masks_dir",
     "validation_masks_dir",
     "paired_dir",
     "id2label_file",
-    "teacher_model_name_or_path",
 )
 
 
 def check_paths(*argument_groups) -> None:
     """Refuse, naming the option, a path-like argument (see `paths_rvernet.looks_like_local_path`) that does not
-    exist."""
+    exist, and any local-only argument (`LOCAL_ARGUMENTS`) that does not exist."""
     for group in argument_groups:
         for name in PATH_ARGUMENTS:
             check_local_path(getattr(group, name, None), f"--{name}")
+        for name in LOCAL_ARGUMENTS:
+            check_existing_path(getattr(group, name, None), f"--{name}")
 
 
 def parse_args(argv: list[str] | None = None):

@@ -5,7 +5,7 @@ the image processor saved with it, and the per-sample preprocessing its transfor
 from ..data import DecodedCache, PairedTransform, RveRNetTransform, single_model_preprocessors
 from ..distillation import check_teacher_labels, load_teacher
 from ..labels import label2id_of
-from ..segmentation_rvernet import DEFAULT_SEGMENTER
+from ..segmenters_rvernet import DEFAULT_SEGMENTER
 from .arguments import ModelArguments
 from .splits import check_labels
 
@@ -166,8 +166,7 @@ def with_token_grid(processor, model):
     used by `token_selection="mask"`, ignored by dense models, and saved, so that a dense model trained here can be
     switched to sparse later with no other change."""
     if not processor.patch_size and any(model.token_patch_sizes.values()):
-        processor.patch_size = model.token_patch_sizes
-        processor._validate_settings()
+        processor.set_settings(patch_size=model.token_patch_sizes)
     return processor
 
 

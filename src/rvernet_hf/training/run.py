@@ -16,7 +16,7 @@ from ..data import add_sample_index, augmentation_epoch_callback
 from ..distillation import DistillationTrainingArguments, RveRNetDistillationTrainer
 from ..labels import label2id_of, normalize_id2label
 from ..run_folder import OutputDirLock, check_output_dir, find_resumable_checkpoint, incomplete_reason
-from ..segmentation_rvernet import DEFAULT_SEGMENTER
+from ..segmenters_rvernet import DEFAULT_SEGMENTER
 from ..trainer import RveRNetTrainer
 from .arguments import MODEL_TYPES, DataArguments, HubArguments, ModelArguments, check_paths, parse_args
 from .build import build_model, build_teacher, build_transforms

@@ -1,7 +1,7 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
-"""ROI masking for RveRNet: requests (given masks, boxes, clicks, text, or nothing; see `prompts_rvernet`) -> bool
-masks, one per ROI (`find_roi_masks`), with the segmenter's settings as one object (`SegmenterSettings`, each default
-written once here). The models themselves run in `segmenters_rvernet`.
+"""ROI masks for RveRNet: prompts (`prompts_rvernet.RoiPrompt`: given masks, boxes, clicks, text, every object, or
+nothing) -> bool masks, one per ROI (`find_roi_masks`), with the segmenter's settings as one object
+(`SegmenterSettings`, each default written once here). The models themselves run in `segmenters_rvernet`.
 
 `RveRNetImageProcessor` calls this module and keeps to pixels. This file is uploaded next to the weights with the
 processor (remote code): it imports only torch, numpy and transformers.
@@ -16,16 +16,8 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from .segmenters_rvernet import (
-    DEFAULT_SEGMENTER,
-    FAMILY_NAMES,
-    SEGMENTER_FAMILIES,
-    TEXT_FAMILIES,
-    ImageEmbedding,
-    Segmenter,
-    TextSegmenter,
-    load_segmenter,
-)
+from .prompts_rvernet import RoiPrompt
+from .segmenters_rvernet import DEFAULT_SEGMENTER, TEXT_FAMILIES, ImageEmbedding, Segmenter, TextSegmenter
 
 
 logger = logging.get_logger(__name__)
@@ -71,7 +63,7 @@ class AutoRoiSettings:
         if not 0.0 <= self.min_area < self.max_area <= 1.0:
             raise ValueError("`auto_roi_min_area` and `auto_roi_max_area` must satisfy 0 <= min < max <= 1.")
         _check_count("auto_roi_points_per_side", self.points_per_side)
-        _check_range("auto_roi_center_weight", self.center_weight, 0.0, math.inf)
+        _check_setting_range("auto_roi_center_weight", self.center_weight, 0.0, math.inf)
         if not 0.0 < self.fallback_fraction <= 1.0:
             raise ValueError(f"`auto_roi_fallback_fraction` must be in (0, 1], got {self.fallback_fraction!r}.")
 
@@ -114,9 +106,9 @@ class AllObjectsSettings:
         if not 0.0 <= self.min_area < self.max_area <= 1.0:
             raise ValueError("`all_objects_min_area` and `all_objects_max_area` must satisfy 0 <= min < max <= 1.")
         # The predicted IoU is a regression output, not bounded to [0, 1]: any finite threshold is meaningful.
-        _check_range("all_objects_pred_iou_threshold", self.pred_iou_threshold, -math.inf, math.inf)
+        _check_setting_range("all_objects_pred_iou_threshold", self.pred_iou_threshold, -math.inf, math.inf)
         for name in ("stability_threshold", "nms_threshold"):  # ratios of areas
-            _check_range(f"all_objects_{name}", getattr(self, name), 0.0, 1.0)
+            _check_setting_range(f"all_objects_{name}", getattr(self, name), 0.0, 1.0)
 
 
 @dataclass
@@ -128,8 +120,8 @@ class TextSettings:
     mask_threshold: float = 0.5
 
     def validate(self) -> None:
-        _check_range("text_score_threshold", self.score_threshold, 0.0, 1.0)
-        _check_range("text_mask_threshold", self.mask_threshold, 0.0, 1.0)
+        _check_setting_range("text_score_threshold", self.score_threshold, 0.0, 1.0)
+        _check_setting_range("text_mask_threshold", self.mask_threshold, 0.0, 1.0)
 
 
 @dataclass
@@ -215,12 +207,12 @@ class SegmenterSettings:
             raise ValueError(
                 f"`sam_dtype` must be 'auto' or a torch dtype name (e.g. 'bfloat16'), got {self.dtype!r}."
             )
-        _check_range("mask_threshold", self.mask_threshold, -math.inf, math.inf)
+        _check_setting_range("mask_threshold", self.mask_threshold, -math.inf, math.inf)
         for group in (self.auto_roi, self.all_objects, self.text):
             group.validate()
 
 
-def _check_range(name: str, value: float, low: float, high: float) -> None:
+def _check_setting_range(name: str, value: float, low: float, high: float) -> None:
     """A finite number in [low, high] (a NaN compares false to everything and would pass every filter silently)."""
     if not (math.isfinite(value) and low <= value <= high):
         allowed = "a finite number" if math.isinf(low) and math.isinf(high) else f"in [{low:g}, {high:g}]"
@@ -271,12 +263,12 @@ def points_mask(prompt: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -
 
 
 def prompted_masks(
-    segmenter: Segmenter, embedding: ImageEmbedding, request: dict, threshold: float
+    segmenter: Segmenter, embedding: ImageEmbedding, prompt: RoiPrompt, threshold: float
 ) -> list[np.ndarray]:
-    """One bool mask per ROI of one image (`request` holds `points` and/or `boxes`). Candidates are ranked by
+    """One bool mask per ROI of one image (`prompt` holds `points` and/or `boxes`). Candidates are ranked by
     predicted IoU and the first non-empty one wins; an empty result falls back to the box itself or a disk around the
     positive clicks, with a warning."""
-    points, boxes = request.get("points"), request.get("boxes")
+    points, boxes = list(prompt.points), list(prompt.boxes)
     count = len(points) if points else len(boxes)
     low_res, scores = segmenter.decode(embedding, points, boxes)
     order = scores.argsort(dim=-1, descending=True)
@@ -498,23 +490,23 @@ def all_object_masks(
 def segment_text(
     segmenter: "TextSegmenter",
     images: list[np.ndarray],
-    requests: list[dict],
+    prompts: list[RoiPrompt],
     batch_size: int,
     score_threshold: float,
     mask_threshold: float,
     fallback_fraction: float,
 ) -> list[list[np.ndarray]]:
-    """Masks from a text prompt (`requests[i]["text"]`), `batch_size` images per forward pass; an image where no
+    """Masks from a text prompt (`prompts[i].text`), `batch_size` images per forward pass; an image where no
     instance passes gets the central box, with a warning (the ROI is never empty)."""
     results: list[list[np.ndarray]] = []
     for start in range(0, len(images), batch_size):
-        chunk, chunk_requests = images[start : start + batch_size], requests[start : start + batch_size]
-        found = segmenter.segment_text(chunk, [r["text"] for r in chunk_requests], score_threshold, mask_threshold)
-        for image, request, masks in zip(chunk, chunk_requests, found):
+        chunk, chunk_prompts = images[start : start + batch_size], prompts[start : start + batch_size]
+        found = segmenter.segment_text(chunk, [p.text for p in chunk_prompts], score_threshold, mask_threshold)
+        for image, prompt, masks in zip(chunk, chunk_prompts, found):
             masks = [mask for mask in masks if mask.any() and not mask.all()]
             if not masks:
                 logger.warning(
-                    f"No instance of {request['text']!r} found in image {request.get('index', start)} (score "
+                    f"No instance of {prompt.text!r} found in image {prompt.index} (score "
                     f">= {score_threshold}); falling back to the central box."
                 )
                 masks = [center_mask(image.shape[:2], fallback_fraction)]
@@ -525,14 +517,14 @@ def segment_text(
 def segment(
     segmenter: Segmenter,
     images: list[np.ndarray],
-    requests: list[dict],
+    prompts: list[RoiPrompt],
     batch_size: int,
     threshold: float,
     auto_roi: AutoRoiSettings,
     all_objects: AllObjectsSettings | None = None,
 ) -> list[list[np.ndarray]]:
-    """Masks for images that need the segmenter. `requests[i]` holds `points`, `boxes`, `auto` or `all` (every
-    object) for image i. An image where no object passes the filters gets its automatic ROI, with a warning.
+    """Masks for images that need the segmenter: `prompts[i]` (points and/or boxes, every object, or nothing: the
+    automatic ROI) is image i's. An image where no object passes the filters gets its automatic ROI, with a warning.
 
     The image encoder runs once per image, `batch_size` images per forward pass; all prompts of an image share its
     embedding in one decoder call. Returns, per request, a list of bool masks at the original size.
@@ -541,62 +533,58 @@ def segment(
     for start in range(0, len(images), batch_size):
         embeddings = segmenter.embed(images[start : start + batch_size])
         for offset, embedding in enumerate(embeddings):
-            request = requests[start + offset]
-            if request.get("all"):
+            prompt = prompts[start + offset]
+            if prompt.all_objects:
                 settings = all_objects or AllObjectsSettings()
                 masks, automatic = all_object_masks(segmenter, embedding, threshold, settings, auto_roi)
                 if not masks:  # the automatic ROI among the grid's own candidates: no second decoder pass
-                    index = request.get("index", start + offset)
                     logger.warning(
-                        f"No object of image {index} passed the every-object filters; using its automatic ROI."
+                        f"No object of image {prompt.index} passed the every-object filters; using its automatic ROI."
                     )
                     masks = [_automatic_or_center(segmenter, embedding, automatic, threshold, auto_roi)]
                 results.append(masks)
-            elif request.get("auto"):
+            elif prompt.kind == "automatic":
                 results.append([automatic_mask(segmenter, embedding, threshold, auto_roi)])
             else:
-                results.append(prompted_masks(segmenter, embedding, request, threshold))
+                results.append(prompted_masks(segmenter, embedding, prompt, threshold))
     return results
 
 
 def find_roi_masks(
     images: list[np.ndarray],
-    requests: list[dict],
+    prompts: list[RoiPrompt],
     settings: SegmenterSettings,
-    get_segmenter: Callable[[], "Segmenter | TextSegmenter"] | None = None,
-    segmenter_name: str | None = None,
+    get_segmenter: Callable[[], "Segmenter | TextSegmenter"],
+    segmenter_name: str,
 ) -> list[list[np.ndarray]]:
-    """Per image, its bool ROI masks at the original size, from its request (`prompts_rvernet`): given masks as they
-    are; the central box for an automatic ROI under `auto_roi="center"`; else from the segmenter that
-    `get_segmenter()` returns (default: `settings.model_name_or_path` loaded once per process), called only when an
-    image needs it; `segmenter_name` names it in errors. One rule for every source: an ROI must leave a context (a
-    mask covering the whole image is refused, naming it)."""
-    masks: list[list[np.ndarray] | None] = [request.get("masks") for request in requests]
-    for index, request in enumerate(requests):
-        if request.get("auto") and settings.auto_roi.strategy == "center":
-            masks[index] = [center_mask(images[index].shape[:2], settings.auto_roi.fallback_fraction)]
-    if any(request.get("auto") for request in requests):
+    """Per image, its bool ROI masks at the original size, from its prompt (`RoiPrompt`, already `checked` against
+    the image): given masks as they are; the central box for an automatic ROI under `auto_roi="center"`; else from
+    the segmenter that `get_segmenter()` returns (the image processor's: loaded once per process, or the one it was
+    given), called only when an image needs it; `segmenter_name` names it in errors. One rule for every source: an
+    ROI must leave a context (a mask covering the whole image is refused, naming it)."""
+    masks: list[list[np.ndarray] | None] = [list(prompt.masks) or None for prompt in prompts]
+    automatic = [index for index, prompt in enumerate(prompts) if prompt.kind == "automatic"]
+    if automatic:
         # What the plain `pipeline("image-classification")` does with a photo: say so once, it is one label.
         logger.warning_once(
             "An image without a mask or prompt gets ONE automatic ROI (the segmenter's most salient object, "
             f"auto_roi={settings.auto_roi.strategy!r}), so it yields one label; pass `all_objects=True` to label every "
             "object, or a box/points/mask to choose the object."
         )
+    if settings.auto_roi.strategy == "center":
+        for index in automatic:
+            masks[index] = [center_mask(images[index].shape[:2], settings.auto_roi.fallback_fraction)]
     need = [index for index, found in enumerate(masks) if found is None]
     if need:
-        if get_segmenter is None:
-            segmenter = load_segmenter(settings.model_name_or_path, settings.revision, settings.device, settings.dtype)
-        else:
-            segmenter = get_segmenter()
-        name = segmenter_name or settings.model_name_or_path
-        text = any("text" in requests[index] for index in need)
-        _check_prompt_kind(segmenter, text, name)
-        chosen_images, chosen_requests = [images[i] for i in need], [requests[i] for i in need]
+        segmenter = get_segmenter()
+        text = any(prompts[index].text is not None for index in need)
+        _check_prompt_kind(segmenter, text, segmenter_name)
+        chosen_images, chosen_prompts = [images[i] for i in need], [prompts[i] for i in need]
         if text:
             found = segment_text(
                 segmenter,
                 chosen_images,
-                chosen_requests,
+                chosen_prompts,
                 batch_size=settings.batch_size,
                 score_threshold=settings.text.score_threshold,
                 mask_threshold=settings.text.mask_threshold,
@@ -606,7 +594,7 @@ def find_roi_masks(
             found = segment(
                 segmenter,
                 chosen_images,
-                chosen_requests,
+                chosen_prompts,
                 batch_size=settings.batch_size,
                 threshold=settings.mask_threshold,
                 auto_roi=settings.auto_roi,
@@ -654,21 +642,13 @@ def segmenter_for(sam_model: Any, sam_image_processor: Any = None) -> "Segmenter
 
 __all__ = [
     "ALL_OBJECTS_STRATEGIES",
+    "AUTO_ROI_STRATEGIES",
     "AllObjectsSettings",
     "AutoRoiSettings",
     "SegmenterSettings",
     "TextSettings",
     "find_roi_masks",
-    "segmenter_for",
     "segment",
     "segment_text",
-    # Re-exported from segmenters_rvernet, where they live: this module was their home before the split.
-    "DEFAULT_SEGMENTER",
-    "FAMILY_NAMES",
-    "ImageEmbedding",
-    "SEGMENTER_FAMILIES",
-    "Segmenter",
-    "TEXT_FAMILIES",
-    "TextSegmenter",
-    "load_segmenter",
+    "segmenter_for",
 ]

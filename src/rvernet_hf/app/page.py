@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .app import RveRNetApp
+from .api import RveRNetApp
 
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,213 @@
+# Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
+"""RveRNet's pixel operations, as transformers' `image_transforms` holds its own: resize to the output canvas, the
+normalisation, and the two cut-outs of a photo and its ROI mask. One resize and one normalisation serve every view
+(the two cut-outs, the official code's paired layout, and a single model's or the teacher's full-image input); both
+are torchvision's functional ops, as transformers' torchvision backend runs them.
+
+The functions read their settings by name from a mapping (`size`, `resize_mode`, `pad_value`, `do_normalize`, the
+per-tower means and stds, `context_mode`, `fill_value`, `cutout_style`, and for the token grid `patch_size`,
+`token_keep_threshold`, `token_margin`): the image processor's settings of one call. Pixel contract, per sample, at
+the output size after letterbox/resize and per-tower normalisation `N_t`:
+
+    roi_pixel_values     = where(mask, N_roi(image), fill_value)
+    context_pixel_values = where(mask, fill_value, N_context(image))   # context_mode="complement" (the paper)
+                         = N_context(image)                            # context_mode="full"
+
+Letterbox padding lies outside the ROI, so it is `fill_value` in the ROI cut-out and the grey `pad_value` (normalised)
+in the context cut-out. Uploaded next to the weights with the image processor (remote code): imports only torch,
+torchvision, numpy and PIL.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as tvF
+
+from .image_utils_rvernet import load_image, mask_box, to_chw_uint8
+from .token_grid_rvernet import token_keep_masks
+
+
+def resize_to_canvas(
+    image: torch.Tensor,
+    mask: torch.Tensor | None,
+    size: dict[str, int],
+    resize_mode: str = "letterbox",
+    pad_value: float = 125,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """image (3, h, w) uint8 or float 0-255 and an optional mask (h, w) bool -> the same geometry at `size` (the
+    canvas in the image's dtype: `normalize` converts a uint8 one).
+
+    `"letterbox"` keeps the aspect ratio and pads with `pad_value` (centred; the left/top pad takes the smaller
+    half); `"resize"` stretches. Bilinear, antialiased (`torchvision`'s resize). A mask keeps every pixel at least
+    half covered, and a tiny ROI never vanishes when the image shrinks. A uint8 image on the CPU is resized and
+    letterboxed in uint8 (torch's fixed-point antialiased kernel, 3-5x faster than in float): every pixel within one
+    grey level of the float resize (rounding); the mask is resized in float, exactly.
+    """
+    height, width = image.shape[-2:]
+    out_h, out_w = size["height"], size["width"]
+    if resize_mode == "resize":
+        new_h, new_w, top, left = out_h, out_w, 0, 0
+    else:
+        scale = min(out_h / height, out_w / width)
+        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+        top, left = (out_h - new_h) // 2, (out_w - new_w) // 2
+    if image.dtype == torch.uint8 and image.device.type != "cpu":  # the uint8 kernel is the CPU's
+        image = image.float()
+    same = (new_h, new_w) == (height, width)  # nothing to resample: the resize would be the identity
+    resized = image if same else _resize(image, new_h, new_w)
+    if (new_h, new_w) == (out_h, out_w):  # no pad
+        canvas = (resized.clone() if same else resized) if resized.dtype == torch.uint8 else resized.clamp(0, 255)
+    elif resized.dtype == torch.uint8:  # letterboxed in uint8 too (the pad is a grey level)
+        canvas = torch.full((3, out_h, out_w), int(pad_value), dtype=torch.uint8, device=image.device)
+        canvas[:, top : top + new_h, left : left + new_w] = resized
+    else:
+        canvas = torch.full((3, out_h, out_w), float(pad_value), dtype=image.dtype, device=image.device)
+        canvas[:, top : top + new_h, left : left + new_w] = resized.clamp(0, 255)
+    if mask is None:
+        return canvas, None
+    if same:
+        resized_mask = mask
+    else:
+        coverage = _resize(mask[None].float(), new_h, new_w)[0]
+        resized_mask = coverage >= 0.5
+        if not resized_mask.any():  # a tiny ROI must not vanish when the image shrinks
+            resized_mask = coverage >= coverage.max()
+    if (new_h, new_w) == (out_h, out_w):
+        return canvas, resized_mask
+    canvas_mask = torch.zeros((out_h, out_w), dtype=torch.bool, device=image.device)
+    canvas_mask[top : top + new_h, left : left + new_w] = resized_mask
+    return canvas, canvas_mask
+
+
+def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    return tvF.resize(image, [height, width], interpolation=tvF.InterpolationMode.BILINEAR, antialias=True)
+
+
+def normalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float], do_normalize: bool = True):
+    """image 0-255 (uint8 or float) -> float32 [0, 1], then `(x - mean) / std` per channel when `do_normalize`: the
+    rescale fused into the normalisation (`(x - 255 mean) / (255 std)`), as transformers' torchvision backend does."""
+    image = image if image.dtype == torch.float32 else image.to(torch.float32)
+    if not do_normalize:
+        return image / 255.0
+    return tvF.normalize(image, [255.0 * m for m in mean], [255.0 * s for s in std])
+
+
+def hidden_view(canvas: torch.Tensor, cutout_style: str) -> torch.Tensor | None:
+    """What a cut-out shows where it hides the other part (before normalisation): None for a constant (`"fill"`),
+    the canvas strongly blurred (`"blur"`: Gaussian, sigma 1/16 of the shorter side), or darkened to a quarter of
+    its brightness (`"dim"`). A tower then keeps a hint of what it is not meant to read."""
+    if cutout_style == "fill":
+        return None
+    canvas = canvas if canvas.is_floating_point() else canvas.float()
+    if cutout_style == "dim":
+        return canvas * 0.25
+    if canvas.dim() == 4:  # a batch of canvases: each blurred alike
+        return torch.stack([hidden_view(one, cutout_style) for one in canvas])
+    sigma = min(canvas.shape[-2:]) / 16
+    radius = min(math.ceil(3 * sigma), min(canvas.shape[-2:]) - 1)
+    offsets = torch.arange(-radius, radius + 1, dtype=canvas.dtype, device=canvas.device)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).expand(3, 1, -1)
+    blurred = F.conv2d(F.pad(canvas[None], (radius, radius, 0, 0), mode="reflect"), kernel[:, :, None], groups=3)
+    blurred = F.conv2d(F.pad(blurred, (0, 0, radius, radius), mode="reflect"), kernel[:, :, :, None], groups=3)
+    return blurred[0]
+
+
+def to_canvas(settings: Mapping[str, Any], image: torch.Tensor, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """One photo (3, H, W tensor) and its bool (H, W) mask at the output geometry (`resize_to_canvas`, the mask on
+    the photo's device)."""
+    mask = torch.from_numpy(np.array(mask, dtype=bool)).to(image.device)
+    return resize_to_canvas(image, mask, settings["size"], settings["resize_mode"], settings["pad_value"])
+
+
+def cut_out(
+    settings: Mapping[str, Any], canvas: torch.Tensor, canvas_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(roi, context) of a canvas (3, H, W, 0-255, uint8 or float; or a batch of them) and its ROI mask at that
+    size, each normalised for its tower; where a cut-out hides, `fill_value` (`cutout_style="fill"`) or
+    `hidden_view`'s view, normalised alike. Towers with the same statistics share one normalised canvas."""
+    hidden = hidden_view(canvas, settings["cutout_style"])
+    canvas_mask = canvas_mask.unsqueeze(-3)  # over the channels, of one canvas (3, H, W) or a batch (N, 3, H, W)
+    stats = {tower: (settings[f"{tower}_image_mean"], settings[f"{tower}_image_std"]) for tower in ("roi", "context")}
+    do_normalize, fill_value, complement = settings["do_normalize"], settings["fill_value"], settings["context_mode"]
+    shown = {"roi": normalize(canvas, *stats["roi"], do_normalize)}
+    same = stats["context"] == stats["roi"]
+    shown["context"] = shown["roi"] if same else normalize(canvas, *stats["context"], do_normalize)
+    if hidden is None:
+        roi = shown["roi"].masked_fill(~canvas_mask, fill_value)
+        if complement != "complement":
+            return roi, shown["context"]
+        return roi, shown["context"].masked_fill_(canvas_mask, fill_value)  # roi is its own copy
+    covered = {tower: normalize(hidden, *stats[tower], do_normalize) for tower in stats}
+    roi = torch.where(canvas_mask, shown["roi"], covered["roi"])
+    if complement != "complement":
+        return roi, shown["context"]
+    return roi, torch.where(canvas_mask, covered["context"], shown["context"])
+
+
+def token_masks(settings: Mapping[str, Any], canvas_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The patches each tower reads (`token_grid_rvernet.token_keep_masks` with the settings' `patch_size`,
+    `token_keep_threshold`, `token_margin` and `context_mode`); empty without a `patch_size`."""
+    return token_keep_masks(
+        canvas_mask,
+        settings["patch_size"],
+        settings["token_keep_threshold"],
+        settings["token_margin"],
+        settings["context_mode"],
+    )
+
+
+def cutout_batch(
+    settings: Mapping[str, Any], arrays: list, masks_per_image: list, device=None, with_boxes: bool = False
+) -> dict[str, torch.Tensor]:
+    """One sample per (image, mask): the two cut-outs, `roi_image_index`, the token masks when `patch_size` is set,
+    and with `with_boxes` each mask's extent `roi_boxes`. Each sample is resized on its own; the normalisation and
+    the cut-out fills run once over the stacked batch (the same values as `cut_out` per sample)."""
+    canvases, canvas_masks, image_index, boxes = [], [], [], []
+    for index, (array, masks) in enumerate(zip(arrays, masks_per_image)):
+        tensor = to_chw_uint8(array).to(device)
+        for mask in masks:
+            canvas, canvas_mask = to_canvas(settings, tensor, mask)
+            canvases.append(canvas)
+            canvas_masks.append(canvas_mask)
+            image_index.append(index)
+            boxes.append(mask_box(mask) if with_boxes else None)
+    canvas_masks = torch.stack(canvas_masks)
+    rois, contexts = cut_out(settings, torch.stack(canvases), canvas_masks)
+    data = {
+        "roi_pixel_values": rois,
+        "context_pixel_values": contexts,
+        "roi_image_index": torch.tensor(image_index, dtype=torch.long, device=device),
+        **token_masks(settings, canvas_masks),
+    }
+    if with_boxes:
+        data["roi_boxes"] = torch.tensor(boxes, dtype=torch.long, device=device)
+    return data
+
+
+def pair_batch(settings: Mapping[str, Any], roi_images: Any, context_images: Any, input_data_format=None) -> dict:
+    """Already-cut pairs (an image each, or lists of them) -> the two inputs: each image read (`load_image`),
+    letterboxed/resized and normalised for its tower; nothing is masked again."""
+    if not isinstance(roi_images, (list, tuple)):
+        roi_images, context_images = [roi_images], [context_images]
+    if len(roi_images) != len(context_images):
+        raise ValueError(f"{len(roi_images)} ROI images but {len(context_images)} context images: they pair 1:1.")
+    inputs = {}
+    for tower, images in (("roi", roi_images), ("context", context_images)):
+        mean, std = settings[f"{tower}_image_mean"], settings[f"{tower}_image_std"]
+        canvases = []
+        for index, image in enumerate(images):
+            array = load_image(image, index, settings["pad_value"], input_data_format, settings["do_convert_rgb"])
+            canvas, _ = resize_to_canvas(
+                to_chw_uint8(array), None, settings["size"], settings["resize_mode"], settings["pad_value"]
+            )
+            canvases.append(normalize(canvas, mean, std, settings["do_normalize"]))
+        inputs[f"{tower}_pixel_values"] = torch.stack(canvases)
+    return inputs
+
+
+__all__ = ["cut_out", "cutout_batch", "hidden_view", "normalize", "pair_batch", "resize_to_canvas", "to_canvas"]
