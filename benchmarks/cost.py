@@ -390,7 +390,6 @@ def processor_speed(args) -> dict:
     from skimage import data as photos
     from transformers import DeiTImageProcessor, DeiTImageProcessorPil
 
-    import rvernet_hf.image_processing_rvernet as processing
     from rvernet_hf import RveRNetImageProcessor
     from rvernet_hf.image_utils_rvernet import to_chw_float
 
@@ -408,6 +407,10 @@ def processor_speed(args) -> dict:
     rvernet = RveRNetImageProcessor(size=size)
     deit = DeiTImageProcessor(size=size, crop_size=size)
     deit_pil = DeiTImageProcessorPil(size=size, crop_size=size)
+    try:  # where the pixel functions live: their own module since issue 31, the processor's before
+        import rvernet_hf.cutouts_rvernet as processing
+    except ImportError:
+        import rvernet_hf.image_processing_rvernet as processing
     fast_view = getattr(processing, "to_chw_uint8", None)  # None: code from before issue 25 (PYTHONPATH)
 
     def before(batch):

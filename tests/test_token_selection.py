@@ -367,7 +367,7 @@ def test_pipelines_pass_the_token_masks(tmp_path):
     scores = {entry["label"]: entry["score"] for entry in result["labels"]}
     torch.testing.assert_close(torch.tensor([scores[f"class_{i}"] for i in range(4)]), expected.softmax(-1))
     # the plain image-classification pipeline reads what the (saved) processor makes
-    processor.patch_size = {"roi": PATCH, "context": PATCH}
+    processor.set_settings(patch_size={"roi": PATCH, "context": PATCH})
     plain = pipeline("image-classification", model=model, image_processor=processor)
     assert len(plain(image, top_k=2)) == 2
 

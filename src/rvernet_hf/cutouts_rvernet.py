@@ -90,10 +90,11 @@ def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def normalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float], do_normalize: bool = True):
     """image 0-255 (uint8 or float) -> float32 [0, 1], then `(x - mean) / std` per channel when `do_normalize`: the
     rescale fused into the normalisation (`(x - 255 mean) / (255 std)`), as transformers' torchvision backend does."""
-    image = image if image.dtype == torch.float32 else image.to(torch.float32)
+    converted = image.dtype != torch.float32  # a new tensor: normalised in place, as the backend does
+    image = image.to(torch.float32) if converted else image
     if not do_normalize:
-        return image / 255.0
-    return tvF.normalize(image, [255.0 * m for m in mean], [255.0 * s for s in std])
+        return image.div_(255.0) if converted else image / 255.0
+    return tvF.normalize(image, [255.0 * m for m in mean], [255.0 * s for s in std], inplace=converted)
 
 
 def hidden_view(canvas: torch.Tensor, cutout_style: str) -> torch.Tensor | None:

@@ -443,7 +443,6 @@ class RveRNetImageProcessor(SegmenterPart, TorchvisionBackend):
         if device is not None and settings.get("sam_device", self.sam_device) is None:
             settings["sam_device"] = str(device)  # SAM runs where the cut-outs are made unless told otherwise
         settings = _both_towers(_known_settings(settings))
-        _validate_types(self.valid_kwargs, settings)
         call = {
             "prompt_arguments": (roi_masks, input_points, input_labels, input_boxes, text, all_objects),
             "prompts": prompts,
@@ -453,7 +452,10 @@ class RveRNetImageProcessor(SegmenterPart, TorchvisionBackend):
             "return_tensors": return_tensors,
             "return_roi_masks": return_roi_masks,
         }
-        return super().preprocess(images, image_like_kwargs=call, **settings)
+        try:  # transformers' chain: typed check, the saved settings merged under these, validation, then the call
+            return super().preprocess(images, image_like_kwargs=call, **settings)
+        except StrictDataclassError as error:  # its typed check, reported as every bad setting is
+            raise ValueError(f"RveRNetImageProcessor: {error}".replace("\n", " ")) from None
 
     def _preprocess_image_like_inputs(
         self, images, prompt_arguments, prompts, sam_model, input_data_format, device, **settings

@@ -7,6 +7,7 @@ nothing) -> bool masks, one per ROI (`find_roi_masks`), with the segmenter's set
 processor (remote code): it imports only torch, numpy and transformers.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -166,6 +167,7 @@ class SegmenterSettings:
         return names
 
     @classmethod
+    @functools.cache  # read on every processor call: the table is the class's, made once
     def flat_fields(cls) -> dict[str, tuple[str | None, Any]]:
         """Every flat (saved) name -> (its group's attribute, or None for the top level; the dataclass field)."""
         table = {name: (None, item) for name, item in cls._flat_fields(cls).items()}
