@@ -27,8 +27,8 @@ def main(argv=None) -> dict:
     from transformers.utils import logging
 
     from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
-    from rvernet_hf.weights_rvernet import check_finite_weights
     from rvernet_hf.testing_utils import machine_facts, median_seconds
+    from rvernet_hf.weights_rvernet import check_finite_weights
 
     logging.set_verbosity_error()
     tower = DeiTConfig(
