@@ -262,6 +262,14 @@ def test_onnx_speed_benchmark_runs_at_tiny_size(tmp_path):
     assert figures["b2_onnxruntime_over_pytorch"] > 0 and figures["b1_pytorch_ms_per_image"] > 0
 
 
+def test_converted_speed_benchmark_runs_with_mobilenets(tmp_path):
+    figures = script("converted_speed").main(
+        ["--roi", "mnet", "--context", "mnet", "--rounds", "1", "--photo", "80x60", "--json", str(tmp_path / "f.json")]
+    )
+    assert figures["converted_over_native"] > 0 and figures["converted_classify_ms"] > 0
+    assert json.loads((tmp_path / "f.json").read_text())["backbones"] == "mnet + mnet"
+
+
 @pytest.mark.slow
 def test_app_latency_benchmark_runs_at_tiny_size():
     figures = script("app_latency").main(["--model", "tiny", "--sam", "tiny", "--clicks", "2"])

@@ -26,9 +26,34 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as tvF
+from transformers.image_utils import PILImageResampling
 
 from .image_utils_rvernet import load_image, mask_box, to_chw_uint8
 from .token_grid_rvernet import token_keep_masks
+
+
+# The resampling filters a processor may name (transformers' `resample`, PIL's numbering).
+RESAMPLE_FILTERS = {
+    int(PILImageResampling.BILINEAR): tvF.InterpolationMode.BILINEAR,
+    int(PILImageResampling.BICUBIC): tvF.InterpolationMode.BICUBIC,
+}
+
+
+def canvas_geometry(height: int, width: int, size: dict[str, int], resize_mode: str) -> tuple[int, int, int, int]:
+    """(new height, new width, top, left) of a photo of `height` x `width` on the output canvas `size`.
+
+    `"letterbox"`: the aspect ratio kept, the sides rounded, centred (the left/top pad takes the smaller half);
+    `"letterbox_official"`: the official RveRNet code's `ResizeAndPad`: the sides floored and the left/top pad taking
+    the odd pixel; `"resize"`: stretched."""
+    out_h, out_w = size["height"], size["width"]
+    if resize_mode == "resize":
+        return out_h, out_w, 0, 0
+    scale = min(out_h / height, out_w / width)
+    if resize_mode == "letterbox_official":  # `math.floor(w * r)`, then `int(pad + 0.5)` on the left/top
+        new_h, new_w = max(1, math.floor(height * scale)), max(1, math.floor(width * scale))
+        return new_h, new_w, math.ceil((out_h - new_h) / 2), math.ceil((out_w - new_w) / 2)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    return new_h, new_w, (out_h - new_h) // 2, (out_w - new_w) // 2
 
 
 def resize_to_canvas(
@@ -37,28 +62,24 @@ def resize_to_canvas(
     size: dict[str, int],
     resize_mode: str = "letterbox",
     pad_value: float = 125,
+    resample: int = PILImageResampling.BILINEAR,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """image (3, h, w) uint8 or float 0-255 and an optional mask (h, w) bool -> the same geometry at `size` (the
     canvas in the image's dtype: `normalize` converts a uint8 one).
 
-    `"letterbox"` keeps the aspect ratio and pads with `pad_value` (centred; the left/top pad takes the smaller
-    half); `"resize"` stretches. Bilinear, antialiased (`torchvision`'s resize). A mask keeps every pixel at least
+    The geometry is `canvas_geometry`'s; letterbox padding is `pad_value`. The photo is resampled with `resample`
+    (bilinear, or bicubic as PIL's default), antialiased (`torchvision`'s resize). A mask keeps every pixel at least
     half covered, and a tiny ROI never vanishes when the image shrinks. A uint8 image on the CPU is resized and
     letterboxed in uint8 (torch's fixed-point antialiased kernel, 3-5x faster than in float): every pixel within one
-    grey level of the float resize (rounding); the mask is resized in float, exactly.
+    grey level of the float resize (rounding), and of PIL's own resize; the mask is resized in float, exactly.
     """
     height, width = image.shape[-2:]
     out_h, out_w = size["height"], size["width"]
-    if resize_mode == "resize":
-        new_h, new_w, top, left = out_h, out_w, 0, 0
-    else:
-        scale = min(out_h / height, out_w / width)
-        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-        top, left = (out_h - new_h) // 2, (out_w - new_w) // 2
+    new_h, new_w, top, left = canvas_geometry(height, width, size, resize_mode)
     if image.dtype == torch.uint8 and image.device.type != "cpu":  # the uint8 kernel is the CPU's
         image = image.float()
     same = (new_h, new_w) == (height, width)  # nothing to resample: the resize would be the identity
-    resized = image if same else _resize(image, new_h, new_w)
+    resized = image if same else _resize(image, new_h, new_w, RESAMPLE_FILTERS[int(resample)])
     if (new_h, new_w) == (out_h, out_w):  # no pad
         canvas = (resized.clone() if same else resized) if resized.dtype == torch.uint8 else resized.clamp(0, 255)
     elif resized.dtype == torch.uint8:  # letterboxed in uint8 too (the pad is a grey level)
@@ -83,8 +104,8 @@ def resize_to_canvas(
     return canvas, canvas_mask
 
 
-def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    return tvF.resize(image, [height, width], interpolation=tvF.InterpolationMode.BILINEAR, antialias=True)
+def _resize(image: torch.Tensor, height: int, width: int, interpolation=tvF.InterpolationMode.BILINEAR):
+    return tvF.resize(image, [height, width], interpolation=interpolation, antialias=True)
 
 
 def normalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float], do_normalize: bool = True):
@@ -122,7 +143,9 @@ def to_canvas(settings: Mapping[str, Any], image: torch.Tensor, mask: np.ndarray
     """One photo (3, H, W tensor) and its bool (H, W) mask at the output geometry (`resize_to_canvas`, the mask on
     the photo's device)."""
     mask = torch.from_numpy(np.array(mask, dtype=bool)).to(image.device)
-    return resize_to_canvas(image, mask, settings["size"], settings["resize_mode"], settings["pad_value"])
+    return resize_to_canvas(
+        image, mask, settings["size"], settings["resize_mode"], settings["pad_value"], settings["resample"]
+    )
 
 
 def cut_out(
@@ -133,7 +156,7 @@ def cut_out(
     `hidden_view`'s view, normalised alike. Towers with the same statistics share one normalised canvas."""
     hidden = hidden_view(canvas, settings["cutout_style"])
     canvas_mask = canvas_mask.unsqueeze(-3)  # over the channels, of one canvas (3, H, W) or a batch (N, 3, H, W)
-    stats = {tower: (settings[f"{tower}_image_mean"], settings[f"{tower}_image_std"]) for tower in ("roi", "context")}
+    stats = {tower: _stats(settings, tower) for tower in ("roi", "context")}
     do_normalize, fill_value, complement = settings["do_normalize"], settings["fill_value"], settings["context_mode"]
     shown = {"roi": normalize(canvas, *stats["roi"], do_normalize)}
     same = stats["context"] == stats["roi"]
@@ -150,6 +173,10 @@ def cut_out(
     return roi, torch.where(canvas_mask, covered["context"], shown["context"])
 
 
+def _stats(settings: Mapping[str, Any], tower: str) -> tuple[list[float], list[float]]:
+    return settings[f"{tower}_image_mean"], settings[f"{tower}_image_std"]
+
+
 def token_masks(settings: Mapping[str, Any], canvas_mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """The patches each tower reads (`token_grid_rvernet.token_keep_masks` with the settings' `patch_size`,
     `token_keep_threshold`, `token_margin` and `context_mode`); empty without a `patch_size`."""
@@ -162,23 +189,63 @@ def token_masks(settings: Mapping[str, Any], canvas_mask: torch.Tensor) -> dict[
     )
 
 
+def cut_then_resize(
+    settings: Mapping[str, Any], image: torch.Tensor, mask: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The official code's order (`cut_before_resize=True`): the two cut-outs made at the photo's size (the hidden part
+    black), then each resized and letterboxed on its own (its pad grey). Returns (ROI canvas, context canvas, the
+    mask at the output size), before normalisation."""
+    mask = torch.from_numpy(np.array(mask, dtype=bool)).to(image.device)
+    geometry = (settings["size"], settings["resize_mode"], settings["pad_value"], settings["resample"])
+    roi, canvas_mask = resize_to_canvas(image * mask, mask, *geometry)
+    context = image * ~mask if settings["context_mode"] == "complement" else image
+    return roi, resize_to_canvas(context, None, *geometry)[0], canvas_mask
+
+
+def sample_cutouts(
+    settings: Mapping[str, Any], image: torch.Tensor, mask: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One photo (3, H, W tensor) and its bool mask -> (roi, context, the mask at the output size), normalised: what
+    `cutout_batch` makes of it, in either order (`cut_before_resize`)."""
+    if settings["cut_before_resize"]:
+        roi, context, canvas_mask = cut_then_resize(settings, image, mask)
+        shown = [
+            normalize(view, *_stats(settings, t), settings["do_normalize"])
+            for view, t in ((roi, "roi"), (context, "context"))
+        ]
+        return (*shown, canvas_mask)
+    canvas, canvas_mask = to_canvas(settings, image, mask)
+    return (*cut_out(settings, canvas, canvas_mask), canvas_mask)
+
+
 def cutout_batch(
     settings: Mapping[str, Any], arrays: list, masks_per_image: list, device=None, with_boxes: bool = False
 ) -> dict[str, torch.Tensor]:
     """One sample per (image, mask): the two cut-outs, `roi_image_index`, the token masks when `patch_size` is set,
     and with `with_boxes` each mask's extent `roi_boxes`. Each sample is resized on its own; the normalisation and
-    the cut-out fills run once over the stacked batch (the same values as `cut_out` per sample)."""
+    the cut-out fills run once over the stacked batch (the same values as `cut_out` per sample). With
+    `cut_before_resize`, each sample's cut-outs are `cut_then_resize`'s, normalised once over the batch."""
     canvases, canvas_masks, image_index, boxes = [], [], [], []
     for index, (array, masks) in enumerate(zip(arrays, masks_per_image)):
         tensor = to_chw_uint8(array).to(device)
         for mask in masks:
-            canvas, canvas_mask = to_canvas(settings, tensor, mask)
-            canvases.append(canvas)
+            if settings["cut_before_resize"]:
+                roi, context, canvas_mask = cut_then_resize(settings, tensor, mask)
+                canvases.append((roi, context))
+            else:
+                canvas, canvas_mask = to_canvas(settings, tensor, mask)
+                canvases.append(canvas)
             canvas_masks.append(canvas_mask)
             image_index.append(index)
             boxes.append(mask_box(mask) if with_boxes else None)
     canvas_masks = torch.stack(canvas_masks)
-    rois, contexts = cut_out(settings, torch.stack(canvases), canvas_masks)
+    if settings["cut_before_resize"]:
+        rois, contexts = (
+            normalize(torch.stack([pair[k] for pair in canvases]), *_stats(settings, tower), settings["do_normalize"])
+            for k, tower in enumerate(("roi", "context"))
+        )
+    else:
+        rois, contexts = cut_out(settings, torch.stack(canvases), canvas_masks)
     data = {
         "roi_pixel_values": rois,
         "context_pixel_values": contexts,
@@ -203,9 +270,8 @@ def pair_batch(settings: Mapping[str, Any], roi_images: Any, context_images: Any
         canvases = []
         for index, image in enumerate(images):
             array = load_image(image, index, settings["pad_value"], input_data_format, settings["do_convert_rgb"])
-            canvas, _ = resize_to_canvas(
-                to_chw_uint8(array), None, settings["size"], settings["resize_mode"], settings["pad_value"]
-            )
+            geometry = (settings["size"], settings["resize_mode"], settings["pad_value"], settings["resample"])
+            canvas, _ = resize_to_canvas(to_chw_uint8(array), None, *geometry)
             canvases.append(normalize(canvas, mean, std, settings["do_normalize"]))
         inputs[f"{tower}_pixel_values"] = torch.stack(canvases)
     return inputs

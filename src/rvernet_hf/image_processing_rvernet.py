@@ -25,10 +25,18 @@ import torch
 from huggingface_hub.errors import StrictDataclassError
 from transformers.image_processing_backends import TorchvisionBackend
 from transformers.image_processing_utils import BatchFeature
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 from transformers.utils import logging
 
-from .cutouts_rvernet import cut_out, cutout_batch, normalize, pair_batch, resize_to_canvas, to_canvas, token_masks
+from .cutouts_rvernet import (
+    RESAMPLE_FILTERS,
+    cutout_batch,
+    normalize,
+    pair_batch,
+    resize_to_canvas,
+    sample_cutouts,
+    token_masks,
+)
 from .image_utils_rvernet import describe_image, load_image, load_mask, to_chw_uint8
 from .prompts_rvernet import RoiPrompt
 from .roi_masks_rvernet import SegmenterSettings, find_roi_masks, segmenter_for
@@ -38,7 +46,7 @@ from .token_grid_rvernet import normalize_patch_sizes
 
 logger = logging.get_logger(__name__)
 
-RESIZE_MODES = ("letterbox", "resize")
+RESIZE_MODES = ("letterbox", "letterbox_official", "resize")
 CONTEXT_MODES = ("complement", "full")
 CUTOUT_STYLES = ("fill", "blur", "dim")
 _TOWER_STATS = ("roi_image_mean", "roi_image_std", "context_image_mean", "context_image_std")
@@ -54,7 +62,11 @@ class RveRNetImageProcessorKwargs(TypedDict, total=False):
 
     size (`dict`, *optional*, defaults to `{"height": 224, "width": 224}`): Output size of both cut-outs.
     resize_mode (`str`, *optional*, defaults to `"letterbox"`):
-        `"letterbox"` keeps the aspect ratio and pads with `pad_value` (the paper); `"resize"` stretches.
+        `"letterbox"` keeps the aspect ratio and pads with `pad_value` (the paper); `"letterbox_official"` does it as
+        the official code's `ResizeAndPad` (the short side floored, the odd pad pixel on the left/top); `"resize"`
+        stretches.
+    resample (`int`, *optional*, defaults to `PILImageResampling.BILINEAR`): The photo's resampling filter:
+        bilinear, or `PILImageResampling.BICUBIC` (PIL's default, the official code's); antialiased either way.
     pad_value (`int`, *optional*, defaults to 125): Grey level (0-255) of letterbox padding, as the paper.
     do_normalize (`bool`, *optional*, defaults to `True`): Normalise each cut-out with its tower's mean/std.
     do_convert_rgb (`bool`, *optional*, defaults to `True`): Convert grey, RGBA, 16-bit, ... images to RGB
@@ -69,6 +81,10 @@ class RveRNetImageProcessorKwargs(TypedDict, total=False):
         The value written (after normalisation) where a cut-out hides pixels. 0.0 is each tower's mean colour.
     cutout_style (`str`, *optional*, defaults to `"fill"`): What a cut-out shows where it hides: `"fill"`
         (`fill_value`, the paper), `"blur"` or `"dim"` (the hidden part blurred or darkened; see `hidden_view`).
+    cut_before_resize (`bool`, *optional*, defaults to `False`): Cut at the photo's size (the hidden part black),
+        then resize and letterbox each cut-out on its own (its pad grey): the official code's order, whose
+        cut-outs it reproduces. Goes with `cutout_style="fill"` and `fill_value=0.0` (the hidden part is black in the
+        photo). `False`: the photo and its mask are resized, then cut at the output size (a sharp ROI edge).
     patch_size (`int` or `dict`, *optional*), token_keep_threshold (`float`, defaults to 0.0), token_margin
         (`int`, defaults to 0): With `patch_size` (each ViT-family tower's, `{"roi": 16, "context": 16}` or an
         int for both, as `model.token_patch_sizes` gives it; `size` must be a multiple of it) the output also has
@@ -91,6 +107,7 @@ class RveRNetImageProcessorKwargs(TypedDict, total=False):
     image_mean: _Stats | None  # both towers at once: never saved, see `_both_towers`
     image_std: _Stats | None
     resize_mode: str
+    resample: int
     pad_value: int
     roi_image_mean: _Stats
     roi_image_std: _Stats
@@ -99,6 +116,7 @@ class RveRNetImageProcessorKwargs(TypedDict, total=False):
     context_mode: str
     fill_value: _Number
     cutout_style: str
+    cut_before_resize: bool
     patch_size: int | dict[str, int | None] | None
     token_keep_threshold: _Number
     token_margin: int
@@ -223,6 +241,7 @@ class RveRNetImageProcessor(SegmenterPart, TorchvisionBackend):
     # The pixel settings.
     size = {"height": 224, "width": 224}
     resize_mode = "letterbox"
+    resample = PILImageResampling.BILINEAR
     pad_value = 125
     do_normalize = True
     do_convert_rgb = True
@@ -233,6 +252,7 @@ class RveRNetImageProcessor(SegmenterPart, TorchvisionBackend):
     context_mode = "complement"
     fill_value = 0.0
     cutout_style = "fill"
+    cut_before_resize = False
     patch_size = None
     token_keep_threshold = 0.0
     token_margin = 0
@@ -303,9 +323,7 @@ class RveRNetImageProcessor(SegmenterPart, TorchvisionBackend):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One RGB uint8 (H, W, 3) image and its bool (H, W) mask -> (roi, context, mask at the output size),
         computed on `device` (default CPU)."""
-        settings = self._merge_and_standardize_kwargs()
-        canvas, canvas_mask = to_canvas(settings, to_chw_uint8(image).to(device), mask)
-        return (*cut_out(settings, canvas, canvas_mask), canvas_mask)
+        return sample_cutouts(self._merge_and_standardize_kwargs(), to_chw_uint8(image).to(device), mask)
 
     def token_masks(self, canvas_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """The patches each tower reads (see `patch_size`), from the ROI mask at the output size (`make_cutouts`'
@@ -555,6 +573,8 @@ def canonical_settings(settings: dict[str, Any]) -> dict[str, Any]:
             settings[name] = kind(settings[name])
     if settings.get("token_margin") is not None:
         settings["token_margin"] = int(settings["token_margin"])
+    if settings.get("resample") is not None:  # PIL's numbering, saved as the number
+        settings["resample"] = int(settings["resample"])
     for name in SegmenterSettings.flat_fields():
         if name in settings:
             settings[name] = SegmenterSettings.convert_flat(name, settings[name])
@@ -573,7 +593,17 @@ def check_settings(settings: dict[str, Any]) -> None:
     for name in _TOWER_STATS:
         if len(settings[name]) != 3:
             raise ValueError(f"`{name}` must have 3 values (RGB), got {settings[name]}.")
-    for name in ("do_normalize", "do_convert_rgb"):
+    if settings["resample"] not in RESAMPLE_FILTERS:
+        raise ValueError(
+            f"`resample` must be PILImageResampling.BILINEAR (2) or BICUBIC (3), got {settings['resample']!r}."
+        )
+    if settings["cut_before_resize"] and (settings["cutout_style"] != "fill" or settings["fill_value"] != 0.0):
+        raise ValueError(
+            "`cut_before_resize=True` cuts at the photo's size, the hidden part black (the official code's order): it "
+            f"goes with cutout_style='fill' and fill_value=0.0, got {settings['cutout_style']!r} and "
+            f"{settings['fill_value']!r}."
+        )
+    for name in ("do_normalize", "do_convert_rgb", "cut_before_resize"):
         if not isinstance(settings[name], bool):
             raise ValueError(f"`{name}` must be True or False, got {settings[name]!r}.")
     if not 0 <= settings["pad_value"] <= 255:

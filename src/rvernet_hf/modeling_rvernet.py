@@ -410,6 +410,22 @@ class RveRNetModel(RveRNetPreTrainedModel):
                     )
         self.post_init()
 
+    def freeze_towers(self, frozen: bool = True) -> None:
+        """Freeze both towers, as the official model's `freeze()` does: no gradients, and evaluation mode kept while
+        the model trains, so that their weights and batch-norm statistics stay as loaded, bit for bit; only what
+        reads them (the fusion head) learns. `frozen=False` undoes it."""
+        self.towers_frozen = frozen
+        for tower in (self.roi_model, self.context_model):
+            tower.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if getattr(self, "towers_frozen", False):  # frozen towers never leave evaluation mode
+            self.roi_model.eval()
+            self.context_model.eval()
+        return self
+
     def _check_pixel_values(self, roi_pixel_values: torch.Tensor | None, context_pixel_values: torch.Tensor | None):
         for name, value, tower_config in (
             ("roi_pixel_values", roi_pixel_values, self.config.roi_config),
@@ -590,6 +606,10 @@ class RveRNetForImageClassification(RveRNetPreTrainedModel):
     @property
     def context_output_size(self) -> int:
         return self.rvernet.context_output_size
+
+    def freeze_towers(self, frozen: bool = True) -> None:
+        """Train the fusion head only: see [`RveRNetModel.freeze_towers`]."""
+        self.rvernet.freeze_towers(frozen)
 
     def _check_labels(self, labels: torch.Tensor, batch_size: int) -> None:
         if labels.shape[0] != batch_size:

@@ -1,8 +1,13 @@
 # Copyright 2026 The rvernet-hf developers. Licensed under the Apache License, Version 2.0.
 """Tiny random models for tests, examples and benchmark smoke runs (the way `transformers.testing_utils` serves
 transformers' tests): deliberately odd tower configs (hidden 32, intermediate 37, 30 px images) so that shape bugs
-fail loudly, and a tiny random model of every promptable segmenter family. Random weights: their outputs mean
-nothing; their shapes, code paths and costs are real. Not imported by the files uploaded with a model."""
+fail loudly, a tiny random model of every promptable segmenter family, and the official RveRNet code's model as it
+is described (`OfficialRveRNet`, `save_official_checkpoint`: the converter's counterpart). Random weights: their
+outputs mean nothing; their shapes, code paths and costs are real. Not imported by the files uploaded with a
+model."""
+
+import torch
+
 
 IMAGE_SIZE = 30
 
@@ -414,8 +419,86 @@ def scene_oracle(config=None, seed: int = 0):
     return model
 
 
+# ---------------------------------------------------------------------------------- the official code's model
+
+
+class OfficialRveRNet(torch.nn.Module):
+    """`RveRNet(backbone1, backbone2, input_size, num_classes)` as the official `RveRNets/models.py` is described:
+    the two backbones' ImageNet logits (`.logits` for transformers' models) concatenated -> `integrated_fc1` (640) ->
+    ReLU -> `integrated_fc2` -> `LogSoftmax`."""
+
+    def __init__(self, roi_module, extra_roi_module, num_classes: int):
+        super().__init__()
+        self.roi_module, self.extra_roi_module = roi_module, extra_roi_module
+        self.integrated_fc1 = torch.nn.Linear(2000, 640)
+        self.integrated_fc2 = torch.nn.Linear(640, num_classes)
+        self.softmax = torch.nn.LogSoftmax(1)
+
+    def forward(self, x1, x2):
+        outputs = [module(x) for module, x in ((self.roi_module, x1), (self.extra_roi_module, x2))]
+        outputs = [out if isinstance(out, torch.Tensor) else out.logits for out in outputs]
+        return self.softmax(self.integrated_fc2(torch.relu(self.integrated_fc1(torch.cat(outputs, dim=1)))))
+
+
+_VIT_B = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
+
+
+def official_backbone(name: str, seed: int):
+    """The official code's backbones at their ImageNet shapes, random weights (every weight non-zero, batch-norm
+    statistics random: an all-zero head or an identity batch norm would hide a wrong mapping)."""
+    import torchvision
+    from transformers import DeiTConfig, DeiTForImageClassification, ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(seed)
+    if name == "mnet":
+        model = torchvision.models.mobilenet_v2(weights=None)
+    elif name == "vit":
+        model = torchvision.models.vit_b_16(weights=None)
+    elif name == "deit":  # facebook/deit-base-patch16-224 is a ViT checkpoint
+        model = ViTForImageClassification(ViTConfig(**_VIT_B, image_size=224, patch_size=16, num_labels=1000))
+    else:  # deit-dist: facebook/deit-base-distilled-patch16-224 loaded as DeiTForImageClassification (class head)
+        model = DeiTForImageClassification(DeiTConfig(**_VIT_B, image_size=224, patch_size=16, num_labels=1000))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if not parameter.abs().sum():
+                parameter.normal_(0, 0.02, generator=generator)
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.1, generator=generator)
+                module.running_var.uniform_(0.5, 1.5, generator=generator)
+    return model.eval()
+
+
+def save_official_checkpoint(path, roi: str, context: str, num_classes: int = 5, legacy_names: bool = False):
+    """The official model saved as its training script saves it: `torch.save` of the `nn.DataParallel` wrapper's
+    state dict (keys `module.*`). `legacy_names`: transformers' backbones under the names transformers 4 gave their
+    weights (the official code's era), as their checkpoints on the Hub still name them."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+    from transformers import DeiTForImageClassification, ViTForImageClassification
+
+    path = Path(path)
+    model = OfficialRveRNet(official_backbone(roi, 0), official_backbone(context, 1), num_classes).eval()
+    state = torch.nn.DataParallel(model).state_dict()
+    if legacy_names:
+        for prefix, backbone in (
+            ("module.roi_module.", model.roi_module),
+            ("module.extra_roi_module.", model.extra_roi_module),
+        ):
+            if isinstance(backbone, (ViTForImageClassification, DeiTForImageClassification)):
+                folder = path.with_suffix(f".{prefix.split('.')[1]}")
+                backbone.save_pretrained(folder)  # transformers 5 writes the legacy (4.x) names
+                state = {k: v for k, v in state.items() if not k.startswith(prefix)}
+                state.update({prefix + k: v for k, v in load_file(folder / "model.safetensors").items()})
+    torch.save(state, path)
+    return model
+
+
 __all__ = [
     "IMAGE_SIZE",
+    "OfficialRveRNet",
     "SEGMENTER_FAMILIES",
     "TOWER_FAMILIES",
     "folder_training_args",
@@ -423,7 +506,9 @@ __all__ = [
     "machine_facts",
     "median_seconds",
     "oracle_scene",
+    "official_backbone",
     "python_command",
+    "save_official_checkpoint",
     "scene_oracle",
     "tiny_sam",
     "tiny_sam3",

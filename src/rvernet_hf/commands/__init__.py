@@ -4,9 +4,9 @@ parser with `run(args) -> int` as its function (as transformers' command line re
 `train` parse their own arguments (their `main(argv)`), so that `--help` and a JSON file reach their parsers. What a
 command does lives in the modules it calls: a command parses, checks and prints."""
 
-from . import app, demo, env, evaluate, export, masks, predict, push, train
+from . import app, convert_original, demo, env, evaluate, export, masks, predict, push, train
 
 
-COMMANDS = (demo, train, predict, evaluate, masks, export, push, app, env)
+COMMANDS = (demo, train, predict, evaluate, masks, export, convert_original, push, app, env)
 
 __all__ = ["COMMANDS"]

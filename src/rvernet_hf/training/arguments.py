@@ -2,6 +2,7 @@
 """The training job's arguments: `ModelArguments`, `DataArguments`, `HubArguments` (plus transformers'
 `TrainingArguments`, extended by `DistillationTrainingArguments`), parsed from the command line or one JSON file."""
 
+import json
 import math
 import os
 import sys
@@ -127,6 +128,22 @@ class ModelArguments:
         },
     )
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the checkpoints."})
+    freeze_towers: bool = field(
+        default=False,
+        metadata={
+            "help": "Train the fusion head only: the towers keep their weights and batch-norm statistics bit for bit "
+            "(evaluation mode) and the optimizer holds the head alone, as the official model's `freeze()`."
+        },
+    )
+    recipe: str | None = field(
+        default=None,
+        metadata={
+            "help": "A preset of training settings, each one you do not give yourself: paper = the official code's "
+            "(Adam, lr 4e-3, 10 %% linear warm-up then cosine decay stepped per optimizer step, batch 50 per device, "
+            "30 epochs, horizontal flip 0.5 and no random crop, 224 px).",
+            "choices": ["paper"],
+        },
+    )
 
 
 @dataclass
@@ -287,9 +304,40 @@ def check_paths(*argument_groups) -> None:
             check_existing_path(getattr(group, name, None), f"--{name}")
 
 
+# `--recipe NAME`: training settings as a preset. The paper's is the official code's `train_RveRNet.py` and
+# `train_config_FoodSeg103.yaml` (Adam = AdamW without weight decay; its warm-up and cosine decay stepped per
+# optimizer step, as its `WarmupCosineSchedule` counts them, not once per epoch as its loop called it).
+RECIPES = {
+    "paper": {
+        "learning_rate": 4e-3,
+        "optim": "adamw_torch",
+        "weight_decay": 0.0,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": 0.1,
+        "per_device_train_batch_size": 50,
+        "num_train_epochs": 30,
+        "flip_prob": 0.5,
+        "crop_scale_min": 1.0,
+        "image_size": 224,
+    }
+}
+
+
+def with_recipe(argv: list[str]) -> list[str]:
+    """The command line with its recipe's settings put before its own (argparse keeps an option's last value: what
+    is given on the command line wins)."""
+    name = next((argv[i + 1] for i, token in enumerate(argv[:-1]) if token == "--recipe"), None)
+    name = name or next((token.split("=", 1)[1] for token in argv if token.startswith("--recipe=")), None)
+    if name not in RECIPES:
+        return argv  # none, or a name argparse refuses with the choices
+    return [*(token for key, value in RECIPES[name].items() for token in (f"--{key}", str(value))), *argv]
+
+
 def parse_args(argv: list[str] | None = None):
     parser = HfArgumentParser((ModelArguments, DataArguments, DistillationTrainingArguments, HubArguments))
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+        with open(os.path.abspath(argv[0]), encoding="utf-8") as handle:
+            given = json.load(handle)
+        return parser.parse_dict({**RECIPES.get(given.get("recipe"), {}), **given})
+    return parser.parse_args_into_dataclasses(args=with_recipe(argv))

@@ -16,7 +16,18 @@ def build_model(model_args: ModelArguments, id2label: dict[int, str]):
     if model_args.model_type == "single":
         if model_args.cutout_style not in (None, "fill"):
             raise ValueError("--cutout_style is RveRNet's: a single classifier's cut-outs are filled.")
+        if model_args.freeze_towers:
+            raise ValueError(
+                "--freeze_towers is RveRNet's (train its fusion head only): a single classifier has none."
+            )
         return _single_classifier(model_args, id2label)
+    model, processor, preprocessing = _build_rvernet(model_args, id2label)
+    if model_args.freeze_towers:
+        model.freeze_towers()
+    return model, processor, preprocessing
+
+
+def _build_rvernet(model_args: ModelArguments, id2label: dict[int, str]):
     # Only what was asked for: a saved processor keeps its own settings otherwise.
     settings = {
         name: value
