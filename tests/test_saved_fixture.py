@@ -78,7 +78,7 @@ def test_saved_processor_settings_round_trip(name):
     kept = {"all_objects_strategy": "grid"}  # new processors decode the grid adaptively; saved ones as they did
     for key in set(again) - set(saved):  # settings added since: values that keep the old behaviour
         assert again[key] == kept.get(key, getattr(RveRNetImageProcessor, key)), key
-    assert set(again) - set(saved) <= {"cutout_style", "all_objects_strategy"}
+    assert set(again) - set(saved) <= {"cutout_style", "all_objects_strategy", "resample", "cut_before_resize"}
 
 
 @pytest.mark.parametrize("name", PROCESSORS)
