@@ -215,3 +215,31 @@ def test_evaluation_matches_labels_by_name(tmp_path, synthetic_data, tower_dir):
     unknown = load_image_folder_dataset(tmp_path / "validation", tmp_path / "validation_masks")
     with pytest.raises(ValueError, match=r"label\(s\) \['sushi'\] are not the model's"):
         evaluate_model(model, transform, unknown)
+
+
+def test_a_perturbation_that_cannot_apply_is_refused_before_the_first_row_naming_the_file(tmp_path, monkeypatch):
+    """Issue 35.3: `evaluate` refused such a perturbation after the rows before it were computed, naming "sample 0"
+    but not its file."""
+    from PIL import Image
+
+    from rvernet_hf import evaluation
+    from rvernet_hf.data import load_image_folder_dataset
+
+    for name, height in (("wide", 20), ("thin", 2)):
+        (tmp_path / "photos" / "a").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "masks" / "a").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "photos" / "a" / f"{name}.png")
+        mask = np.zeros((40, 40), np.uint8)
+        mask[10 : 10 + height, 5:35] = 255
+        Image.fromarray(mask).save(tmp_path / "masks" / "a" / f"{name}.png")
+    dataset = load_image_folder_dataset(tmp_path / "photos", tmp_path / "masks")
+    monkeypatch.setattr(evaluation, "evaluate_model", lambda *a, **k: pytest.fail("a row was computed"))
+
+    class Config:
+        id2label = {0: "a"}
+
+    class Model:
+        config = Config()
+
+    with pytest.raises(ValueError, match=r"erode:0\.5 cannot apply to sample \d \(.*thin\.png\): .*empties the ROI"):
+        evaluation.evaluate_mask_perturbations(Model(), None, dataset, "none,box,erode:0.5")

@@ -104,3 +104,19 @@ def test_the_benchmark_records_each_scenes_other_objects_without_changing_a_byte
         assert np.array_equal(plain[0], pixels) and np.array_equal(plain[1], mask) and plain[2] == spec
         assert objects.dtype == np.uint8 and objects.shape == mask.shape
         assert not (objects[mask] > 0).any() and len(np.unique(objects)) >= 3  # background + 2 context objects
+
+
+def test_an_erosion_that_empties_every_roi_is_refused_when_parsed():
+    """Issue 35.3: `--mask_perturbations erode:1` emptied every ROI, so every draw was skipped and the run trained on
+    the exact masks without a word. An erosion by 0.7 of the ROI's size empties even a disk (the shape erosion
+    empties last): refused when parsed, for training and evaluation alike."""
+    for strength in ("0.7", "1"):
+        for training in (True, False):
+            with pytest.raises(ValueError, match=f"erode:{strength}' can never apply"):
+                parse_perturbations(f"none,erode:{strength}", training=training)
+    yy, xx = np.mgrid[:120, :120]
+    for radius in (2, 3, 8, 21, 45):  # the threshold's claim, on disks
+        disk = (yy - 60) ** 2 + (xx - 60) ** 2 <= radius**2
+        with pytest.raises(ValueError, match="empties the ROI"):
+            perturb_mask(disk, "erode", 0.7, sample_rng(0, 0))
+        assert perturb_mask(disk, "erode", 0.5, sample_rng(0, 0)).any()

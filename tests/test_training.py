@@ -526,3 +526,23 @@ def test_decoded_cache_keeps_to_its_budget_and_protects_what_it_keeps():
         photo[0, 0] = 1
     with pytest.raises(ValueError, match="MiB >= 0"):
         DecodedCache(-1)
+
+
+def test_the_run_says_how_many_mask_augmentations_could_not_apply(tmp_path, synthetic_data, tower_dir, caplog):
+    """Issue 35.3: a draw that cannot apply to one small ROI is skipped; the run counts and says how many were."""
+    import json
+    import logging
+
+    from conftest import rvernet_args
+    from rvernet_hf.training import main
+
+    arguments = [*rvernet_args(synthetic_data, tower_dir), "--output_dir", str(tmp_path / "out"), "--do_train"]
+    arguments += ["--max_steps", "2", "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    arguments += ["--mask_augmentation", "1", "--mask_perturbations", "erode:0.55"]
+    with caplog.at_level(logging.WARNING):
+        main(arguments)
+    metrics = json.loads((tmp_path / "out" / "train_results.json").read_text())
+    drawn = metrics["mask_augmentation_drawn"]
+    assert drawn >= 2 * 8 and drawn % 8 == 0  # every sample fetched drew one (Trainer may fetch a batch ahead)
+    assert 0 < metrics["mask_augmentation_skipped"] <= metrics["mask_augmentation_drawn"]
+    assert f"{metrics['mask_augmentation_skipped']} of {drawn} perturbations drawn" in caplog.text

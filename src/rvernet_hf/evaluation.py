@@ -177,6 +177,7 @@ def evaluate_mask_perturbations(
     others = None
     if any(kind in NEEDS_OTHER_OBJECTS for kind, _ in parsed):
         others = other_object_masks(dataset)  # refused here, before any model runs, when the data has none
+    check_perturbations_apply(dataset, parsed, seed, others)
     rows = []
     for kind, strength in parsed:
         ious = []
@@ -200,6 +201,49 @@ def evaluate_mask_perturbations(
         name = describe(kind, strength)
         rows.append({"perturbation": name, "mean_iou": float(np.mean(ious)), "samples": len(kept), **metrics})
     return rows
+
+
+def check_perturbations_apply(dataset, parsed: list, seed: int, others=None) -> None:
+    """Every perturbation drawn on every sample's mask, as its row will draw it, before the first row: one that
+    cannot apply (it would empty a mask, or cover the whole photo) is refused naming the sample and its file, before
+    the model reads anything. Only the mask column is decoded here."""
+    from .perturbations import NEEDS_OTHER_OBJECTS, describe, perturb_mask, sample_rng
+
+    checked = [(kind, strength) for kind, strength in parsed if kind != "none"]
+    if not checked or "roi_mask" not in dataset.column_names:
+        return
+    masks = dataset.select_columns(["roi_mask"])
+    for index in range(len(dataset)):
+        raw = masks[index]["roi_mask"]
+        if raw is None:
+            continue
+        shape = raw.size[::-1] if hasattr(raw, "size") and not hasattr(raw, "shape") else np.asarray(raw).shape[:2]
+        mask = load_mask(raw, index, tuple(shape), allow_full=True)
+        for kind, strength in checked:
+            if kind in NEEDS_OTHER_OBJECTS and not (others and others[index]):
+                continue  # that row leaves such samples out
+            try:
+                perturb_mask(mask, kind, strength, sample_rng(seed, index), others and others[index])
+            except ValueError as error:
+                raise ValueError(
+                    f"mask perturbation {describe(kind, strength)} cannot apply to sample {index} "
+                    f"({_sample_name(dataset, index)}): {error}"
+                ) from None
+
+
+def _sample_name(dataset, index: int) -> str:
+    """The file a sample's photo came from, when the dataset knows it."""
+    import datasets
+
+    if "image" not in dataset.column_names:
+        return "no file name"
+    cell = (
+        dataset.cast_column("image", datasets.Image(decode=False))[index]["image"]
+        if isinstance(dataset.features.get("image"), datasets.Image)
+        else dataset[index]["image"]
+    )
+    path = cell.get("path") if isinstance(cell, dict) else getattr(cell, "filename", None)
+    return path or "an image without a file name"
 
 
 def other_object_masks(dataset) -> list[list[np.ndarray]]:

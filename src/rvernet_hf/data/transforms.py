@@ -167,6 +167,7 @@ class RveRNetTransform:
         self.mask_augmentation = mask_augmentation
         self.mask_perturbations = parse_perturbations(mask_perturbations, training=True)
         self._epoch = _shared_epoch(0)
+        self._augmentations = _shared_counts()  # [drawn, skipped]: mask perturbations this run
         if decoded_cache is not None and not isinstance(decoded_cache, DecodedCache):
             decoded_cache = DecodedCache(decoded_cache)
         self.decoded_cache = decoded_cache
@@ -182,15 +183,25 @@ class RveRNetTransform:
     def epoch(self, value: int) -> None:
         self._epoch.value = int(value)
 
+    @property
+    def mask_augmentation_counts(self) -> tuple[int, int]:
+        """(perturbations drawn, those that could not apply to their ROI and kept the exact mask) so far, counted
+        across this process's dataloader workers."""
+        with self._augmentations.get_lock():
+            return int(self._augmentations[0]), int(self._augmentations[1])
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         if multiprocessing.context.get_spawning_popen() is None:  # not a worker being started: a private copy
             state["_epoch"] = int(self._epoch.value)
+            state["_augmentations"] = list(self.mask_augmentation_counts)
         return state
 
     def __setstate__(self, state: dict) -> None:
         if isinstance(state["_epoch"], int):
             state["_epoch"] = _shared_epoch(state["_epoch"])
+        if isinstance(state.get("_augmentations"), list):
+            state["_augmentations"] = _shared_counts(*state["_augmentations"])
         self.__dict__.update(state)
 
     def _read(self, batch: dict[str, list], position: int, image: Any, mask: Any):
@@ -251,9 +262,13 @@ class RveRNetTransform:
         rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
         kind, strength = self.mask_perturbations[choice]
         try:
-            return perturb_mask(mask, kind, strength, rng)
+            changed, skipped = perturb_mask(mask, kind, strength, rng), 0
         except ValueError:
-            return mask
+            changed, skipped = mask, 1
+        with self._augmentations.get_lock():  # counted, so that the run says how many could not apply
+            self._augmentations[0] += 1
+            self._augmentations[1] += skipped
+        return changed
 
     def generator_for(self, batch: dict[str, list], position: int) -> torch.Generator | None:
         """The per-sample generator (seeded by seed, epoch and sample index), or None for the global one."""
@@ -314,6 +329,11 @@ def _shared_epoch(value: int):
     """An epoch counter in shared memory: a dataloader worker forked or spawned from this process reads the value
     the main process writes later."""
     return multiprocessing.RawValue("q", value)
+
+
+def _shared_counts(drawn: int = 0, skipped: int = 0):
+    """Counters in shared memory (with a lock) that dataloader workers add to and the main process reads."""
+    return multiprocessing.Array("q", [drawn, skipped])
 
 
 class DecodedCache(dict):

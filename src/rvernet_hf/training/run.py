@@ -171,6 +171,15 @@ def _run(model_args, data_args, training_args, hub_args, checkpoint, push_wanted
     results: dict = {}
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        drawn, skipped = train_transform.mask_augmentation_counts
+        if drawn:  # a draw that cannot apply to its ROI (an erosion of a thin one) keeps the exact mask: say how often
+            train_result.metrics["mask_augmentation_skipped"] = skipped
+            train_result.metrics["mask_augmentation_drawn"] = drawn
+            if skipped:
+                logger.warning(
+                    f"mask augmentation: {skipped} of {drawn} perturbations drawn in this process could not apply to "
+                    f"their ROI ({skipped / drawn:.1%}) and kept the exact mask."
+                )
         trainer.save_model()
         if trainer.is_world_process_zero() and model_args.model_type == "rvernet":
             save_prompted_pipeline(training_args.output_dir)
