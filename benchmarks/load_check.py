@@ -28,7 +28,7 @@ def main(argv=None) -> dict:
 
     from rvernet_hf import RveRNetConfig, RveRNetForImageClassification
     from rvernet_hf.testing_utils import machine_facts, median_seconds
-    from rvernet_hf.weights_rvernet import check_finite_weights
+    from rvernet_hf.weights_rvernet import check_finite_weights, verify_checksums
 
     logging.set_verbosity_error()
     tower = DeiTConfig(
@@ -48,16 +48,20 @@ def main(argv=None) -> dict:
         load = median_seconds(lambda: RveRNetForImageClassification.from_pretrained(folder), args.repeats)
         loaded = RveRNetForImageClassification.from_pretrained(folder)
         check = median_seconds(lambda: check_finite_weights(loaded, folder), max(args.repeats, 5))
+        checksum = median_seconds(lambda: verify_checksums(folder), max(args.repeats, 5))
     figures = {
         **machine_facts(),
         "parameters": parameters,
         "from_pretrained_s": load,
         "finite_check_s": check,
+        "checksum_s": checksum,
         "check_share_of_load": check / load,
+        "checksum_share_of_load": checksum / load,
     }
     print(f"RveRNet, two DeiT towers ({args.layers} layers, {args.hidden} wide): {parameters / 1e6:.0f} M parameters")
-    print(f"  from_pretrained (check included): {load:.3f} s; the finite-weights check: {check * 1000:.1f} ms")
-    print(f"  the check is {100 * check / load:.1f} % of the load")
+    print(f"  from_pretrained (checks included): {load:.3f} s; the finite-and-magnitude check: {check * 1000:.1f} ms")
+    print(f"  the weights file's sha256 against the one written at save: {checksum * 1000:.1f} ms")
+    print(f"  the checks are {100 * check / load:.1f} % and {100 * checksum / load:.1f} % of the load")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return figures

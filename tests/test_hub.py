@@ -82,6 +82,7 @@ def test_dry_run_writes_exactly_the_uploadable_files(model_folder, tmp_path):
         "preprocessor_config.json",
         "prompts_rvernet.py",
         "roi_masks_rvernet.py",
+        "rvernet_weights.json",  # the weights' checksum, checked when they are loaded
         "segmenters_rvernet.py",
         "token_grid_rvernet.py",  # shared by the processor and the model
         "towers_rvernet.py",

@@ -460,14 +460,14 @@ def test_remote_code_processor_without_the_package(tmp_path):
         assert torch.equal(got[key], value), key
 
 
-def _damage_first_float_tensor(weights_file) -> str:
+def _damage_first_float_tensor(weights_file, fill: bytes = b"\xff") -> str:
     """Overwrite the data of the safetensors file's first float32 tensor with NaN bytes, its header intact."""
     raw = bytearray(weights_file.read_bytes())
     header_size = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8 : 8 + header_size])
     name = next(key for key, info in header.items() if key != "__metadata__" and info["dtype"] == "F32")
     start, end = header[name]["data_offsets"]
-    raw[8 + header_size + start : 8 + header_size + end] = b"\xff" * (end - start)
+    raw[8 + header_size + start : 8 + header_size + end] = fill * (end - start)
     weights_file.write_bytes(bytes(raw))
     return name
 
@@ -480,6 +480,9 @@ def test_damaged_weights_are_refused_at_load_naming_the_file_and_tensor(tmp_path
     RveRNetForImageClassification(tester.config).save_pretrained(tmp_path)
     AutoModelForImageClassification.from_pretrained(tmp_path)  # intact: loads
     damaged = _damage_first_float_tensor(tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match=r"model\.safetensors: the file differs from the one saved \(its sha256"):
+        AutoModelForImageClassification.from_pretrained(tmp_path)  # the checksum written at save tells first
+    (tmp_path / "rvernet_weights.json").unlink()  # a folder saved elsewhere: the values are checked
     with pytest.raises(ValueError, match=r"model\.safetensors: the weight .* NaN or infinite value") as raised:
         AutoModelForImageClassification.from_pretrained(tmp_path)
     assert f"the weight {damaged} holds" in str(raised.value)
@@ -504,3 +507,37 @@ def test_the_finite_check_allows_minus_inf_buffers_and_refuses_inf_weights_and_n
         module.causal[0] = float("nan")
     with pytest.raises(ValueError, match="the weight causal holds 1 NaN"):
         check_finite_weights(module, "folder")
+
+
+def test_weights_damaged_into_finite_numbers_are_refused(tmp_path):
+    """Issue 35.4: bytes that decode to finite numbers (sum |w| ~ 6e38) loaded and predicted. A folder this package
+    writes carries its weights' sha256 (checked at load, naming the file); any folder's absurd magnitudes are
+    refused."""
+    import json
+
+    from transformers import AutoModelForImageClassification
+
+    tester = RveRNetModelTester(roi_family="deit", context_family="resnet")
+    RveRNetForImageClassification(tester.config).save_pretrained(tmp_path)
+    record = json.loads((tmp_path / "rvernet_weights.json").read_text())
+    assert set(record) == {"model.safetensors"} and len(record["model.safetensors"]["sha256"]) == 64
+    damaged = _damage_first_float_tensor(tmp_path / "model.safetensors", fill=b"\x7e")  # 0x7e7e7e7e: 8.4e37
+    with pytest.raises(ValueError, match="differs from the one saved"):
+        AutoModelForImageClassification.from_pretrained(tmp_path)
+    (tmp_path / "rvernet_weights.json").unlink()
+    message = rf"the weight {damaged} holds \d+ value\(s\) beyond 1e\+12 .*the largest 8\.4\d?e\+37"
+    with pytest.raises(ValueError, match=message):
+        AutoModelForImageClassification.from_pretrained(tmp_path)
+
+
+def test_a_listed_weights_file_that_is_missing_is_named(tmp_path):
+    from transformers import AutoModelForImageClassification
+
+    from rvernet_hf.weights_rvernet import verify_checksums
+
+    tester = RveRNetModelTester(roi_family="deit", context_family="resnet")
+    RveRNetForImageClassification(tester.config).save_pretrained(tmp_path)
+    AutoModelForImageClassification.from_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").rename(tmp_path / "elsewhere.safetensors")
+    with pytest.raises(ValueError, match="lists model.safetensors, which is not there"):
+        verify_checksums(tmp_path)

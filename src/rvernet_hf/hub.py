@@ -22,6 +22,7 @@ TEMPLATE_PATH = Path(__file__).with_name("templates") / "model_card.md"
 UPLOAD_PATTERNS = (
     "*.safetensors",
     "*.safetensors.index.json",
+    "rvernet_weights.json",
     "config.json",
     "preprocessor_config.json",
     "generation_config.json",

@@ -37,7 +37,7 @@ from .towers_rvernet import (
     tower_output_size,
     tower_records_attentions,
 )
-from .weights_rvernet import check_finite_weights
+from .weights_rvernet import check_finite_weights, verify_checksums, write_checksums
 
 
 logger = logging.get_logger(__name__)
@@ -238,10 +238,13 @@ class RveRNetPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """As in transformers; weights holding NaN or infinite values (a damaged file, a diverged run's save) are
-        refused, naming the file and the tensor, where they would otherwise give NaN scores later."""
+        """As in transformers; weights that changed since this package saved them (their checksum), or that hold NaN,
+        infinite or absurdly large values (a damaged file, a diverged run's save) are refused, naming the file and
+        the tensor, where they would otherwise give wrong scores later."""
         loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading info) on request
+        if pretrained_model_name_or_path is not None:
+            verify_checksums(pretrained_model_name_or_path, kwargs.get("revision"))
         check_finite_weights(model, pretrained_model_name_or_path)
         return loaded
 
@@ -253,7 +256,10 @@ class RveRNetPreTrainedModel(PreTrainedModel):
             auto_map.setdefault("AutoModel", "modeling_rvernet.RveRNetModel")
             auto_map.setdefault("AutoModelForImageClassification", "modeling_rvernet.RveRNetForImageClassification")
             self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        saved = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):  # the weights' checksum, checked when they are loaded
+            write_checksums(save_directory)
+        return saved
 
     @classmethod
     def from_towers_pretrained(
