@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import data_args
+from conftest import cli_error, data_args
 from rvernet_hf.evaluation import patch_permutation, translocation
 
 
@@ -243,3 +243,20 @@ def test_a_perturbation_that_cannot_apply_is_refused_before_the_first_row_naming
 
     with pytest.raises(ValueError, match=r"erode:0\.5 cannot apply to sample \d \(.*thin\.png\): .*empties the ROI"):
         evaluation.evaluate_mask_perturbations(Model(), None, dataset, "none,box,erode:0.5")
+
+
+def test_a_full_image_classifier_is_evaluated_without_masks(tiny_teacher_dir, tmp_path, capsys):
+    """Issue 35.8: `evaluate` on a plain classifier and a folder without masks (its help says such models are
+    accepted) ended in "the ROI mask of image 0 must be 2-D (H, W), got shape ()"."""
+    import json
+
+    from rvernet_hf.cli import main as cli_main
+    from rvernet_hf.synthetic import generate_ambiguous_food
+
+    generate_ambiguous_food(tmp_path / "data", num_per_class=2, image_size=32, seed=0, splits={"test": 1.0})
+    arguments = ["evaluate", "--model", str(tiny_teacher_dir), "--data_dir", str(tmp_path / "data" / "test")]
+    assert cli_main([*arguments, "--json", str(tmp_path / "rows.json")]) == 0
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert rows[0]["perturbation"] == "none" and rows[0]["samples"] == 10 and rows[0]["mean_iou"] == 1.0
+    error = cli_error(capsys, [*arguments, "--mask_perturbations", "none,box"])  # a perturbation needs the masks
+    assert "has no ROI mask" in error and "--masks_dir" in error

@@ -197,7 +197,13 @@ def evaluate_mask_perturbations(
             return image, changed
 
         subset = dataset if len(kept) == len(dataset) else dataset.select(kept)
-        metrics = evaluate_model(model, transform, subset, ambiguous_labels, batch_size, perturbed, device)
+        if kind == "none":  # the masks as given (or none, for a full-image classifier): nothing to draw or read
+            metrics, ious = (
+                evaluate_model(model, transform, subset, ambiguous_labels, batch_size, "none", device),
+                [1.0],
+            )
+        else:
+            metrics = evaluate_model(model, transform, subset, ambiguous_labels, batch_size, perturbed, device)
         name = describe(kind, strength)
         rows.append({"perturbation": name, "mean_iou": float(np.mean(ious)), "samples": len(kept), **metrics})
     return rows

@@ -237,6 +237,8 @@ def load_mask(mask: Any, index: int, image_shape: tuple[int, int], allow_full: b
     """
     name = f"the ROI mask of image {index}"
     mask = unwrap_cell(mask)
+    if mask is None:
+        raise ValueError(f"{name} is missing: a mask (array, tensor, PIL image or file) was expected.")
     if isinstance(mask, (str, os.PathLike, bytes)):
         try:
             with Image.open(io.BytesIO(mask) if isinstance(mask, bytes) else mask) as opened:
