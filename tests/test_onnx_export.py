@@ -2,6 +2,7 @@
 `forward` names them, the config and processor beside it; ONNX Runtime agrees with PyTorch to 1e-4."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -63,8 +64,26 @@ def test_export_matches_pytorch_at_any_batch_size(tmp_path, towers):
     mask = np.zeros((40, 50), bool)
     mask[5:20, 5:30] = True
     batch = processor(photo, roi_masks=mask, return_tensors="np")
-    (logits,) = session.run(None, {k: batch[k] for k in ("roi_pixel_values", "context_pixel_values")})
+    (logits,) = session.run(None, {i.name: batch[i.name] for i in session.get_inputs()})  # README's line
     assert logits.shape == (1, 4)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's owner-only folder (issue 35.9)
+
+
+@pytest.mark.slow
+def test_an_opset_the_exporter_cannot_write_is_refused_and_nothing_is_written(tmp_path, recwarn):
+    """Issue 35.9: `--opset 7` wrote opset 18 after a traceback and said "exported"; the graph wrapper was in training
+    mode (a warning)."""
+    from rvernet_hf.onnx_export import export_onnx, graph_opset
+
+    saved_model(tmp_path / "model", "deit", "deit")
+    with pytest.raises(ValueError, match="--opset 7 was asked, but the exporter wrote opset 18"):
+        export_onnx(tmp_path / "model", tmp_path / "onnx", opset_version=7)
+    assert not (tmp_path / "onnx").exists() and [p.name for p in tmp_path.iterdir()] == ["model"]
+    export_onnx(tmp_path / "model", tmp_path / "onnx", opset_version=18)
+    assert graph_opset(tmp_path / "onnx" / "model.onnx") == 18
+    assert not [w for w in recwarn if "training" in str(w.message).lower()]
 
 
 def test_export_refuses_sparse_towers_and_an_existing_folder_before_any_work(tmp_path, monkeypatch):

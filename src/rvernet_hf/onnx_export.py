@@ -91,7 +91,7 @@ def export_onnx(
     )
     model = model.float().eval()
     names, side = _inputs_of(model)
-    graph = (_PairLogits if len(names) == 2 else _SingleLogits)(model)
+    graph = (_PairLogits if len(names) == 2 else _SingleLogits)(model).eval()  # exported as it is served
     example = tuple(torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(0)) for _ in names)
     batch = torch.export.Dim("batch", min=1, max=4096)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +107,13 @@ def export_onnx(
             opset_version=opset_version,
         )
         program.save(str(staging / "model.onnx"))
+        written = graph_opset(staging / "model.onnx")
+        if opset_version is not None and written != opset_version:
+            raise ValueError(
+                f"--opset {opset_version} was asked, but the exporter wrote opset {written} (torch's exporter writes "
+                f"18 and later, and converts down only where its converter can): nothing was written. Ask for opset "
+                f"{written} or later, or leave --opset out."
+            )
         model.config.save_pretrained(staging)
         try:
             AutoImageProcessor.from_pretrained(model_dir, revision=revision).save_pretrained(staging)
@@ -114,11 +121,22 @@ def export_onnx(
             logger.warning(f"no image processor saved beside the graph: {model_dir} has none loadable ({error}).")
         if check:
             check_onnx_parity(staging / "model.onnx", graph, names, side)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # a folder like any other the package writes (mkdtemp's is owner-only)
         staging.rename(output_dir)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return output_dir
+
+
+def graph_opset(onnx_path: str | os.PathLike) -> int:
+    """The default-domain opset an ONNX file declares."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
 
 
 def check_onnx_parity(onnx_path: str | os.PathLike, graph, names, side: int, batches=(1, 3)) -> float:
@@ -144,4 +162,4 @@ def check_onnx_parity(onnx_path: str | os.PathLike, graph, names, side: int, bat
     return worst
 
 
-__all__ = ["ONNX_TOLERANCE", "check_onnx_parity", "export_onnx"]
+__all__ = ["ONNX_TOLERANCE", "check_onnx_parity", "export_onnx", "graph_opset"]
