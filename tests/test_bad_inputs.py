@@ -352,3 +352,25 @@ def test_cli_prompts_are_checked_against_each_image_before_any_model_is_loaded(
     Image.fromarray(np.full((10, 10), 255, np.uint8)).save(mask)
     assert cli_main(["predict", str(small), "--model", str(saved_model_dir), "--mask", str(mask)]) == 1
     assert "the ROI mask of image 0 has size 10x10 (WxH) but the image is 30x20" in capsys.readouterr().err
+
+
+def test_a_path_that_reads_both_ways_names_both_readings(tmp_path, monkeypatch):
+    """Issue 35.13: `towers/nope` while a folder `towers/` is here was reported as a Hub failure."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from rvernet_hf.paths_rvernet import check_local_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "towers" / "deit").mkdir(parents=True)
+    check_local_path("towers/deit", "--model")  # here: fine
+    check_local_path("org/name", "--model")  # no folder `org/` here: a Hub id, left to the Hub
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    message = r"--model 'towers/nope' is neither here nor on the Hub: as a local path, .*towers/nope does not exist"
+    with pytest.raises(FileNotFoundError, match=message + r".*as a Hub id, it cannot be reached \(HF_HUB_OFFLINE"):
+        check_local_path("towers/nope", "--model")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub, "repo_exists", lambda repo_id: repo_id == "towers/on-the-hub")
+    check_local_path("towers/on-the-hub", "--model")  # the Hub holds it: a Hub id after all
+    with pytest.raises(FileNotFoundError, match="as a Hub id, no such repository"):
+        check_local_path("towers/nope", "--model")
