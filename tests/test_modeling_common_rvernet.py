@@ -186,18 +186,26 @@ def test_attentions_from_a_tower_on_sdpa_are_left_out_as_transformers_does():
     torch.testing.assert_close(out.logits, plain.logits)
 
 
-def test_setting_the_attention_implementation_of_the_composite_only(tmp_path):
-    """`{"": impl}` changes the top-level config only; a tower's key changes that tower only (transformers'
+@pytest.mark.parametrize("pair", [("deit", "vit"), ("vit", "resnet")])
+def test_setting_the_attention_implementation_of_the_composite_only(pair):
+    """`{"": impl}` changes the top-level config only, also when one tower has no attention (RveRNet's own layers
+    run none); a tower's key changes that tower only (transformers'
     `test_can_set_attention_dynamically_composite_model`)."""
-    tester = RveRNetModelTester("deit", "vit")
+    tester = RveRNetModelTester(*pair)
     model = build(RveRNetForImageClassification, tester)
     model.set_attn_implementation("eager")
     model.set_attn_implementation({"": "sdpa"})
     assert model.config._attn_implementation == "sdpa"
     assert model.roi_model.config._attn_implementation == model.context_model.config._attn_implementation == "eager"
-    model.set_attn_implementation({"context_config": "sdpa"})
-    assert model.roi_model.config._attn_implementation == "eager"
-    assert model.context_model.config._attn_implementation == "sdpa"
+    model.set_attn_implementation({"": "eager", "roi_config": "sdpa"})
+    assert model.config._attn_implementation == "eager"
+    assert model.roi_model.config._attn_implementation == "sdpa"
+    assert model.context_model.config._attn_implementation == "eager"
+    if pair[1] == "resnet":  # one name for both towers: the CNN tower cannot run it, and nothing changes
+        with pytest.raises(ValueError, match="context"):
+            model.set_attn_implementation("sdpa")
+        assert model.context_model.config._attn_implementation == "eager"
+        assert model.roi_model.config._attn_implementation == "sdpa"
 
 
 @pytest.mark.parametrize("fusion", ["logits", "features"])

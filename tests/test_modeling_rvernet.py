@@ -541,3 +541,18 @@ def test_a_listed_weights_file_that_is_missing_is_named(tmp_path):
     (tmp_path / "model.safetensors").rename(tmp_path / "elsewhere.safetensors")
     with pytest.raises(ValueError, match="lists model.safetensors, which is not there"):
         verify_checksums(tmp_path)
+
+
+def test_weights_given_as_a_state_dict_load_and_are_checked_too():
+    """`from_pretrained(None, config=..., state_dict=...)` (transformers' API, used by its common tests) used to fail
+    in the finite check with a TypeError; the weights given are checked and named as such."""
+    tester = RveRNetModelTester(roi_family="deit", context_family="resnet")
+    source = RveRNetForImageClassification(tester.config)
+    state = {name: tensor.clone() for name, tensor in source.state_dict().items()}
+    loaded = RveRNetForImageClassification.from_pretrained(None, config=tester.config, state_dict=state)
+    for name, tensor in loaded.state_dict().items():
+        torch.testing.assert_close(tensor, state[name], atol=0, rtol=0)
+    first = next(name for name, tensor in state.items() if tensor.is_floating_point() and tensor.numel() > 1)
+    state[first].view(-1)[0] = float("nan")
+    with pytest.raises(ValueError, match=rf"the weights given: the weight .*{first.split('.')[-1]} holds 1 NaN"):
+        RveRNetForImageClassification.from_pretrained(None, config=tester.config, state_dict=state)

@@ -15,6 +15,7 @@ import torch
 import transformers
 from torch import nn
 from transformers import PreTrainedModel
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput, add_start_docstrings_to_model_forward, logging
 
 from .configuration_rvernet import RveRNetConfig
@@ -226,7 +227,11 @@ class RveRNetPreTrainedModel(PreTrainedModel):
             try:
                 check_tower_attn_implementation(self.config, attn_implementation)
             except ValueError:
-                attn_implementation = None  # the towers were set one by one
+                if is_init_check:
+                    attn_implementation = None  # the towers were set one by one
+                elif attn_implementation in ALL_ATTENTION_FUNCTIONS.valid_keys():
+                    # `set_attn_implementation({"": name})` labels the top level only, which runs no attention.
+                    return attn_implementation
         return super()._check_and_adjust_attn_implementation(
             attn_implementation, is_init_check=is_init_check, allow_all_kernels=allow_all_kernels
         )

@@ -116,7 +116,7 @@ def check_finite_weights(model: nn.Module, source) -> None:
     tensors = [item for item in tensors if item[1].is_floating_point() and item[1].device.type != "meta"]
     if not tensors:
         return
-    weights = os.fspath(source)
+    weights = "the weights given" if source is None else os.fspath(source)  # `from_pretrained(None, state_dict=...)`
     weights = os.path.join(weights, _WEIGHTS) if os.path.isdir(weights) else weights
     with torch.no_grad():
         device = tensors[0][1].device
