@@ -1,8 +1,9 @@
-"""Run the installed transformers release's OWN common model tests (`ModelTesterMixin`) against RveRNet, and say
-which contracts fail beyond the ones we list as not applicable. A maintainer's check for the day a new transformers
+"""Run the installed transformers release's OWN common tests (`ModelTesterMixin` on a DeiT pair and on a ViT + ResNet
+pair, `ConfigTester`, `ImageProcessingTestMixin`) against RveRNet, and say which contracts fail beyond the ones we
+list as not applicable. A maintainer's check for the day a new transformers
 release installs (it reads the release's test files from its source distribution on PyPI, so it needs the network
-and is not part of the test suite; our own tests in `test_modeling_common_rvernet.py` mirror every contract that
-applies, written in our words).
+and is not part of the test suite; our own tests (`test_modeling_common_rvernet.py`, `test_settings_rvernet.py`,
+`test_image_processing_rvernet.py`) mirror every contract that applies, written in our words).
 
     python tests/check_transformers_mixins.py [--sdist transformers-X.Y.Z.tar.gz] [--keep DIR]
 
@@ -37,6 +38,18 @@ NOT_APPLICABLE = {
     "a folder this package writes carries its weights' sha256 and a changed file is refused by design (issue 35.4: "
     "test_weights_damaged_into_finite_numbers_are_refused); missing weights of a folder without it are reported "
     "(test_missing_weights_are_initialised_and_reported)",
+    # ImageProcessingTestMixin
+    "test_call_pil": "reads `pixel_values`; RveRNet's processor gives the two cut-outs (roi_pixel_values, "
+    "context_pixel_values) of every input type (test_pil_numpy_torch_inputs_agree, "
+    "test_a_batch_of_mixed_formats_and_channel_counts_is_converted_to_rgb)",
+    "test_call_numpy": "as test_call_pil",
+    "test_call_pytorch": "as test_call_pil",
+    "test_call_numpy_4_channels": "the towers read RGB: a 4-channel image with `do_convert_rgb=False` is refused, "
+    "naming the image, and 4-value stats are refused, naming the setting (RGBA converts by default)",
+    "test_fast_image_processor_explicit_none_preserved": "an explicit None for a setting without an 'unset' value "
+    "(do_normalize...) is refused, naming it and its default, where transformers reads it as 'not applied' "
+    "(test_none_is_refused_for_a_setting_without_an_unset_value); explicit values and the Nones that mean "
+    "something survive save/load (test_explicit_values_and_meaningful_nones_survive_save_and_load)",
 }
 
 
@@ -47,9 +60,11 @@ import unittest
 
 import torch
 
-from rvernet_hf import RveRNetConfig, RveRNetForImageClassification, RveRNetModel
+from rvernet_hf import RveRNetConfig, RveRNetForImageClassification, RveRNetImageProcessor, RveRNetModel
 from rvernet_hf.testing_utils import IMAGE_SIZE, tiny_tower_config
 
+from .test_configuration_common import ConfigTester
+from .test_image_processing_common import ImageProcessingTester, ImageProcessingTestMixin
 from .test_modeling_common import ModelTesterMixin, floats_tensor
 
 
@@ -99,6 +114,47 @@ class RveRNetMixinCheck(ModelTesterMixin, unittest.TestCase):
 class RveRNetMixedMixinCheck(RveRNetMixinCheck):
     def setUp(self):
         self.model_tester = MixedTester(self)
+
+
+class RveRNetConfigMixinCheck(unittest.TestCase):
+    # transformers' ConfigTester, one test per contract so that a failure is named.
+    def setUp(self):
+        self.config_tester = ConfigTester(
+            self,
+            config_class=RveRNetConfig,
+            has_text_modality=False,
+            common_properties=["num_labels", "fusion"],
+            # top-level settings only, as transformers' composite models (CLIP...) test theirs: a sub-config is
+            # written whole, so its JSON is not the dict given (the default towers are built)
+            fusion="features",
+            fusion_hidden_size=24,
+            classifier_dropout=0.25,
+        )
+
+
+for _name in [name for name in dir(ConfigTester) if name.startswith(("create_and_test_", "check_"))]:
+    setattr(
+        RveRNetConfigMixinCheck,
+        "test_" + _name.removeprefix("create_and_").removeprefix("test_"),
+        lambda self, name=_name: getattr(self.config_tester, name)(),
+    )
+
+
+class ProcessorTester(ImageProcessingTester):
+    def __init__(self, parent):
+        # "center": the automatic ROI without a segmenter (no SAM weights here)
+        super().__init__(parent, batch_size=3, min_resolution=20, max_resolution=48, size={"height": 32, "width": 32},
+                         do_normalize=True, auto_roi="center")
+
+    def _get_image_processing_classes(self):
+        return {"torchvision": RveRNetImageProcessor}
+
+    def expected_output_image_shape(self, images):
+        return (3, 32, 32)
+
+
+class RveRNetImageProcessingMixinCheck(ImageProcessingTestMixin, unittest.TestCase):
+    image_processor_tester_class = ProcessorTester
 """
 
 
@@ -125,13 +181,15 @@ def main(argv=None) -> int:
         (tests / package).mkdir(parents=True, exist_ok=True)
         (tests / package / "__init__.py").write_text("")
     with tarfile.open(sdist) as archive:
-        for name in ("test_modeling_common.py", "test_configuration_common.py"):
+        for name in ("test_modeling_common.py", "test_configuration_common.py", "test_image_processing_common.py"):
             member = archive.getmember(f"transformers-{version}/tests/{name}")
             (tests / name).write_bytes(archive.extractfile(member).read())
     # Their sibling packages are not in the source distribution; the mixin needs only these names from them.
     (tests / "exporters" / "test_export.py").write_text("class ExportTesterMixin:\n    pass\n")
     (tests / "generation" / "test_utils.py").write_text("class GenerationTesterMixin:\n    pass\n")
     (tests / "utils" / "test_configuration_utils.py").write_text("config_common_kwargs = {}\n")
+    (root / "utils").mkdir(exist_ok=True)  # the image-processing mixin imports this helper of their CI
+    (root / "utils" / "fetch_hub_objects_for_ci.py").write_text("def url_to_local_path(url):\n    return url\n")
     (tests / "test_rvernet_mixin.py").write_text(harness())
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", "tests/test_rvernet_mixin.py"],
@@ -140,7 +198,9 @@ def main(argv=None) -> int:
         text=True,
     )
     # parameterized cases (`test_x_00_fp16_...`) count under their test's name
-    names = re.findall(r"^FAILED \S+::RveRNet(?:Mixed)?MixinCheck::(test_\w+)", run.stdout, re.M)
+    names = re.findall(
+        r"^FAILED \S+::RveRNet(?:Mixed|Config|ImageProcessing)?MixinCheck::(test_\w+)", run.stdout, re.M
+    )
     failed = sorted({re.sub(r"_\d\d(_\w+)?$", "", name) for name in names})
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-2000:]
     print(f"transformers {version}: {summary}")

@@ -122,3 +122,37 @@ def test_config_overrides_at_load_are_checked_as_at_construction(tmp_path, overr
     with pytest.raises(ValueError, match=message):
         RveRNetForImageClassification.from_pretrained(tmp_path, **override)
     assert RveRNetConfig.from_pretrained(tmp_path, token_selection="mask").token_selection == "mask"
+
+
+NULLABLE = {"image_mean", "image_std", "patch_size", "sam_revision", "sam_device"}
+
+
+@pytest.mark.parametrize("name", sorted(set(RveRNetImageProcessor.valid_kwargs.__annotations__) - NULLABLE))
+def test_none_is_refused_for_a_setting_without_an_unset_value(tmp_path, name):
+    """Issue 35.16 (transformers' `test_fast_image_processor_explicit_none_preserved`): transformers reads an
+    explicit None as "step not applied" when constructing and as "the saved value" in a call; this processor makes
+    neither guess. Every setting not typed `... | None` refuses None, naming it and its default, at construction
+    and from a saved file; before, several failed with Python's own words ("'NoneType' object is not iterable")."""
+    with pytest.raises(ValueError, match=rf"`{name}` cannot be None .*leave it out for its default"):
+        RveRNetImageProcessor(**{name: None})
+    RveRNetImageProcessor().save_pretrained(tmp_path)
+    path = tmp_path / "preprocessor_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), name: None}))
+    with pytest.raises(ValueError, match=rf"`{name}` cannot be None"):
+        RveRNetImageProcessor.from_pretrained(tmp_path)
+
+
+def test_explicit_values_and_meaningful_nones_survive_save_and_load(tmp_path):
+    """The contract behind transformers' explicit-None test: what was set explicitly (a non-default False, a None
+    that means something) is what a saved and reloaded processor holds."""
+    processor = RveRNetImageProcessor(do_normalize=False, do_convert_rgb=False, sam_device=None, patch_size=None)
+    assert processor.to_dict()["do_normalize"] is False and processor.to_dict()["do_convert_rgb"] is False
+    processor.save_pretrained(tmp_path)
+    reloaded = RveRNetImageProcessor.from_pretrained(tmp_path)
+    assert reloaded.do_normalize is False and reloaded.do_convert_rgb is False
+    assert reloaded.sam_device is None and reloaded.patch_size is None
+    tokens = RveRNetImageProcessor(patch_size=16).set_settings(patch_size=None)
+    assert tokens.patch_size is None  # None turns the token masks off again
+    with pytest.raises(ValueError, match="`pad_value` cannot be None"):
+        tokens.set_settings(pad_value=None)
+    assert tokens.pad_value == RveRNetImageProcessor.pad_value  # a refused value changes nothing

@@ -18,6 +18,7 @@ PIL and transformers):
 - `token_grid_rvernet`: which patches each tower reads (shared with the model).
 """
 
+import typing
 from typing import Any, TypedDict
 
 import numpy as np
@@ -533,9 +534,20 @@ def _known_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _validate_types(schema: type, settings: dict[str, Any]) -> None:
-    """transformers' typed check of the settings (`validate_typed_dict`), reported as a `ValueError` naming it."""
+    """transformers' typed check of the settings (`validate_typed_dict`), reported as a `ValueError` naming it. None
+    is a value only for the settings typed `... | None` (`patch_size`, `sam_revision`, `sam_device`, the
+    both-towers shorthands): for the others transformers reads None as "step not applied" at construction and as
+    "the saved value" in a call, a guess this processor does not make (refused, naming the setting and its default)."""
     from huggingface_hub.dataclasses import validate_typed_dict
 
+    hints = typing.get_type_hints(schema)
+    for key, value in settings.items():
+        if value is None and key in hints and type(None) not in typing.get_args(hints[key]):
+            default = getattr(RveRNetImageProcessor, key, None)
+            raise ValueError(
+                f"RveRNetImageProcessor: `{key}` cannot be None (it has no 'unset' value); leave it out for its "
+                f"default ({default!r}), or give a value."
+            )
     try:
         validate_typed_dict(schema, {key: value for key, value in settings.items() if value is not None})
     except StrictDataclassError as error:
