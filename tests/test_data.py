@@ -247,6 +247,33 @@ def test_persistent_dataloader_workers_draw_each_epochs_augmentations(context):
     assert not torch.equal(expected[0], expected[1])
 
 
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_mask_augmentation_counts_add_up_across_dataloader_workers(context):
+    """Issue 35.3's counters live in shared memory: two workers of either start method add to the counts the main
+    process reads (a lock made in the fork context could not reach spawned workers: every spawn run failed)."""
+    from torch.utils.data import DataLoader
+
+    from rvernet_hf.data import add_sample_index
+
+    processor = RveRNetImageProcessor(size={"height": 16, "width": 16})
+    rows = {
+        "image": [_image(seed, (30, 40)) for seed in range(6)],
+        "roi_mask": [rectangle_mask((30, 40), 5, 6, 15, 20)] * 6,
+        "label": [0, 1] * 3,
+    }
+    features = datasets.Features(
+        {"image": datasets.Image(), "roi_mask": datasets.Image(), "label": datasets.Value("int64")}
+    )
+    dataset = add_sample_index(datasets.Dataset.from_dict(rows, features=features))
+    transform = RveRNetTransform(processor, train=True, seed=0, mask_augmentation=1.0, mask_perturbations="dilate:0.2")
+    loader = DataLoader(
+        dataset.with_transform(transform), batch_size=2, num_workers=2, multiprocessing_context=context,
+        collate_fn=list,
+    )  # fmt: skip
+    assert sum(len(batch) for batch in loader) == 6
+    assert transform.mask_augmentation_counts == (6, 0)  # every sample drew one, and a dilation always applies
+
+
 def test_mask_augmentation_perturbs_the_mask_before_both_cut_outs():
     """Issue 23: `mask_augmentation=P` perturbs a training sample's mask with probability P, per (seed, epoch,
     sample); both cut-outs come from the perturbed mask, so they stay complementary; 0 draws nothing."""

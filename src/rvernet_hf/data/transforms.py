@@ -332,8 +332,10 @@ def _shared_epoch(value: int):
 
 
 def _shared_counts(drawn: int = 0, skipped: int = 0):
-    """Counters in shared memory (with a lock) that dataloader workers add to and the main process reads."""
-    return multiprocessing.Array("q", [drawn, skipped])
+    """Counters in shared memory (with a lock) that dataloader workers add to and the main process reads. The lock
+    is made in the spawn context: one made in the fork context (Linux's default) cannot be sent to a spawned or
+    forkserver worker, while a spawn-context lock serves forked workers too."""
+    return multiprocessing.get_context("spawn").Array("q", [drawn, skipped])
 
 
 class DecodedCache(dict):
