@@ -140,6 +140,24 @@ def test_malformed_rle_is_refused(rle, message):
         rle_to_mask(rle)
 
 
+def test_an_rle_declaring_another_size_than_the_photo_is_refused_before_it_is_decoded():
+    """Issue 35.10: 60 bytes declaring 20000x20000 cost ~380 MB before the size check. The declared size is checked
+    against the photo first; the decoder is never reached."""
+    import tracemalloc
+
+    huge = {"size": [20000, 20000], "counts": [200_000_000, 200_000_000]}
+    tracemalloc.start()
+    with pytest.raises(
+        ValueError, match=r"mask has size 20000x20000 \(WxH, declared by its RLE\) but the image is 64x48"
+    ):
+        parse_prompt(json.dumps({"mask": huge}), image_size=(48, 64))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1_000_000, peak  # bytes: nothing of the declared size was allocated
+    small = mask_to_rle(np.eye(4, dtype=bool))
+    assert np.array_equal(parse_prompt({"mask": small}, image_size=(4, 4)).masks[0], np.eye(4, dtype=bool))
+
+
 def test_prompt_json_forms():
     """The API's JSON is the pipeline's prompt vocabulary, checked by the one prompt class (`RoiPrompt`)."""
     assert parse_prompt("").kind == parse_prompt("{}").kind == "automatic"

@@ -66,8 +66,10 @@ def mask_to_rle(mask: np.ndarray) -> dict:
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
 
 
-def rle_to_mask(rle: Any, name: str = "mask") -> np.ndarray:
-    """COCO uncompressed RLE (as `mask_to_rle` writes it) -> a 2-D bool mask; refused, naming `name`, if malformed."""
+def rle_to_mask(rle: Any, name: str = "mask", image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """COCO uncompressed RLE (as `mask_to_rle` writes it) -> a 2-D bool mask; refused, naming `name`, if malformed
+    or, given the photo's `(height, width)`, if its declared size is not the photo's: checked before anything is
+    decoded (a few bytes may declare gigabytes)."""
     if not isinstance(rle, dict) or set(rle) != {"size", "counts"}:
         raise ValueError(
             f"{name} must be an RLE object {{'size': [height, width], 'counts': [...]}}, got {rle!r:.80}."
@@ -75,6 +77,11 @@ def rle_to_mask(rle: Any, name: str = "mask") -> np.ndarray:
     size, counts = rle["size"], rle["counts"]
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
         raise ValueError(f"{name}['size'] must be [height, width] (positive integers), got {size!r}.")
+    if image_size is not None and tuple(size) != tuple(image_size):
+        raise ValueError(  # worded as a decoded mask of another size is (`check_mask`)
+            f"{name} has size {size[1]}x{size[0]} (WxH, declared by its RLE) but the image is "
+            f"{image_size[1]}x{image_size[0]}."
+        )
     if not (isinstance(counts, list) and all(isinstance(c, int) and c >= 0 for c in counts)):
         raise ValueError(f"{name}['counts'] must be a list of run lengths (integers >= 0).")
     if sum(counts) != size[0] * size[1]:
@@ -83,11 +90,11 @@ def rle_to_mask(rle: Any, name: str = "mask") -> np.ndarray:
     return np.repeat(values, counts).reshape(size, order="F")
 
 
-def parse_prompt(prompt: str | dict | RoiPrompt | None) -> RoiPrompt:
+def parse_prompt(prompt: str | dict | RoiPrompt | None, image_size: tuple[int, int] | None = None) -> RoiPrompt:
     """The API's `prompt_json` (JSON text or a dict; empty: the automatic ROI) -> its `RoiPrompt`, checked as every
     entry's prompt is: the pipeline's keys (`PROMPT_KEYS`), a mask as COCO RLE (the API) or an array (the page's
-    upload). Whether the clicks and the box lie inside the photo, and whether a mask has its size, is checked
-    against the photo when it is read."""
+    upload). Given the photo's `(height, width)`, an RLE's declared size is checked against it before it is
+    decoded; whether the clicks and the box lie inside the photo is checked when the photo is read."""
     if isinstance(prompt, RoiPrompt):
         return prompt
     if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
@@ -104,7 +111,7 @@ def parse_prompt(prompt: str | dict | RoiPrompt | None) -> RoiPrompt:
         raise ValueError(f"prompt_json has unknown keys {unknown}; the keys are {list(PROMPT_KEYS)}.")
     keywords = dict(prompt)
     if keywords.get("mask") is not None and not isinstance(keywords["mask"], np.ndarray):
-        keywords["mask"] = rle_to_mask(keywords["mask"], "mask")
+        keywords["mask"] = rle_to_mask(keywords["mask"], "mask", image_size)
     return RoiPrompt.from_keywords(**keywords)
 
 
@@ -189,8 +196,8 @@ class RveRNetApp:
         `"_image"` and `"_masks"` (the photo and the bool masks, for the page; the API drops them). Raises
         `ValueError` naming bad input."""
         started = time.perf_counter()
-        parsed = parse_prompt(prompt)
-        array = load_image(image, background=self.processor.pad_value)
+        array = load_image(image, background=self.processor.pad_value)  # first: a mask's size is checked against it
+        parsed = parse_prompt(prompt, image_size=array.shape[:2])
         read = time.perf_counter()
         if parsed.kind != "mask" and not (parsed.kind == "automatic" and self.processor.auto_roi == "center"):
             self.segmenter()  # its embedding cache on before the pipeline asks for it
