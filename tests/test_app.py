@@ -382,6 +382,116 @@ def test_a_browser_uploads_a_photo_clicks_it_and_sees_the_labelled_region(server
     assert (tmp_path / "page.png").stat().st_size > 10_000
 
 
+def test_a_small_photo_is_shown_enlarged_and_read_back_exactly():
+    """Issue 35.11: the demo's 64-px photos sat as a thumbnail in a 420-px frame, too small to click an object. A
+    small photo is shown enlarged whole times (each pixel a square); the handlers read the photo back exactly and
+    map a click to the photo pixel under it."""
+    pytest.importorskip("gradio")
+    from rvernet_hf.app.page import DISPLAY_MIN_SIDE, display_scale, show_photo, shown_photo
+
+    photo = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    display, shown = show_photo(photo)
+    assert shown["scale"] == display_scale(photo.shape) == DISPLAY_MIN_SIDE // 64 == 8
+    assert display.shape == (384, 512, 3) and shown["shape"] == [384, 512]
+    back, scale = shown_photo(display, shown)
+    assert scale == 8 and np.array_equal(back, photo)
+    assert np.array_equal(display[8 * 20 + 7, 8 * 30 + 2], photo[20, 30])  # a click at (242, 167) is pixel (30, 20)
+    other = np.zeros((300, 200, 3), np.uint8)  # a new upload before the page enlarged it: the photo itself
+    assert shown_photo(other, shown) == (other, 1)
+    big = np.zeros((400, 600, 3), np.uint8)  # larger than DISPLAY_MIN_SIDE: as it is
+    assert show_photo(big)[1]["scale"] == 1 and show_photo(big)[0] is big
+    assert show_photo(None) == (None, None)
+
+
+def test_an_roi_is_tinted_translucently_with_an_opaque_outline():
+    """Issue 35.11: the ROI's colour hid the object it labels. Inside it is translucent; its border is opaque."""
+    pytest.importorskip("gradio")
+    from rvernet_hf.app.page import ROI_TINT, tint
+
+    mask = np.zeros((20, 30), bool)
+    mask[5:15, 8:22] = True
+    overlay = tint(mask, outline=2)
+    assert overlay.dtype == np.float32 and overlay.shape == mask.shape
+    assert (overlay[~mask] == 0).all()
+    assert overlay[10, 15] == pytest.approx(ROI_TINT) and 0 < ROI_TINT < 1
+    assert overlay[5, 15] == overlay[6, 15] == overlay[10, 8] == 1.0 and overlay[7, 15] == pytest.approx(ROI_TINT)
+    thin = np.zeros((5, 5), bool)
+    thin[2, :] = True  # a one-pixel line is all outline
+    assert (tint(thin, outline=1)[thin] == 1.0).all()
+
+
+def test_the_prompt_status_says_what_will_be_sent():
+    """Issue 35.11: after a click or an example's mask the page still said "No prompt: the automatic ROI"."""
+    pytest.importorskip("gradio")
+    from rvernet_hf.app.page import NO_PROMPT, page_prompt, prompt_status
+
+    empty = {"points": [], "labels": [], "corner": None}
+    assert prompt_status(page_prompt(empty, "", None, False, "")) == NO_PROMPT
+    clicks = {"points": [[1, 2], [3, 4], [5, 6]], "labels": [1, 1, 0], "corner": None}
+    assert prompt_status(page_prompt(clicks, "", None, False, "")) == "Prompt: 2 click(s) on the object, 1 off it."
+    status = prompt_status(page_prompt(empty, "5, 6, 40, 30", np.ones((4, 4), np.uint8), True, "sauce"))
+    assert status == "Prompt: a box 5, 6, 40, 30; the uploaded mask; every object; the concept 'sauce'."
+    waiting = prompt_status(page_prompt(empty, "", None, False, ""), [12, 7])
+    assert waiting.endswith("Box: first corner at (12, 7); click the opposite corner.")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium (.ci/run installs Debian's `chromium`)")
+def test_a_browser_shows_a_small_photo_enlarged_maps_clicks_back_and_says_the_prompt(server, files, tmp_path):
+    """Issue 35.11, seen in a real browser: the 64x48 photo fills its frame (enlarged 8 times), a box drawn from two
+    corner clicks lands on the photo's pixels, and the status line says the prompt (not "No prompt")."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server)
+            page.set_input_files("#photo input[type=file]", str(files / "photo.png"))
+            page.wait_for_function(
+                "(document.querySelector('#photo img') || {}).naturalWidth === 512", timeout=60000
+            )  # 64 px wide, shown 8 times enlarged
+            assert "No prompt" in page.inner_text("#prompt_status")
+            page.get_by_label("a box corner").check()
+            frame = page.query_selector("#photo img").bounding_box()  # the image is fitted inside, centred
+            fit = min(frame["width"] / 512, frame["height"] / 384, 1)
+            left, top = frame["x"] + (frame["width"] - 512 * fit) / 2, frame["y"] + (frame["height"] - 384 * fit) / 2
+            assert 512 * fit > 400  # the photo fills most of its frame, no thumbnail
+            for x, y in ((10, 8), (41, 33)):  # photo pixels: aim at the middle of each enlarged square
+                page.mouse.click(left + (x * 8 + 4) * fit, top + (y * 8 + 4) * fit)
+                page.wait_for_timeout(300)
+                if (x, y) == (10, 8):
+                    page.wait_for_function(
+                        "document.querySelector('#prompt_status').innerText.includes('first corner at (10, 8)')",
+                        timeout=30000,
+                    )
+            page.wait_for_function(
+                "document.querySelector('#prompt_status').innerText.includes('Prompt: a box 10, 8, 41, 33')",
+                timeout=60000,
+            )
+            page.wait_for_function("document.querySelector('#timings').innerText.includes('ROI')", timeout=60000)
+            page.screenshot(path=str(tmp_path / "small.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_an_example_is_shown_enlarged_and_its_mask_named_as_the_prompt(files):
+    """The handler behind an example (a small photo and its exact mask): the photo field gets the enlarged photo,
+    the result is drawn at that scale, and the status names the mask."""
+    pytest.importorskip("gradio")
+    from rvernet_hf.app.page import _Handlers
+
+    app = RveRNetApp(str(files / "model"))
+    photo = np.asarray(Image.open(files / "photo.png").convert("RGB"))
+    mask = np.asarray(Image.open(files / "mask.png"))
+    shown_value, shown, annotated, table, info, towers, status = _Handlers(app, 4).example(photo, mask)
+    assert shown == {"scale": 8, "shape": [384, 512]} and shown_value.shape == (384, 512, 3)
+    image, regions = annotated
+    assert image.shape == (384, 512, 3) and regions[0][0].shape == (384, 512)
+    assert status == "Prompt: the uploaded mask." and "prompt `mask`" in info
+    assert {row[1] for row in table} == set(LABELS)
+
+
 def test_a_caching_segmenter_is_shared_by_copies_and_pickles_without_its_cache(files):
     import copy
     import pickle
