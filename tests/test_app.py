@@ -6,6 +6,7 @@ real browser (the system Chromium, driven by Playwright) that uploads a photo, c
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -313,18 +314,41 @@ def test_the_api_refuses_bad_input_by_name_and_keeps_serving(client, files):
 
 
 @pytest.mark.slow
-def test_the_space_that_push_writes_serves_the_model(files, tmp_path):
+def _venv_python(where: Path) -> str:
+    """A fresh virtual environment that sees this machine's packages (nothing can be downloaded here) but has its
+    own site-packages, where what is installed into it goes. Without a pip of its own: the seeded pip brings an old
+    setuptools that would shadow the one torch requires; this machine's pip installs into the environment."""
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(where)], check=True)
+    return str(where / "bin" / "python")
+
+
+def test_the_space_that_push_writes_installs_and_serves_the_model(files, tmp_path):
+    """Issue 35.5: the Space's requirements.txt was `rvernet-hf[app]==<version>`, which no index holds: the Space
+    could not build. It now holds the package beside app.py and lists what the package needs from PyPI; a fresh
+    virtual environment installs that list (offline: from what this machine has) and runs app.py, which imports the
+    Space's copy of the package and serves the model."""
     from huggingface_hub import metadata_load
+    from packaging.requirements import Requirement
 
     from rvernet_hf.hub import push_folder
 
     push_folder(files / "model", "me/rvernet-tiny", dry_run_dir=tmp_path / "upload", space_id="me/rvernet-tiny-demo")
     space = tmp_path / "upload-space"
-    assert sorted(path.name for path in space.iterdir()) == ["README.md", "app.py", "requirements.txt"]
+    assert sorted(path.name for path in space.iterdir()) == ["README.md", "app.py", "requirements.txt", "rvernet_hf"]
     front = metadata_load(space / "README.md")
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["models"] == ["me/rvernet-tiny"]
-    assert (space / "requirements.txt").read_text().startswith("rvernet-hf[app]==")
+    required = {Requirement(line).name for line in (space / "requirements.txt").read_text().splitlines()}
+    assert {"torch", "transformers", "gradio"} <= required and "rvernet-hf" not in required
+    assert (space / "rvernet_hf" / "templates" / "model_card.md").is_file() and not list(space.rglob("__pycache__"))
     assert "https://huggingface.co/spaces/me/rvernet-tiny-demo" in (tmp_path / "upload" / "README.md").read_text()
+    python = _venv_python(tmp_path / "venv")
+    subprocess.run(
+        [python, "-m", "pip", "install", "--no-index", "--quiet", "-r", "requirements.txt"], cwd=space, check=True
+    )  # every line resolvable (here: already present)
+    imported = subprocess.run(
+        [python, "-c", "import rvernet_hf; print(rvernet_hf.__file__)"], cwd=space, capture_output=True, text=True
+    )
+    assert imported.stdout.strip() == str(space / "rvernet_hf" / "__init__.py"), imported.stderr[-2000:]
     port = free_port()
     env = {
         "RVERNET_MODEL": str(tmp_path / "upload"),
@@ -333,7 +357,7 @@ def test_the_space_that_push_writes_serves_the_model(files, tmp_path):
         "GRADIO_SERVER_PORT": str(port),
     }
     with open(tmp_path / "space.log", "w") as log:
-        process = _start([sys.executable, "app.py"], port, log, env, cwd=space)
+        process = _start([python, "app.py"], port, log, env, cwd=space)
         try:
             from gradio_client import Client
 
@@ -344,6 +368,47 @@ def test_the_space_that_push_writes_serves_the_model(files, tmp_path):
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "repo_id, space_id, sam_model_id, message",
+    [
+        ("bad id!", None, None, "--repo_id 'bad id!' is not a valid Hub id"),
+        ("rvernet-tiny", None, None, "--repo_id 'rvernet-tiny' must be namespace/name"),
+        ("me/rvernet-tiny", "not a space", None, "--space_id 'not a space' is not a valid Hub id"),
+        ("me/rvernet-tiny", "demo", None, "--space_id 'demo' must be namespace/name"),
+        ("me/rvernet-tiny", None, "./towers/sam-tiny", "--sam_model_id './towers/sam-tiny' is a path on this machine"),
+    ],
+)
+def test_push_refuses_ids_the_hub_would_refuse_before_writing_anything(
+    files, tmp_path, repo_id, space_id, sam_model_id, message
+):
+    """Issue 35.5: invalid ids were accepted (and failed, if at all, at the Hub after the work); a local segmenter
+    path was written into the upload."""
+    from rvernet_hf.hub import push_folder
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        push_folder(
+            files / "model", repo_id, dry_run_dir=tmp_path / "up", space_id=space_id, sam_model_id=sam_model_id
+        )
+    assert not (tmp_path / "up").exists() and not (tmp_path / "up-space").exists()
+
+
+def test_a_space_for_a_model_the_app_cannot_serve_is_refused(tmp_path):
+    """Issue 35.5: a plain classifier got a Space whose app.py exited at start."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    from rvernet_hf.hub import push_folder
+
+    torch.manual_seed(0)
+    folder = tmp_path / "vit"
+    ViTForImageClassification(ViTConfig(**tiny_tower_config("vit").to_dict())).save_pretrained(folder)
+    (folder / "README.md").write_text("# a ViT\n")
+    with pytest.raises(ValueError, match="the Space serves RveRNet models .* holds a 'vit' model"):
+        push_folder(folder, "me/vit", dry_run_dir=tmp_path / "up", space_id="me/vit-demo")
+    assert not (tmp_path / "up").exists()
+    push_folder(folder, "me/vit", dry_run_dir=tmp_path / "up")  # without a Space it uploads
 
 
 def _chromium() -> str | None:

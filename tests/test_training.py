@@ -539,6 +539,7 @@ def test_the_run_says_how_many_mask_augmentations_could_not_apply(tmp_path, synt
     arguments = [*rvernet_args(synthetic_data, tower_dir), "--output_dir", str(tmp_path / "out"), "--do_train"]
     arguments += ["--max_steps", "2", "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
     arguments += ["--mask_augmentation", "1", "--mask_perturbations", "erode:0.55"]
+    arguments += ["--log_level", "warning"]  # the default follows transformers' verbosity, which other tests change
     with caplog.at_level(logging.WARNING):
         main(arguments)
     metrics = json.loads((tmp_path / "out" / "train_results.json").read_text())

@@ -262,6 +262,7 @@ def push_folder(
     import tempfile
 
     files = check_folder(folder)
+    check_push_ids(folder, repo_id, space_id, sam_model_id)
     if dry_run_dir is not None:
         target = Path(dry_run_dir)
         space_target = Path(f"{dry_run_dir}-space") if space_id else None
@@ -299,9 +300,39 @@ def push_folder(
     return commit
 
 
+def check_push_ids(folder: str | os.PathLike, repo_id: str, space_id: str | None, sam_model_id: str | None) -> None:
+    """Refuse, before anything is uploaded or written, ids the Hub would refuse or that would not serve: `repo_id` and
+    `space_id` must be `namespace/name` as the Hub validates them; a Space serves RveRNet models only (its `app.py`
+    runs `rvernet_hf.app`); `sam_model_id` goes into the upload, so it must be a Hub id, not a path here."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    for option, value in (("--repo_id", repo_id), ("--space_id", space_id), ("--sam_model_id", sam_model_id)):
+        if value is None:
+            continue
+        if option == "--sam_model_id" and (os.path.isabs(value) or os.path.exists(value) or value.startswith(".")):
+            raise ValueError(
+                f"{option} {value!r} is a path on this machine; the upload is read elsewhere: give the segmenter's "
+                "Hub id (e.g. facebook/sam-vit-base)."
+            )
+        try:
+            validate_repo_id(value)
+        except HFValidationError as error:
+            raise ValueError(f"{option} {value!r} is not a valid Hub id: {error}") from None
+        if value.count("/") != 1:
+            raise ValueError(f"{option} {value!r} must be namespace/name (e.g. your-name/rvernet-deit-b).")
+    model_type = json.loads((Path(folder) / "config.json").read_text()).get("model_type")
+    if space_id is not None and model_type != "rvernet":
+        raise ValueError(
+            f"--space_id: the Space serves RveRNet models (rvernet_hf.app), and {folder} holds a {model_type!r} "
+            "model; push it without --space_id."
+        )
+
+
 SPACE_APP = '''"""A Gradio Space for the RveRNet model {repo_id} (rvernet-hf's `rvernet-hf app`): click an object in a
 photo and read its label. RVERNET_MODEL serves another model (a Hub id or a local folder), RVERNET_SAM_MODEL another
-segmenter."""
+segmenter. The package itself (rvernet_hf {version}) is in this Space, beside this file; requirements.txt holds what
+it needs from PyPI."""
 
 import os
 
@@ -316,10 +347,39 @@ launch(app, host=None, port=None)  # Spaces set GRADIO_SERVER_NAME / GRADIO_SERV
 '''
 
 
+def space_requirements() -> str:
+    """The Space's `requirements.txt`: what this package and its `app` extra need, from PyPI (as its metadata declares
+    them). The package itself is not on an index: the Space holds it (`write_space`)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+
+    try:
+        declared = requires("rvernet-hf") or []
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        raise RuntimeError("rvernet-hf is not installed (pip install -e .): its requirements are unknown.") from None
+    lines = []
+    for text in declared:
+        requirement = Requirement(text)
+        if requirement.marker is not None and "extra" in str(requirement.marker):
+            if not requirement.marker.evaluate({"extra": "app"}):
+                continue  # another extra's
+            requirement.marker = None  # the `app` extra's
+        if requirement.name != "rvernet-hf":
+            lines.append(str(requirement))
+    return "".join(f"{line}\n" for line in sorted(set(lines)))
+
+
+def _copy_package(target: Path) -> None:
+    """This package's source (what its wheel holds: modules, templates, metric scripts) into `target`/rvernet_hf."""
+    source = Path(__file__).resolve().parent
+    shutil.copytree(source, target / source.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
 def write_space(target: str | os.PathLike, repo_id: str, space_id: str) -> list[str]:
     """Write a Gradio Space that serves `repo_id` through `rvernet_hf.app`: `README.md` (the Space's front matter:
-    `sdk: gradio`, `app_file`, `models`), `app.py` and `requirements.txt` (this package's version, with the `app`
-    extra). Returns the file names."""
+    `sdk: gradio`, `app_file`, `models`), `app.py`, this package (`rvernet_hf/`, imported from beside `app.py`: it is
+    on no index) and `requirements.txt` (what the package and its `app` extra need, from PyPI). Returns the names."""
     from importlib.metadata import PackageNotFoundError, version
 
     from . import __version__
@@ -330,6 +390,8 @@ def write_space(target: str | os.PathLike, repo_id: str, space_id: str) -> list[
         gradio_version = "6.0.0"
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
+    if (target / "rvernet_hf").exists():
+        raise ValueError(f"{target / 'rvernet_hf'} exists: write the Space into an empty folder.")
     name = repo_id.split("/")[-1]
     files = {
         "README.md": (
@@ -342,13 +404,14 @@ def write_space(target: str | os.PathLike, repo_id: str, space_id: str) -> list[
             f'(`Client("{space_id}").predict(handle_file("photo.jpg"), \'{{"points": [[120, 80]]}}\', '
             'api_name="/classify")`).\n'
         ),
-        "app.py": SPACE_APP.replace("{repo_id}", repo_id),
-        "requirements.txt": f"rvernet-hf[app]=={__version__}\n",
+        "app.py": SPACE_APP.replace("{repo_id}", repo_id).replace("{version}", __version__),
+        "requirements.txt": space_requirements(),
     }
     for file_name, text in files.items():
         with replaced_atomically(target / file_name) as temporary:
             Path(temporary).write_text(text, encoding="utf-8")
-    return sorted(files)
+    _copy_package(target)
+    return sorted([*files, "rvernet_hf"])
 
 
 def _stage_upload(
@@ -396,11 +459,13 @@ def _stage_upload(
 __all__ = [
     "TEMPLATE_PATH",
     "check_folder",
+    "check_push_ids",
     "export_model",
     "files_to_upload",
     "push_folder",
     "render_model_card",
     "save_prompted_pipeline",
+    "space_requirements",
     "verify_reload",
     "write_space",
 ]

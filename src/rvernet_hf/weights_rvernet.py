@@ -92,7 +92,8 @@ def verify_checksums(source, revision: str | None = None) -> None:
         if os.path.getsize(path) != expected["bytes"] or _sha256(path) != expected["sha256"]:
             raise ValueError(
                 f"{path}: the file differs from the one saved (its sha256 in {CHECKSUM_FILE} does not match): it was "
-                "damaged or changed after saving. Download or save it again."
+                f"damaged or changed after saving. Download or save it again (if you changed it on purpose, delete "
+                f"{CHECKSUM_FILE}: the weights' values are still checked)."
             )
 
 

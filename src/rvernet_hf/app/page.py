@@ -237,7 +237,7 @@ class _Handlers:
         """(annotated photo, table, timings, tower inputs, prompt status) for one prompt."""
         return (*_outputs(self.app, self.app.classify(photo, prompt), prompt, scale), prompt_status(prompt))
 
-    def classify(self, image, state, box_text, mask_image, every_object, concept, shown):
+    def classify_page(self, image, state, box_text, mask_image, every_object, concept, shown):
         photo, scale = shown_photo(image, shown)
         if photo is None:
             raise ValueError("upload a photo first (or pick an example).")
@@ -285,7 +285,7 @@ class _Handlers:
         except ValueError as error:  # a box being typed
             return _message(error)
 
-    def api_classify(self, path, prompt_json):
+    def api_classify(self, path, prompt_json):  # the public `/classify` endpoint (no other handler is named so)
         if path is None:
             raise ValueError("no image was sent.")
         return self.app.api_result(self.app.classify(path, prompt_json))
@@ -307,7 +307,7 @@ def build_page(app: RveRNetApp) -> gr.Blocks:
             results = _result_column()
         handlers = _Handlers(app, len(results))
         private = {"api_visibility": "private"}
-        run.click(_guarded(handlers.classify), [photo, clicks, *fields, shown], [*results, status], **private)
+        run.click(_guarded(handlers.classify_page), [photo, clicks, *fields, shown], [*results, status], **private)
         photo.select(
             _guarded(handlers.click), [photo, clicks, mode, fields[0], shown], [clicks, *fields, *results, status],
             **private,
